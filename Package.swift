@@ -1,0 +1,69 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Module map (one job each):
+//   C*            system libraries (libhdf5, zlib, OpenBLAS, libjpeg/libpng) through shim headers
+//   BLCore        dtypes, byte readers, memory-mapped files, strided tensors, the value tree, errors
+//   BLPickle      the pickle reader: records opcodes into values, never executes anything
+//   BLTorch       PyTorch checkpoints: zip (torch >= 1.6) and legacy (torch < 1.6) containers
+//   BLHDF5        HDF5 files through libhdf5
+//   BLSafetensors safetensors reader and writer
+//   BLCheckpoint  format detection and one view over every reader (inspect / extract)
+//   BLGraph       the graph IR: ops, shapes, validation, text/JSON, FLOP and memory counts
+//   BLVNet        bLVNet-TAM: configuration inference, mapping onto the IR, passes, model packages
+//   BLKernels     numeric kernels (the only code that calls BLAS), each with a naive oracle
+//   BLEngine      executes the IR with the kernels
+//   BLMedia       frame folders: PNG/JPEG decoding and the reference preprocessing
+//   BLVerify      parity against reference clips
+//   BLCommands    the command-line interface (one file per subcommand)
+let package = Package(
+    name: "blconvert",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "blconvert", targets: ["blconvert"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5-serial",
+                       providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CImageIO", pkgConfig: "libpng",
+                       providers: [.apt(["libpng-dev", "libjpeg62-turbo-dev"])]),
+
+        .target(name: "BLCore"),
+        .target(name: "BLPickle", dependencies: ["BLCore"]),
+        .target(name: "BLTorch", dependencies: ["BLCore", "BLPickle", "CZlib"]),
+        .target(name: "BLHDF5", dependencies: ["BLCore", "CHDF5"]),
+        .target(name: "BLSafetensors", dependencies: ["BLCore"]),
+        .target(name: "BLCheckpoint",
+                dependencies: ["BLCore", "BLPickle", "BLTorch", "BLHDF5", "BLSafetensors"]),
+        .target(name: "BLGraph", dependencies: ["BLCore"]),
+        .target(name: "BLVNet",
+                dependencies: ["BLCore", "BLGraph", "BLCheckpoint", "BLSafetensors"]),
+        .target(name: "BLKernels", dependencies: ["BLCore", "COpenBLAS"]),
+        .target(name: "BLEngine", dependencies: ["BLCore", "BLGraph", "BLKernels", "BLVNet"]),
+        .target(name: "BLMedia", dependencies: ["BLCore", "CImageIO"]),
+        .target(name: "BLVerify",
+                dependencies: ["BLCore", "BLEngine", "BLVNet", "BLSafetensors", "BLCheckpoint"]),
+        .target(name: "BLCommands",
+                dependencies: [
+                    "BLCore", "BLCheckpoint", "BLSafetensors", "BLGraph", "BLVNet",
+                    "BLEngine", "BLVerify", "BLMedia",
+                    .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                ]),
+        .executableTarget(name: "blconvert", dependencies: ["BLCommands"]),
+
+        .testTarget(name: "BLConvertTests",
+                    dependencies: [
+                        "BLCore", "BLPickle", "BLTorch", "BLHDF5", "BLSafetensors", "BLCheckpoint",
+                        "BLGraph", "BLVNet", "BLKernels", "BLEngine", "BLVerify", "BLMedia",
+                        "BLCommands",
+                    ],
+                    resources: []),
+    ]
+)

@@ -1,0 +1,224 @@
+/// A strided view of typed elements inside a `ByteStorage`, as PyTorch describes tensors:
+/// shape, strides and offset counted in elements. Several tensors may share one storage.
+public struct Tensor: Sendable {
+    public let dtype: DType
+    public let shape: [Int]
+    public let strides: [Int]
+    /// Offset of element [0, 0, ...] in elements from the start of `storage`.
+    public let offset: Int
+    public let storage: ByteStorage
+
+    /// Validates that every element the view can reach lies inside the storage, so reads never
+    /// go out of bounds whatever a file claims.
+    public init(dtype: DType, shape: [Int], strides: [Int]? = nil, offset: Int = 0, storage: ByteStorage) throws {
+        let strides = strides ?? Tensor.contiguousStrides(shape)
+        guard strides.count == shape.count else {
+            throw BLError(.format, "tensor has \(shape.count) dimensions but \(strides.count) strides")
+        }
+        guard shape.allSatisfy({ $0 >= 0 }) else {
+            throw BLError(.format, "negative size in shape \(shape)")
+        }
+        guard strides.allSatisfy({ $0 >= 0 }), offset >= 0 else {
+            throw BLError(.unsupported, "negative strides or offset are not supported (strides \(strides), offset \(offset))")
+        }
+        let count = try Tensor.checkedCount(shape)
+        if count > 0 {
+            var last = offset
+            for (n, s) in zip(shape, strides) {
+                let (m, o1) = (n - 1).multipliedReportingOverflow(by: s)
+                let (sum, o2) = last.addingReportingOverflow(m)
+                if o1 || o2 { throw BLError(.format, "tensor extent overflows (shape \(shape), strides \(strides))") }
+                last = sum
+            }
+            let (endByte, o3) = (last + 1).multipliedReportingOverflow(by: dtype.byteSize)
+            if o3 || endByte > storage.count {
+                throw BLError(.format, "tensor of shape \(shape), strides \(strides), offset \(offset) reaches element \(last) but its \(dtype.torchName) storage holds \(storage.count / dtype.byteSize)")
+            }
+        }
+        self.dtype = dtype
+        self.shape = shape
+        self.strides = strides
+        self.offset = offset
+        self.storage = storage
+    }
+
+    /// A new contiguous tensor whose bytes are written by `fill`.
+    public static func make(dtype: DType, shape: [Int], fill: (UnsafeMutableRawBufferPointer) throws -> Void) throws -> Tensor {
+        let n = try checkedCount(shape)
+        let storage = try ByteStorage.allocate(count: n * dtype.byteSize, fill: fill)
+        return try Tensor(dtype: dtype, shape: shape, storage: storage)
+    }
+
+    public static func fromFloats(_ values: [Float], shape: [Int]) throws -> Tensor {
+        guard try checkedCount(shape) == values.count else {
+            throw BLError(.invalidArgument, "\(values.count) values do not fill shape \(shape)")
+        }
+        return try make(dtype: .float32, shape: shape) { dst in
+            values.withUnsafeBytes { src in dst.copyMemory(from: src) }
+        }
+    }
+
+    public static func contiguousStrides(_ shape: [Int]) -> [Int] {
+        var strides = [Int](repeating: 1, count: shape.count)
+        var acc = 1
+        for i in stride(from: shape.count - 1, through: 0, by: -1) {
+            strides[i] = acc
+            acc = acc &* max(shape[i], 1)
+        }
+        return strides
+    }
+
+    public static func checkedCount(_ shape: [Int]) throws -> Int {
+        var n = 1
+        for d in shape {
+            let (m, o) = n.multipliedReportingOverflow(by: d)
+            if o || m > (1 << 48) { throw BLError(.format, "shape \(shape) is too large") }
+            n = m
+        }
+        return n
+    }
+
+    public var rank: Int { shape.count }
+    public var elementCount: Int { shape.reduce(1, *) }
+    public var byteCount: Int { elementCount * dtype.byteSize }
+
+    /// Row-major and dense (dimensions of size 1 may carry any stride).
+    public var isContiguous: Bool {
+        var expected = 1
+        for i in stride(from: shape.count - 1, through: 0, by: -1) where shape[i] != 1 {
+            if strides[i] != expected { return false }
+            expected *= shape[i]
+        }
+        return true
+    }
+
+    /// Calls `body` with the logical row-major bytes; no copy when the view is contiguous.
+    public func withContiguousBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        if isContiguous {
+            let start = offset * dtype.byteSize
+            return try body(UnsafeRawBufferPointer(rebasing: storage.bytes[start..<(start + byteCount)]))
+        }
+        let bytes = contiguousBytes()
+        return try bytes.withUnsafeBytes { try body($0) }
+    }
+
+    /// The logical row-major bytes as a new array.
+    public func contiguousBytes() -> [UInt8] {
+        let es = dtype.byteSize
+        var out = [UInt8](repeating: 0, count: byteCount)
+        if isContiguous {
+            let start = offset * es
+            out.withUnsafeMutableBytes { dst in
+                dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: storage.bytes[start..<(start + byteCount)]))
+            }
+            return out
+        }
+        out.withUnsafeMutableBytes { dst in
+            var k = 0
+            forEachElementOffset { off in
+                let src = storage.bytes.baseAddress! + off * es
+                (dst.baseAddress! + k * es).copyMemory(from: src, byteCount: es)
+                k += 1
+            }
+        }
+        return out
+    }
+
+    /// Visits the storage element offset of every element in row-major order.
+    public func forEachElementOffset(_ body: (Int) -> Void) {
+        let n = elementCount
+        if n == 0 { return }
+        let r = shape.count
+        if r == 0 { body(offset); return }
+        var index = [Int](repeating: 0, count: r)
+        var off = offset
+        for _ in 0..<n {
+            body(off)
+            var d = r - 1
+            while d >= 0 {
+                index[d] += 1
+                off += strides[d]
+                if index[d] < shape[d] { break }
+                off -= strides[d] * shape[d]
+                index[d] = 0
+                d -= 1
+            }
+        }
+    }
+
+    @inline(__always)
+    func loadDouble(_ off: Int) -> Double {
+        let p = storage.bytes.baseAddress!
+        switch dtype {
+        case .float64: return p.loadUnaligned(fromByteOffset: off * 8, as: Double.self)
+        case .float32: return Double(p.loadUnaligned(fromByteOffset: off * 4, as: Float.self))
+        case .float16: return Double(HalfConversion.halfToFloat(p.loadUnaligned(fromByteOffset: off * 2, as: UInt16.self)))
+        case .bfloat16: return Double(HalfConversion.bfloat16ToFloat(p.loadUnaligned(fromByteOffset: off * 2, as: UInt16.self)))
+        case .int64: return Double(p.loadUnaligned(fromByteOffset: off * 8, as: Int64.self))
+        case .int32: return Double(p.loadUnaligned(fromByteOffset: off * 4, as: Int32.self))
+        case .int16: return Double(p.loadUnaligned(fromByteOffset: off * 2, as: Int16.self))
+        case .int8: return Double(p.loadUnaligned(fromByteOffset: off, as: Int8.self))
+        case .uint8: return Double(p.load(fromByteOffset: off, as: UInt8.self))
+        case .bool: return p.load(fromByteOffset: off, as: UInt8.self) != 0 ? 1 : 0
+        }
+    }
+
+    /// Logical values as doubles (exact for every dtype but int64 beyond 2^53).
+    public func doubles() -> [Double] {
+        var out = [Double]()
+        out.reserveCapacity(elementCount)
+        forEachElementOffset { out.append(loadDouble($0)) }
+        return out
+    }
+
+    /// Logical values as int64 (integer and bool dtypes exactly; floats truncated).
+    public func int64s() -> [Int64] {
+        var out = [Int64]()
+        out.reserveCapacity(elementCount)
+        let p = storage.bytes.baseAddress
+        forEachElementOffset { off in
+            switch dtype {
+            case .int64: out.append(p!.loadUnaligned(fromByteOffset: off * 8, as: Int64.self))
+            default: out.append(Int64(loadDouble(off)))
+            }
+        }
+        return out
+    }
+
+    /// Logical values as float32 (converting from any dtype).
+    public func floats() -> [Float] {
+        if dtype == .float32 && isContiguous {
+            return withContiguousBytes { Array($0.bindMemory(to: Float.self)) }
+        }
+        var out = [Float]()
+        out.reserveCapacity(elementCount)
+        forEachElementOffset { out.append(Float(loadDouble($0))) }
+        return out
+    }
+
+    /// A contiguous copy converted to `target` (float types round to nearest even).
+    public func converted(to target: DType) throws -> Tensor {
+        if target == dtype && isContiguous { return self }
+        if target == dtype {
+            let bytes = contiguousBytes()
+            return try Tensor.make(dtype: dtype, shape: shape) { dst in
+                bytes.withUnsafeBytes { src in dst.copyMemory(from: src) }
+            }
+        }
+        guard target.isFloatingPoint else {
+            throw BLError(.unsupported, "conversion from \(dtype.torchName) to \(target.torchName) is not supported")
+        }
+        let values = doubles()
+        return try Tensor.make(dtype: target, shape: shape) { dst in
+            for (i, v) in values.enumerated() {
+                switch target {
+                case .float64: dst.storeBytes(of: v, toByteOffset: i * 8, as: Double.self)
+                case .float32: dst.storeBytes(of: Float(v), toByteOffset: i * 4, as: Float.self)
+                case .float16: dst.storeBytes(of: HalfConversion.floatToHalf(Float(v)), toByteOffset: i * 2, as: UInt16.self)
+                case .bfloat16: dst.storeBytes(of: HalfConversion.floatToBFloat16(Float(v)), toByteOffset: i * 2, as: UInt16.self)
+                default: break
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,2 @@
+import BLCommands
+BLConvert.main()
