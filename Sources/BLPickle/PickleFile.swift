@@ -8,7 +8,7 @@ public enum PickleFile {
         do {
             let file = try MappedFile(path: path)
             let name = path.split(separator: "/").last.map(String.init) ?? path
-            let tree = try Unpickler.read(file.bytes, name: name)
+            let tree = try withExtendedLifetime(file) { try Unpickler.read(file.bytes, name: name) }
             return try tree.value()
         } catch let e as BLError {
             throw e.inFile(path)

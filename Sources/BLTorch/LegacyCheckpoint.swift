@@ -8,8 +8,8 @@ enum LegacyCheckpoint {
     static let magic = "119547037146038801333356"   // 0x1950a86a20f9469cfc6c
     static let protocolVersion: Int64 = 1001
 
-    static func read(_ file: MappedFile) throws -> Value {
-        let bytes = file.bytes
+    /// `bytes` must stay valid while `owner` lives; tensors keep `owner` alive.
+    static func read(_ bytes: UnsafeRawBufferPointer, owner: AnyObject) throws -> Value {
         var pos = 0
         func next(_ name: String) throws -> PickleTree {
             let t = try Unpickler.read(UnsafeRawBufferPointer(rebasing: bytes[pos...]), name: name, baseOffset: pos)
@@ -90,7 +90,7 @@ enum LegacyCheckpoint {
                 throw BLError(.format, "view of storage '\(ref.key)' overflows")
             }
             if let s = cache[cacheKey] { return s }
-            let s = file.storage(sub)
+            let s = ByteStorage(slice: UnsafeRawBufferPointer(rebasing: bytes[sub]), owner: owner)
             cache[cacheKey] = s
             return s
         }

@@ -38,15 +38,21 @@ public struct TorchFile: Sendable {
 
     public static func load(file: MappedFile) throws -> TorchFile {
         do {
-            if looksLikeZip(file.bytes) {
-                return TorchFile(format: .zip, root: try ZipCheckpoint.read(file), file: file)
-            }
-            if looksLikeLegacy(file.bytes) {
-                return TorchFile(format: .legacy, root: try LegacyCheckpoint.read(file), file: file)
-            }
-            throw BLError(.format, "not a PyTorch checkpoint: neither a zip archive nor a legacy pickle with torch's magic number")
+            let (format, root) = try read(file.bytes, owner: file)
+            return TorchFile(format: format, root: root, file: file)
         } catch let e as BLError {
             throw e.inFile(file.path)
         }
+    }
+
+    /// Reads a checkpoint from bytes that stay valid while `owner` lives (tensors keep `owner` alive).
+    static func read(_ bytes: UnsafeRawBufferPointer, owner: AnyObject) throws -> (TorchFormat, Value) {
+        if looksLikeZip(bytes) {
+            return (.zip, try ZipCheckpoint.read(bytes, owner: owner))
+        }
+        if looksLikeLegacy(bytes) {
+            return (.legacy, try LegacyCheckpoint.read(bytes, owner: owner))
+        }
+        throw BLError(.format, "not a PyTorch checkpoint: neither a zip archive nor a legacy pickle with torch's magic number")
     }
 }

@@ -4,8 +4,9 @@ import BLPickle
 /// torch >= 1.6 checkpoints: `<prefix>/data.pkl` names storages `('storage', type, key, location, numel)`
 /// whose bytes are the members `<prefix>/data/<key>`.
 enum ZipCheckpoint {
-    static func read(_ file: MappedFile) throws -> Value {
-        let zip = try ZipArchive(file.bytes)
+    /// `bytes` must stay valid while `owner` lives; tensors of stored members keep `owner` alive.
+    static func read(_ bytes: UnsafeRawBufferPointer, owner file: AnyObject) throws -> Value {
+        let zip = try ZipArchive(bytes)
         let candidates = zip.entries.filter { e in
             guard e.name.hasSuffix("data.pkl") else { return false }
             let prefix = e.name.dropLast("data.pkl".count)
@@ -17,7 +18,7 @@ enum ZipCheckpoint {
         let prefix = String(pkl.name.dropLast("data.pkl".count))
 
         if let bo = zip.entry(named: prefix + "byteorder") {
-            let text = String(decoding: try member(zip, bo, file).bytes, as: UTF8.self)
+            let text = try memberText(zip, bo, file)
             switch text.trimmingSpaces {
             case "little": break
             case "big": throw BLError(.unsupported, "big-endian checkpoint (byteorder 'big') is not supported")
@@ -25,14 +26,14 @@ enum ZipCheckpoint {
             }
         }
         if let v = zip.entry(named: prefix + "version") {
-            let text = String(decoding: try member(zip, v, file).bytes, as: UTF8.self).trimmingSpaces
+            let text = try memberText(zip, v, file).trimmingSpaces
             guard !text.isEmpty, text.count <= 8, text.allSatisfy({ $0.isASCII && $0.isNumber }) else {
                 throw BLError(.format, "version member says '\(text.prefix(20))', expected a number")
             }
         }
 
         let pklStorage = try member(zip, pkl, file)
-        let tree = try Unpickler.read(pklStorage.bytes, name: pkl.name)
+        let tree = try withExtendedLifetime(pklStorage) { try Unpickler.read(pklStorage.bytes, name: pkl.name) }
 
         var cache: [String: ByteStorage] = [:]
         return try tree.value { ref in
@@ -55,8 +56,14 @@ enum ZipCheckpoint {
         }
     }
 
+    /// A small member's bytes as text (at most 64 bytes are looked at).
+    static func memberText(_ zip: ZipArchive, _ e: ZipEntry, _ file: AnyObject) throws -> String {
+        let s = try member(zip, e, file)
+        return withExtendedLifetime(s) { String(decoding: s.bytes.prefix(64), as: UTF8.self) }
+    }
+
     /// A member's bytes: stored members are a slice of the mapping, deflated ones are inflated.
-    static func member(_ zip: ZipArchive, _ e: ZipEntry, _ file: MappedFile) throws -> ByteStorage {
+    static func member(_ zip: ZipArchive, _ e: ZipEntry, _ file: AnyObject) throws -> ByteStorage {
         if e.flags & 1 != 0 {
             throw BLError(.unsupported, "zip member \(e.name) is encrypted")
         }
@@ -66,9 +73,9 @@ enum ZipCheckpoint {
             guard e.uncompressedSize == e.compressedSize else {
                 throw BLError(.format, "stored member \(e.name) has different compressed (\(e.compressedSize)) and uncompressed (\(e.uncompressedSize)) sizes")
             }
-            return file.storage(range)
+            return ByteStorage(slice: UnsafeRawBufferPointer(rebasing: zip.bytes[range]), owner: file)
         case 8:
-            return try Inflate.inflate(UnsafeRawBufferPointer(rebasing: file.bytes[range]), size: e.uncompressedSize,
+            return try Inflate.inflate(UnsafeRawBufferPointer(rebasing: zip.bytes[range]), size: e.uncompressedSize,
                                        crc: e.crc32, what: "zip member \(e.name)")
         default:
             throw BLError(.unsupported, "zip member \(e.name) uses compression method \(e.method) (only stored and deflate are supported)")
