@@ -64,15 +64,20 @@ final class Machine {
         return n
     }
 
-    func line() throws -> String {
+    /// The bytes up to the next newline (consumed), without a trailing carriage return.
+    func rawLine() throws -> UnsafeRawBufferPointer {
         guard let nl = bytes[pos...].firstIndex(of: 0x0a) else {
             throw fail("truncated pickle: missing end of line")
         }
-        let raw = UnsafeRawBufferPointer(rebasing: bytes[pos..<nl])
+        var end = nl
+        if end > pos && bytes[end - 1] == 0x0d { end -= 1 }
+        let raw = UnsafeRawBufferPointer(rebasing: bytes[pos..<end])
         pos = nl + 1
-        var t = raw[...]
-        if t.last == 0x0d { t = t.dropLast() }
-        guard let s = String(validating: t, as: UTF8.self) else { throw fail("text argument is not valid UTF-8") }
+        return raw
+    }
+
+    func line() throws -> String {
+        guard let s = String(validating: try rawLine(), as: UTF8.self) else { throw fail("text argument is not valid UTF-8") }
         return s
     }
 
@@ -203,11 +208,11 @@ final class Machine {
         case .binUnicode: push(.string(try utf8(try take(try length(UInt32.self), "BINUNICODE"))))
         case .shortBinUnicode: push(.string(try utf8(try take(Int(try u8()), "SHORT_BINUNICODE"))))
         case .binUnicode8: push(.string(try utf8(try take(try length(UInt64.self), "BINUNICODE8"))))
-        case .unicode: push(.string(try rawUnicodeEscape(try line())))
+        case .unicode: push(.string(try rawUnicodeEscape(try rawLine())))
         case .binString: push(pyString(try take(try length(Int32.self), "BINSTRING")))
         case .shortBinString: push(pyString(try take(Int(try u8()), "SHORT_BINSTRING")))
         case .string:
-            let b = try unquote(try line())
+            let b = try unquote(try rawLine())
             push(b.withUnsafeBytes { pyString($0) })
         case .binBytes: push(.bytes(Array(try take(try length(UInt32.self), "BINBYTES"))))
         case .shortBinBytes: push(.bytes(Array(try take(Int(try u8()), "SHORT_BINBYTES"))))
@@ -337,8 +342,8 @@ final class Machine {
     }
 
     /// The body of a protocol-0 STRING literal (`'abc\n'` with Python escapes).
-    func unquote(_ s: String) throws -> [UInt8] {
-        let b = Array(s.utf8)
+    func unquote(_ raw: UnsafeRawBufferPointer) throws -> [UInt8] {
+        let b = Array(raw)
         guard b.count >= 2, let q = b.first, q == 0x27 || q == 0x22, b.last == q else {
             throw fail("STRING argument is not quoted")
         }
@@ -381,22 +386,37 @@ final class Machine {
         return out
     }
 
-    /// Python's raw-unicode-escape: code points below 256 as themselves, others as \uXXXX / \UXXXXXXXX.
-    func rawUnicodeEscape(_ s: String) throws -> String {
-        let scalars = Array(s.unicodeScalars)
+    /// Python's raw-unicode-escape: bytes are code points below 256, others are \uXXXX / \UXXXXXXXX.
+    func rawUnicodeEscape(_ raw: UnsafeRawBufferPointer) throws -> String {
         var out = String.UnicodeScalarView()
         var i = 0
-        while i < scalars.count {
-            let c = scalars[i]
-            if c == "\\", i + 1 < scalars.count, scalars[i + 1] == "u" || scalars[i + 1] == "U" {
-                let n = scalars[i + 1] == "u" ? 4 : 8
-                guard i + 2 + n <= scalars.count,
-                      let v = UInt32(String(String.UnicodeScalarView(scalars[(i + 2)..<(i + 2 + n)])), radix: 16),
-                      let u = Unicode.Scalar(v) else { throw fail("bad \\u escape in UNICODE") }
+        let n = raw.count
+        func hexValue(_ from: Int, _ count: Int) -> UInt32? {
+            var v: UInt32 = 0
+            for k in from..<(from + count) {
+                let c = raw[k]
+                let d: UInt32
+                switch c {
+                case 0x30...0x39: d = UInt32(c - 0x30)
+                case 0x61...0x66: d = UInt32(c - 0x61 + 10)
+                case 0x41...0x46: d = UInt32(c - 0x41 + 10)
+                default: return nil
+                }
+                v = v << 4 | d
+            }
+            return v
+        }
+        while i < n {
+            let c = raw[i]
+            if c == 0x5c, i + 1 < n, raw[i + 1] == 0x75 || raw[i + 1] == 0x55 {
+                let k = raw[i + 1] == 0x75 ? 4 : 8
+                guard i + 2 + k <= n, let v = hexValue(i + 2, k), let u = Unicode.Scalar(v) else {
+                    throw fail("bad \\u escape in UNICODE")
+                }
                 out.append(u)
-                i += 2 + n
+                i += 2 + k
             } else {
-                out.append(c)
+                out.append(Unicode.Scalar(c))
                 i += 1
             }
         }

@@ -8,11 +8,15 @@ public enum PickleFile {
         do {
             let file = try MappedFile(path: path)
             let name = path.split(separator: "/").last.map(String.init) ?? path
-            let tree = try withExtendedLifetime(file) { try Unpickler.read(file.bytes, name: name) }
-            return try tree.value()
+            return try withExtendedLifetime(file) { try read(file.bytes, name: name) }
         } catch let e as BLError {
             throw e.inFile(path)
         }
+    }
+
+    /// Reads the first pickle in `bytes` (errors name it `name`).
+    static func read(_ bytes: UnsafeRawBufferPointer, name: String) throws -> Value {
+        try Unpickler.read(bytes, name: name).value()
     }
 
     /// True when the bytes start like a protocol 2 to 5 pickle (`0x80 <protocol>`).

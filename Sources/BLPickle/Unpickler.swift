@@ -109,16 +109,24 @@ public struct PickleTree {
 
     /// Builds the value tree. `resolve` supplies the bytes of each storage (called once per
     /// storage index); tensors are validated against them.
-    public func value(resolve: (StorageRef) throws -> ByteStorage) throws -> Value {
+    ///
+    /// `maxElements` bounds the logical size of each tensor view: a stride-0 view of a tiny storage
+    /// can claim any size, and nothing downstream should be asked to materialise that.
+    public func value(maxElements: Int = 1 << 40, resolve: (StorageRef) throws -> ByteStorage) throws -> Value {
         try withoutActuallyEscaping(resolve) { r in
             var conv = Converter(m: machine, resolve: r)
+            conv.maxElements = maxElements
             return try conv.convert(root, depth: 0, path: "")
         }
     }
 
     /// Builds the value tree of a pickle that must not reference storages.
     public func value() throws -> Value {
-        try value { ref in
+        if let ref = storages.first {
+            throw BLError(.unsupported, "a bare pickle cannot hold tensor data (persistent id of storage \(ref.key), \(ref.typeName))",
+                          location: machine.name)
+        }
+        return try value { ref in
             throw BLError(.unsupported, "a bare pickle cannot hold tensor data (storage \(ref.key) of type \(ref.typeName))",
                           location: machine.name)
         }
@@ -130,6 +138,7 @@ struct Converter {
     let resolve: (StorageRef) throws -> ByteStorage
     var cache: [Int: ByteStorage] = [:]
     var budget: Int
+    var maxElements = 1 << 40
 
     init(m: Machine, resolve: @escaping (StorageRef) throws -> ByteStorage) {
         self.m = m
@@ -199,6 +208,10 @@ struct Converter {
                     cache[spec.storage] = storage
                 }
                 do {
+                    let count = try Tensor.checkedCount(spec.shape)
+                    if count > maxElements {
+                        throw BLError(.format, "tensor view of shape \(spec.shape) has \(count) elements, implausible for a file of this size (limit \(maxElements))")
+                    }
                     return .tensor(try Tensor(dtype: spec.dtype ?? ref.dtype, shape: spec.shape, strides: spec.strides,
                                               offset: spec.offset, storage: storage))
                 } catch let e as BLError {

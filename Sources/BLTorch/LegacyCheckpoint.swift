@@ -74,7 +74,7 @@ enum LegacyCheckpoint {
         }
 
         var cache: [String: ByteStorage] = [:]
-        return try tree.value { ref in
+        return try tree.value(maxElements: TorchFile.maxViewElements(bytes.count)) { ref in
             guard let range = ranges[ref.key] else {
                 throw BLError(.format, "storage '\(ref.key)' is not in the storage key list")
             }

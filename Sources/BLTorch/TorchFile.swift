@@ -45,6 +45,11 @@ public struct TorchFile: Sendable {
         }
     }
 
+    /// Largest logical element count accepted for one tensor view of a container of `fileSize` bytes.
+    static func maxViewElements(_ fileSize: Int) -> Int {
+        max(1 << 24, fileSize.multipliedReportingOverflow(by: 64).partialValue)
+    }
+
     /// Reads a checkpoint from bytes that stay valid while `owner` lives (tensors keep `owner` alive).
     static func read(_ bytes: UnsafeRawBufferPointer, owner: AnyObject) throws -> (TorchFormat, Value) {
         if looksLikeZip(bytes) {

@@ -36,7 +36,7 @@ enum ZipCheckpoint {
         let tree = try withExtendedLifetime(pklStorage) { try Unpickler.read(pklStorage.bytes, name: pkl.name) }
 
         var cache: [String: ByteStorage] = [:]
-        return try tree.value { ref in
+        return try tree.value(maxElements: TorchFile.maxViewElements(bytes.count)) { ref in
             let name = prefix + "data/" + ref.key
             let storage: ByteStorage
             if let s = cache[ref.key] {

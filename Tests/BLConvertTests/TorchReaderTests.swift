@@ -163,7 +163,7 @@ enum ParserFixtures {
         #expect(t["baseline_model.conv1.weight"]?.shape == [64, 3, 7, 7])
         // A plain fc head with 7 classes (manifest), fed by 2048 features of the last Bottleneck stage.
         let fc = try #require(t["baseline_model.fc.weight"])
-        #expect(fc.shape.first == 7)
+        #expect(fc.shape == [7, 2048])
         for (name, x) in flat.tensors {
             // Deflated members are inflated (CRC-checked) into their own memory.
             #expect(!ParserFixtures.inside(x, file.file), "\(name)")
