@@ -1,7 +1,8 @@
 /// Integers of LONG1 / LONG4 (little-endian two's complement of any length) and text LONG.
 enum PickleInteger {
-    /// Longest integer accepted, in bytes (a corrupt LONG4 must not make decimal conversion hang).
-    static let maxBytes = 4096
+    /// Longest integer accepted, in bytes (2^8192, far beyond any checkpoint's counters): decimal
+    /// conversion is quadratic, so a pickle full of long LONG4s must not make it hang.
+    static let maxBytes = 1024
 
     /// Decodes little-endian two's complement bytes: `.int` when it fits Int64, else decimal digits.
     static func decode(_ bytes: UnsafeRawBufferPointer) -> (small: Int64?, decimal: String) {

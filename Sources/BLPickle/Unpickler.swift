@@ -143,7 +143,9 @@ struct Converter {
     init(m: Machine, resolve: @escaping (StorageRef) throws -> ByteStorage) {
         self.m = m
         self.resolve = resolve
-        self.budget = max(1 << 20, m.bytes.count * 32)
+        // Shared references (memo GET) may repeat a subtree, but a real checkpoint's tree is a few
+        // values per pickle byte; this stops `x = (x, x)` repeated 60 times long before memory is at risk.
+        self.budget = min(max(1 << 20, m.bytes.count * 8), 1 << 25)
     }
 
     mutating func convert(_ item: Item, depth: Int, path: String) throws -> Value {

@@ -33,7 +33,7 @@ private struct LCG {
     }
 }
 
-private let marker = "/tmp/blconvert-evil-marker"
+private let marker = ParserFixtures.expected["evil"]?["marker"]?.stringValue ?? "/tmp/blconvert-evil-marker"
 
 @Suite struct TorchPickleHostileTests {
     @Test(arguments: ["evil_os_system", "evil_eval", "evil_exec"])
