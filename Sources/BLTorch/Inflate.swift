@@ -29,6 +29,8 @@ enum Inflate {
             throw BLError(.unsupported, "\(what) declares \(size) bytes uncompressed, more than half of this machine's memory")
         }
         return try ByteStorage.allocate(count: size) { out in
+            guard let outBase = out.baseAddress else { throw BLError(.io, "no memory for inflating \(what)") }
+            let inBase = input.baseAddress
             var strm = z_stream()
             guard blc_inflate_init_raw(&strm) == Z_OK else {
                 throw BLError(.io, "zlib could not start inflating \(what)")
@@ -38,9 +40,9 @@ enum Inflate {
             var inPos = 0, outPos = 0
             var status = Z_OK
             while true {
-                if strm.avail_in == 0 && inPos < input.count {
+                if strm.avail_in == 0 && inPos < input.count, let inBase {
                     let k = min(chunk, input.count - inPos)
-                    strm.next_in = UnsafeMutablePointer(mutating: input.baseAddress!.advanced(by: inPos).assumingMemoryBound(to: Bytef.self))
+                    strm.next_in = UnsafeMutablePointer(mutating: inBase.advanced(by: inPos).assumingMemoryBound(to: Bytef.self))
                     strm.avail_in = uInt(k)
                     inPos += k
                 }
@@ -49,7 +51,7 @@ enum Inflate {
                 let room = size - outPos
                 if room > 0 {
                     let k = min(chunk, room)
-                    strm.next_out = out.baseAddress!.advanced(by: outPos).assumingMemoryBound(to: Bytef.self)
+                    strm.next_out = outBase.advanced(by: outPos).assumingMemoryBound(to: Bytef.self)
                     strm.avail_out = uInt(k)
                     let before = strm.avail_out
                     status = CZlib.inflate(&strm, Z_NO_FLUSH)
@@ -81,7 +83,7 @@ enum Inflate {
             var p = 0
             while p < size {
                 let k = min(chunk, size - p)
-                c = crc32(c, out.baseAddress!.advanced(by: p).assumingMemoryBound(to: Bytef.self), uInt(k))
+                c = crc32(c, outBase.advanced(by: p).assumingMemoryBound(to: Bytef.self), uInt(k))
                 p += k
             }
             guard UInt32(truncatingIfNeeded: c) == crc else {

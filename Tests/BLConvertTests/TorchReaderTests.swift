@@ -225,6 +225,61 @@ enum ParserFixtures {
         #expect(missing.kind == .io && missing.file != nil)
     }
 
+    /// Big-endian checkpoints are reported as unsupported, not misread.
+    @Test func bigEndianRefused() throws {
+        func find(_ needle: [UInt8], in data: [UInt8], after: Int = 0) -> Int? {
+            (after..<max(after, data.count - needle.count + 1)).first { Array(data[$0..<($0 + needle.count)]) == needle }
+        }
+        // zip: the stored `byteorder` member says "little"; make it "big" padded to the same size.
+        let zipData = Array(try Data(contentsOf: URL(fileURLWithPath: ParserFixtures.path("tensors_zip.pth"))))
+        let zip = try zipData.withUnsafeBytes { try ZipArchive($0) }
+        let entry = try #require(zip.entries.first { $0.name.hasSuffix("/byteorder") })
+        let range = try zip.dataRange(entry)
+        #expect(Array(zipData[range]) == Array("little".utf8))
+        var bigZip = zipData
+        bigZip.replaceSubrange(range, with: Array("big   ".utf8))
+        let o1 = ByteStorage(copying: bigZip)
+        let e1 = try #require(throws: BLError.self) { try TorchFile.read(o1.bytes, owner: o1) }
+        #expect(e1.kind == .unsupported && e1.message.contains("big-endian"), "\(e1)")
+
+        // legacy: sys_info's little_endian True (NEWTRUE after the key) becomes False.
+        let legacy = Array(try Data(contentsOf: URL(fileURLWithPath: ParserFixtures.path("tensors_legacy.pth"))))
+        let key = try #require(find(Array("little_endian".utf8), in: legacy))
+        let flag = try #require(find([0x88], in: legacy, after: key))
+        var bigLegacy = legacy
+        bigLegacy[flag] = 0x89
+        let o2 = ByteStorage(copying: bigLegacy)
+        let e2 = try #require(throws: BLError.self) { try TorchFile.read(o2.bytes, owner: o2) }
+        #expect(e2.kind == .unsupported && e2.message.contains("big-endian"), "\(e2)")
+    }
+
+    /// Legacy storage views (`view_metadata = (view_key, offset, size)`, offset and size in elements,
+    /// as old torch wrote them). Legacy pickles carry no offsets, so the `slice` tensor's persistent id
+    /// can be rewritten in place: view 'v' = elements 5..<11 of its storage, tensor offset 0.
+    @Test func legacyStorageView() throws {
+        let data = Array(try Data(contentsOf: URL(fileURLWithPath: ParserFixtures.path("tensors_legacy.pth"))))
+        func find(_ needle: [UInt8], after: Int = 0) -> Int? {
+            (after..<max(after, data.count - needle.count + 1)).first { Array(data[$0..<($0 + needle.count)]) == needle }
+        }
+        let key = try #require(find([0x58, 0x05, 0, 0, 0] + Array("slice".utf8)))
+        // ... BININT1 20, NONE, TUPLE (end of the persistent id) ... BINPERSID, BININT1 5 (storage offset)
+        let pidEnd = try #require(find([0x4b, 20, 0x4e, 0x74], after: key))
+        let offsetAt = try #require(find([0x51, 0x4b, 0x05], after: pidEnd))
+        var patched = data
+        patched[offsetAt + 2] = 0
+        let view: [UInt8] = [0x58, 0x01, 0, 0, 0, 0x76, 0x4b, 0x05, 0x4b, 0x06, 0x87]
+        patched.replaceSubrange((pidEnd + 2)..<(pidEnd + 3), with: view)
+        let owner = ByteStorage(copying: patched)
+        let (_, root) = try TorchFile.read(owner.bytes, owner: owner)
+        let tensors = ParserFixtures.tensors(root)
+        let t = try #require(tensors["slice"])
+        #expect(t.offset == 0 && t.storage.count == 6 * 4)
+        #expect(t.doubles() == [2.5, 3.0, 3.5, 4.0, 4.5, 5.0])
+        // The root storage is still shared by the tensors that name it without a view.
+        #expect(tensors["shared_a"]?.storage === tensors["shared_b"]?.storage)
+        #expect(t.storage.bytes.baseAddress == tensors["shared_a"].flatMap { $0.storage.bytes.baseAddress.map { $0 + 20 } })
+    }
+
     /// A ZIP64 archive written by hand around the members of tensors_zip.pth loads identically.
     @Test func zip64Archive() throws {
         let original = try TorchFile.load(path: ParserFixtures.path("tensors_zip.pth"))
