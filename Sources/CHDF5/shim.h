@@ -18,5 +18,11 @@ static inline hid_t blc_h5p_default(void)       { return H5P_DEFAULT; }
 static inline unsigned blc_h5f_acc_rdonly(void) { return H5F_ACC_RDONLY; }
 static inline hid_t blc_h5e_default(void)       { return H5E_DEFAULT; }
 static inline hid_t blc_h5s_all(void)           { return H5S_ALL; }
+static inline hid_t blc_h5t_c_s1(void)          { return H5T_C_S1; }
+static inline size_t blc_h5t_variable(void)     { return H5T_VARIABLE; }
+static inline unsigned blc_h5f_acc_trunc(void)  { return H5F_ACC_TRUNC; }
+static inline hid_t blc_h5p_file_create(void)   { return H5P_FILE_CREATE; }
+static inline hid_t blc_h5p_dataset_create(void) { return H5P_DATASET_CREATE; }
+static inline unsigned blc_h5o_info_basic_attrs(void) { return H5O_INFO_BASIC | H5O_INFO_NUM_ATTRS; }
 
 #endif
