@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import BLCore
+import CHDF5
 
 /// libhdf5 is not hardened against corrupt files: crafted or damaged metadata can crash it or
 /// make it loop forever. Reads therefore run in a forked child process that sends the contents
@@ -27,18 +28,19 @@ enum HDF5Isolation {
         }
         let pid: pid_t = HDF5Library.withLock { fork() }
         if pid == 0 {
-            close(fds[0])
+            let answer = blc_child_keep_only(fds[1])
+            if answer < 0 { _exit(3) }
             // Whatever libhdf5 might still print goes nowhere; its messages travel in the answer.
             let null = open("/dev/null", O_WRONLY)
             if null >= 0 { dup2(null, 2); close(null) }
-            var out = WireWriter(fd: fds[1])
+            var out = WireWriter(fd: answer)
             do {
                 let contents = try HDF5Library.withLock { try body() }
                 out.u8(0)
                 out.contents(contents)
             } catch {
                 let e = (error as? BLError) ?? BLError(.format, "\(error)")
-                out = WireWriter(fd: fds[1])
+                out = WireWriter(fd: answer)
                 out.u8(1)
                 out.error(e)
             }
@@ -73,21 +75,23 @@ enum HDF5Isolation {
         }
         let status = reap(pid)
         if case .failure(let e) = decoded { throw e }
-        guard status == 0, case .success(let contents) = decoded else {
+        guard status == 0 || status == nil, case .success(let contents) = decoded else {
             throw BLError(.format, "the reading process ended \(describe(status))")
         }
         return contents
     }
 
-    private static func reap(_ pid: pid_t) -> Int32 {
+    /// The child's wait status, or nil when it cannot be known (SIGCHLD ignored by the host process).
+    private static func reap(_ pid: pid_t) -> Int32? {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 {
-            if errno != EINTR { return -1 }
+            if errno != EINTR { return nil }
         }
         return status
     }
 
-    private static func describe(_ status: Int32) -> String {
+    private static func describe(_ status: Int32?) -> String {
+        guard let status else { return "with an unknown status" }
         let signal = status & 0x7f
         if signal != 0 { return "with signal \(signal)\(signal == SIGSEGV ? " (segmentation fault)" : signal == SIGABRT ? " (abort)" : "")" }
         return "with exit status \((status >> 8) & 0xff)"

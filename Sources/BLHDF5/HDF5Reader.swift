@@ -108,7 +108,7 @@ public enum HDF5Reader {
         try HDF5Library.check(status: status, "cannot walk the groups")
 
         var out = HDF5Contents()
-        var names = Set<String>()
+        var names = Set<[UInt8]>()
         for object in visit.objects {
             let dotted = object.path == "." ? "" : object.path.split(separator: "/", omittingEmptySubsequences: true).joined(separator: ".")
             if object.attributeCount > 0 {
@@ -116,7 +116,7 @@ public enum HDF5Reader {
             }
             guard object.type == H5O_TYPE_DATASET else { continue }
             let location = "dataset '\(object.path)'"
-            guard names.insert(dotted).inserted else {
+            guard names.insert(Array(dotted.utf8)).inserted else {
                 out.skipped.append((dotted, "another dataset already has this dotted name"))
                 continue
             }

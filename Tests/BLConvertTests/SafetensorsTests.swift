@@ -140,6 +140,9 @@ import Testing
         out.append(("empty", try Tensor.make(dtype: .float32, shape: [0, 7]) { _ in }))
         out.append(("empty.i64", try Tensor.make(dtype: .int64, shape: [3, 0]) { _ in }))
         out.append(("ünïcode \"quoted\"\n", try Tensor.fromFloats([1], shape: [1, 1])))
+        // Canonically equivalent but different bytes: two names, as in the reference.
+        out.append(("caf\u{e9}", try Tensor.fromFloats([2], shape: [1])))
+        out.append(("cafe\u{301}", try Tensor.fromFloats([3], shape: [1])))
         return out
     }
 
@@ -162,6 +165,7 @@ import Testing
         #expect(f.tensor("expanded")?.floats() == [5, 6, 7, 8, 5, 6, 7, 8, 5, 6, 7, 8])
         #expect(f.tensor("stride3")?.floats() == [2, 5, 8, 11])
         #expect(f.tensor("scalar")?.doubles() == [2.5])
+        #expect(f.tensor("caf\u{e9}")?.floats() == [2] && f.tensor("cafe\u{301}")?.floats() == [3])
         // Layout: descending alignment, then name; every tensor 8-byte aligned in the file... for 8-byte dtypes.
         let dtypesInOrder = f.tensors.map { SafetensorsWriter.alignmentRank($0.tensor.dtype) }
         #expect(dtypesInOrder == dtypesInOrder.sorted(by: >))
