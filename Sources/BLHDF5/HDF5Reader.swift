@@ -202,12 +202,16 @@ public enum HDF5Reader {
             if rank > 0 {
                 try HDF5Library.check(status: H5Sget_simple_extent_dims(sid, &dims, nil), "cannot read the dimensions", location: location)
             }
-            return try dims.map { d -> Int in
-                guard d <= 1 << 48, let n = Int(exactly: d) else {
-                    throw BLError(.format, "dimension \(d) in \(dims) is too large", location: location)
+            // Bounded even when empty, so strides computed from the shape cannot wrap.
+            var extent: UInt64 = 1
+            for d in dims {
+                let (m, o) = extent.multipliedReportingOverflow(by: max(d, 1))
+                if o || m > 1 << 48 {
+                    throw BLError(.format, "dataspace dimensions \(dims) are too large", location: location)
                 }
-                return n
+                extent = m
             }
+            return dims.map { Int($0) }
         default:
             throw HDF5Library.failure("cannot read the dataspace kind", location: location)
         }

@@ -116,6 +116,14 @@ public struct SafetensorsFile: Sendable {
                 if o { throw fail("element count of shape \(e.shape) overflows") }
                 count = m
             }
+            // Also bound the extent ignoring zero dimensions, so strides of an empty tensor
+            // cannot wrap (the reference accepts [0, 2^62]; no real file has such a shape).
+            var extent = 1
+            for d in e.shape {
+                let (m, o) = extent.multipliedReportingOverflow(by: max(d, 1))
+                if o || m > 1 << 48 { throw fail("shape \(e.shape) is too large") }
+                extent = m
+            }
             let (expected, o) = count.multipliedReportingOverflow(by: elementSize)
             if o { throw fail("byte size of shape \(e.shape) in \(e.dtypeName) overflows") }
             if expected != e.end - e.begin {

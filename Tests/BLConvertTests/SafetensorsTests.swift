@@ -265,10 +265,11 @@ import Testing
         Self.expectError(Self.file(header: "{\(t("a", "F32", "[2]", "0", "8"))}", data: z16), in: dir, mentions: ["cover 8 bytes of the 16"])
         // Overflowing shapes and offsets.
         Self.expectError(Self.file(header: "{\(t("a", "F64", "[4611686018427387904,4]", "0", "16"))}", data: z16), in: dir, mentions: ["overflows", "'a'"])
-        Self.expectError(Self.file(header: "{\(t("a", "F64", "[1152921504606846976]", "0", "16"))}", data: z16), in: dir, mentions: ["overflows"])
+        Self.expectError(Self.file(header: "{\(t("a", "F64", "[1152921504606846976]", "0", "16"))}", data: z16), in: dir, mentions: ["too large"])
         Self.expectError(Self.file(header: "{\(t("a", "F32", "[4]", "0", "99999999999999999999999"))}", data: z16), in: dir, mentions: ["data_offsets"])
         Self.expectError(Self.file(header: "{\(t("a", "F32", "[4]", "0", "9223372036854775807"))}", data: z16), in: dir, mentions: ["past the data buffer"])
         Self.expectError(Self.file(header: "{\(t("a", "F32", "[-4]", "0", "16"))}", data: z16), in: dir, mentions: ["negative"])
+        Self.expectError(Self.file(header: "{\(t("a", "F32", "[0,4611686018427387904,4]", "0", "0"))}", data: []), in: dir, mentions: ["too large", "'a'"])
         Self.expectError(Self.file(header: "{\(t("a", "F32", "[4.0]", "0", "16"))}", data: z16), in: dir, mentions: ["shape"])
         Self.expectError(Self.file(header: "{\"a\":{\"dtype\":\"F32\",\"shape\":[4]}}", data: z16), in: dir, mentions: ["data_offsets"])
         Self.expectError(Self.file(header: "{\"a\":{\"shape\":[4],\"data_offsets\":[0,16]}}", data: z16), in: dir, mentions: ["dtype"])
