@@ -1,0 +1,369 @@
+import BLCore
+import COpenBLAS
+
+/// Geometry of a 2-D convolution (PyTorch `nn.Conv2d` without dilation).
+public struct Conv2DParams: Sendable, Equatable, CustomStringConvertible {
+    /// C: input channels.
+    public var inChannels: Int
+    /// K: output channels.
+    public var outChannels: Int
+    public var kernelH: Int
+    public var kernelW: Int
+    public var strideH: Int
+    public var strideW: Int
+    public var padH: Int
+    public var padW: Int
+    /// Channel groups: weight is `[K, C/groups, kh, kw]`; output channel k reads input channels
+    /// of group `k / (K/groups)`.
+    public var groups: Int
+
+    public init(inChannels: Int, outChannels: Int, kernel: (Int, Int),
+                stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0), groups: Int = 1) {
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        (kernelH, kernelW) = kernel
+        (strideH, strideW) = stride
+        (padH, padW) = padding
+        self.groups = groups
+    }
+
+    public var description: String {
+        "conv \(inChannels)->\(outChannels) k\(kernelH)x\(kernelW) s\(strideH)x\(strideW) p\(padH)x\(padW) g\(groups)"
+    }
+
+    /// Number of weight elements: `K * C/groups * kh * kw`.
+    public var weightCount: Int { outChannels * (inChannels / max(groups, 1)) * kernelH * kernelW }
+
+    /// Output plane size: `floor((H + 2*ph - kh) / sh) + 1` (and likewise for W), after checking
+    /// every field. Throws when the kernel does not fit the padded input.
+    public func outputSize(height: Int, width: Int) throws -> (height: Int, width: Int) {
+        let k = "conv2d(\(self))"
+        try Check.positive([("in channels", inChannels), ("out channels", outChannels),
+                            ("kernel height", kernelH), ("kernel width", kernelW),
+                            ("stride height", strideH), ("stride width", strideW),
+                            ("groups", groups), ("input height", height), ("input width", width)], in: k)
+        try Check.nonNegative([("pad height", padH), ("pad width", padW)], in: k)
+        guard inChannels % groups == 0, outChannels % groups == 0 else {
+            throw BLError(.invalidArgument, "\(k): channels \(inChannels)->\(outChannels) not divisible by groups \(groups)")
+        }
+        let ph = height + 2 * padH - kernelH, pw = width + 2 * padW - kernelW
+        guard ph >= 0, pw >= 0 else {
+            throw BLError(.invalidArgument, "\(k): kernel larger than padded input \(height)x\(width)")
+        }
+        return (ph / strideH + 1, pw / strideW + 1)
+    }
+
+    var isPointwiseStride1: Bool {
+        kernelH == 1 && kernelW == 1 && strideH == 1 && strideW == 1 && padH == 0 && padW == 0
+    }
+}
+
+/// How `conv2d` tiles its work; derived only from the shapes and the context so that
+/// `conv2dScratchCount` and `conv2d` agree.
+struct ConvPlan {
+    var oh = 0, ow = 0, ohw = 0
+    /// C * kh * kw: the GEMM inner dimension.
+    var ck = 0
+    /// 1x1 stride-1 unpadded: GEMM straight on the NCHW input.
+    var direct = false
+    /// Frames per GEMM; > 1 means columns of several frames side by side and a GEMM result buffer.
+    var framesPerTile = 1
+    /// Output rows per GEMM when `framesPerTile == 1`.
+    var rowsPerTile = 1
+    var colCount = 0
+    var tmpCount = 0
+    var scratchCount: Int { colCount + tmpCount }
+
+    init(_ p: Conv2DParams, frames: Int, height: Int, width: Int, context: KernelContext) throws {
+        (oh, ow) = try p.outputSize(height: height, width: width)
+        try Check.nonNegative([("frames", frames)], in: "conv2d")
+        ohw = try Check.product([oh, ow], in: "conv2d")
+        ck = try Check.product([p.inChannels, p.kernelH, p.kernelW], in: "conv2d")
+        _ = try Check.product([frames, max(p.inChannels, p.outChannels), height * width + ohw], in: "conv2d")
+        guard p.groups == 1 else { return }  // direct loops, no scratch
+        direct = p.isPointwiseStride1
+        let budget = context.im2colBudget
+        var fb = 1
+        if ohw < context.minGemmColumns && frames > 1 {
+            fb = min(frames, (context.minGemmColumns + ohw - 1) / ohw, max(1, budget / max(1, ck * ohw)))
+        }
+        if fb > 1 {
+            framesPerTile = fb
+            rowsPerTile = oh
+            colCount = ck * fb * ohw
+            tmpCount = p.outChannels * fb * ohw
+        } else if direct {
+            rowsPerTile = oh
+        } else {
+            rowsPerTile = min(oh, max(1, budget / max(1, ck * ow)))
+            colCount = ck * rowsPerTile * ow
+        }
+        let gemmN = framesPerTile * rowsPerTile * ow
+        guard ck <= Int(Int32.max), p.outChannels <= Int(Int32.max), gemmN <= Int(Int32.max),
+              ohw <= Int(Int32.max) else {
+            throw BLError(.invalidArgument, "conv2d(\(p)): GEMM dimension exceeds 32-bit BLAS range")
+        }
+    }
+}
+
+extension Kernels {
+    /// Floats of scratch `conv2d` needs for these shapes and this context (0 when none).
+    public static func conv2dScratchCount(_ params: Conv2DParams, frames: Int, height: Int, width: Int,
+                                          context: KernelContext) throws -> Int {
+        try ConvPlan(params, frames: frames, height: height, width: width, context: context).scratchCount
+    }
+
+    /// 2-D convolution with fused epilogue, float32 NCHW.
+    ///
+    ///     input    [F, C, H, W]
+    ///     weight   [K, C/groups, kh, kw]
+    ///     bias     [K] or nil
+    ///     residual [F, K, OH, OW] or nil
+    ///     output   [F, K, OH, OW],  OH = floor((H + 2ph - kh)/sh) + 1, OW likewise
+    ///
+    ///     output[f,k,y,x] = act( bias[k] + sum_{c in group(k), i, j} weight[k, c', i, j]
+    ///                                          * input[f, c, y*sh - ph + i, x*sw - pw + j]
+    ///                            + residual[f,k,y,x] )      (out-of-image input reads as 0)
+    ///     act = ReLU when `relu`, identity otherwise.
+    ///
+    /// groups == 1 runs as GEMM (`cblas_sgemm`): 1x1 stride-1 unpadded convolutions straight on
+    /// NCHW (`[K,C] x [C, H*W]` per frame); other shapes through an im2col tile of bounded size
+    /// (a range of output rows of one frame, or several whole frames when the plane is small, whose
+    /// GEMM result is then scattered by the epilogue). Other groups use direct loops.
+    /// `scratch` must hold `conv2dScratchCount(...)` floats (may be nil when that is 0).
+    /// `output` must not overlap `input`, `residual` or `scratch`.
+    public static func conv2d(_ input: UnsafePointer<Float>, frames: Int, height: Int, width: Int,
+                              weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                              params p: Conv2DParams,
+                              residual: UnsafePointer<Float>? = nil, relu: Bool = false,
+                              output: UnsafeMutablePointer<Float>,
+                              scratch: UnsafeMutablePointer<Float>?, scratchCount: Int,
+                              context: KernelContext) throws {
+        let plan = try ConvPlan(p, frames: frames, height: height, width: width, context: context)
+        guard scratchCount >= plan.scratchCount, plan.scratchCount == 0 || scratch != nil else {
+            throw BLError(.invalidArgument,
+                          "conv2d(\(p)): scratch of \(scratchCount) floats, \(plan.scratchCount) needed")
+        }
+        if frames == 0 { return }
+        if p.groups != 1 {
+            groupedConv(input, frames: frames, height: height, width: width, weight: weight, bias: bias,
+                        p: p, oh: plan.oh, ow: plan.ow, residual: residual, relu: relu, output: output,
+                        context: context)
+            return
+        }
+        let K = p.outChannels, C = p.inChannels, hw = height * width, ohw = plan.ohw, ck = plan.ck
+        let col = scratch
+        if plan.framesPerTile > 1 {
+            // Several frames per GEMM: col [ck, fCount*ohw] -> tmp [K, fCount*ohw] -> output frames.
+            guard let col else { return }
+            let tmp = col + plan.colCount
+            var f0 = 0
+            while f0 < frames {
+                let fCount = min(plan.framesPerTile, frames - f0)
+                let n = fCount * ohw
+                im2col(input, channels: C, height: height, width: width, p: p, oh: plan.oh, ow: plan.ow,
+                       firstFrame: f0, frameCount: fCount, firstRow: 0, rowCount: plan.oh,
+                       col: col, context: context)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(K), Int32(n), Int32(ck),
+                            1, weight, Int32(ck), col, Int32(n), 0, tmp, Int32(n))
+                for fi in 0..<fCount {
+                    let f = f0 + fi
+                    epilogue(src: tmp + fi * ohw, srcStride: n, dst: output + f * K * ohw, dstStride: ohw,
+                             count: ohw, channels: K, bias: bias,
+                             residual: residual.map { $0 + f * K * ohw }, relu: relu, context: context)
+                }
+                f0 += fCount
+            }
+            return
+        }
+        for f in 0..<frames {
+            var r0 = 0
+            while r0 < plan.oh {
+                let rCount = min(plan.rowsPerTile, plan.oh - r0)
+                let n = rCount * plan.ow
+                let b: UnsafePointer<Float>
+                let ldb: Int
+                if plan.direct {
+                    b = input + f * C * hw + r0 * plan.ow
+                    ldb = hw
+                } else {
+                    guard let col else { return }
+                    im2col(input, channels: C, height: height, width: width, p: p, oh: plan.oh, ow: plan.ow,
+                           firstFrame: f, frameCount: 1, firstRow: r0, rowCount: rCount,
+                           col: col, context: context)
+                    b = UnsafePointer(col)
+                    ldb = n
+                }
+                let dst = output + f * K * ohw + r0 * plan.ow
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(K), Int32(n), Int32(ck),
+                            1, weight, Int32(ck), b, Int32(ldb), 0, dst, Int32(ohw))
+                epilogue(src: UnsafePointer(dst), srcStride: ohw, dst: dst, dstStride: ohw, count: n,
+                         channels: K, bias: bias,
+                         residual: residual.map { $0 + f * K * ohw + r0 * plan.ow }, relu: relu,
+                         context: context)
+                r0 += rCount
+            }
+        }
+    }
+
+    /// im2col of a tile: output rows `firstRow..<firstRow+rowCount` of frames
+    /// `firstFrame..<firstFrame+frameCount`.
+    ///
+    ///     col [C*kh*kw, frameCount*rowCount*OW]
+    ///     col[(c*kh + i)*kw + j, (fi*rowCount + y - firstRow)*OW + x]
+    ///         = input[firstFrame+fi, c, y*sh - ph + i, x*sw - pw + j]   (0 outside the image)
+    static func im2col(_ input: UnsafePointer<Float>, channels C: Int, height H: Int, width W: Int,
+                       p: Conv2DParams, oh: Int, ow OW: Int,
+                       firstFrame: Int, frameCount: Int, firstRow: Int, rowCount: Int,
+                       col: UnsafeMutablePointer<Float>, context: KernelContext) {
+        let kh = p.kernelH, kw = p.kernelW, sh = p.strideH, sw = p.strideW, ph = p.padH, pw = p.padW
+        let n = frameCount * rowCount * OW
+        let rows = C * kh * kw
+        let xs = SharedPointer(input), cs = SharedPointer(col)
+        context.parallelChunks(rows, work: rows * n) { lo, hi in
+            let x = UnsafePointer(xs.p), col = cs.p
+            for row in lo..<hi {
+                let j = row % kw, i = (row / kw) % kh, c = row / (kw * kh)
+                let off = j - pw
+                var xLo = off >= 0 ? 0 : (-off + sw - 1) / sw
+                var xHi = W - 1 - off >= 0 ? min(OW, (W - 1 - off) / sw + 1) : 0
+                xLo = min(xLo, OW)
+                xHi = max(xHi, xLo)
+                let dRow = col + row * n
+                for fi in 0..<frameCount {
+                    let plane = x + ((firstFrame + fi) * C + c) * H * W
+                    for y in firstRow..<(firstRow + rowCount) {
+                        let d = dRow + (fi * rowCount + y - firstRow) * OW
+                        let iy = y * sh - ph + i
+                        if iy < 0 || iy >= H {
+                            d.update(repeating: 0, count: OW)
+                            continue
+                        }
+                        if xLo > 0 { d.update(repeating: 0, count: xLo) }
+                        if xHi < OW { (d + xHi).update(repeating: 0, count: OW - xHi) }
+                        let s = plane + iy * W + off
+                        if sw == 1 {
+                            (d + xLo).update(from: s + xLo, count: xHi - xLo)
+                        } else {
+                            var xx = xLo
+                            while xx < xHi {
+                                d[xx] = s[xx * sw]
+                                xx += 1
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Conv epilogue over `channels` rows of `count` values:
+    /// `dst[k*dstStride + i] = act(src[k*srcStride + i] + bias[k] + residual[k*dstStride + i])`.
+    /// `src` may equal `dst` (same strides).
+    static func epilogue(src: UnsafePointer<Float>, srcStride: Int,
+                         dst: UnsafeMutablePointer<Float>, dstStride: Int, count n: Int, channels: Int,
+                         bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, relu: Bool,
+                         context: KernelContext) {
+        if bias == nil && residual == nil && !relu && UnsafeMutablePointer(mutating: src) == dst { return }
+        let ss = SharedPointer(src), ds = SharedPointer(dst)
+        let bs = bias.map { SharedPointer($0) }, rs = residual.map { SharedPointer($0) }
+        context.parallelChunks(channels, work: channels * n) { lo, hi in
+            for k in lo..<hi {
+                let s = UnsafePointer(ss.p + k * srcStride), d = ds.p + k * dstStride
+                let b = bs.map { $0.p[k] } ?? 0
+                if let rs {
+                    let r = UnsafePointer(rs.p + k * dstStride)
+                    if relu {
+                        for i in 0..<n { d[i] = max(s[i] + b + r[i], 0) }
+                    } else {
+                        for i in 0..<n { d[i] = s[i] + b + r[i] }
+                    }
+                } else if relu {
+                    for i in 0..<n { d[i] = max(s[i] + b, 0) }
+                } else {
+                    for i in 0..<n { d[i] = s[i] + b }
+                }
+            }
+        }
+    }
+
+    /// Grouped / depthwise convolution by direct loops (float accumulation, one output plane at a time).
+    static func groupedConv(_ input: UnsafePointer<Float>, frames: Int, height H: Int, width W: Int,
+                            weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, p: Conv2DParams,
+                            oh OH: Int, ow OW: Int, residual: UnsafePointer<Float>?, relu: Bool,
+                            output: UnsafeMutablePointer<Float>, context: KernelContext) {
+        let K = p.outChannels, C = p.inChannels, cg = C / p.groups, kg = K / p.groups
+        let kh = p.kernelH, kw = p.kernelW, sh = p.strideH, sw = p.strideW, ph = p.padH, pw = p.padW
+        let ohw = OH * OW
+        let xs = SharedPointer(input), ws = SharedPointer(weight), os = SharedPointer(output)
+        let bs = bias.map { SharedPointer($0) }, rs = residual.map { SharedPointer($0) }
+        context.parallelChunks(frames * K, work: frames * K * ohw * cg * kh * kw) { lo, hi in
+            for fk in lo..<hi {
+                let f = fk / K, k = fk % K, g = k / kg
+                let out = os.p + fk * ohw
+                out.update(repeating: bs.map { $0.p[k] } ?? 0, count: ohw)
+                for cc in 0..<cg {
+                    let plane = UnsafePointer(xs.p) + (f * C + g * cg + cc) * H * W
+                    for i in 0..<kh {
+                        for j in 0..<kw {
+                            let w = ws.p[((k * cg + cc) * kh + i) * kw + j]
+                            let off = j - pw
+                            let xLo = min(OW, off >= 0 ? 0 : (-off + sw - 1) / sw)
+                            let xHi = max(xLo, W - 1 - off >= 0 ? min(OW, (W - 1 - off) / sw + 1) : 0)
+                            for y in 0..<OH {
+                                let iy = y * sh - ph + i
+                                if iy < 0 || iy >= H { continue }
+                                let s = plane + iy * W + off, d = out + y * OW
+                                for x in xLo..<xHi { d[x] += w * s[x * sw] }
+                            }
+                        }
+                    }
+                }
+                if let rs {
+                    let r = UnsafePointer(rs.p) + fk * ohw
+                    for i in 0..<ohw { out[i] += r[i] }
+                }
+                if relu {
+                    for i in 0..<ohw { out[i] = max(out[i], 0) }
+                }
+            }
+        }
+    }
+
+    /// Oracle for `conv2d`: direct loops, accumulation in Double, same semantics and shapes.
+    public static func conv2dNaive(_ input: UnsafePointer<Float>, frames: Int, height H: Int, width W: Int,
+                                   weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                                   params p: Conv2DParams,
+                                   residual: UnsafePointer<Float>? = nil, relu: Bool = false,
+                                   output: UnsafeMutablePointer<Float>) throws {
+        let (OH, OW) = try p.outputSize(height: H, width: W)
+        let K = p.outChannels, C = p.inChannels, cg = C / p.groups, kg = K / p.groups
+        for f in 0..<frames {
+            for k in 0..<K {
+                let g = k / kg
+                for y in 0..<OH {
+                    for x in 0..<OW {
+                        var acc = Double(bias?[k] ?? 0)
+                        for cc in 0..<cg {
+                            let c = g * cg + cc
+                            for i in 0..<p.kernelH {
+                                let iy = y * p.strideH - p.padH + i
+                                if iy < 0 || iy >= H { continue }
+                                for j in 0..<p.kernelW {
+                                    let ix = x * p.strideW - p.padW + j
+                                    if ix < 0 || ix >= W { continue }
+                                    let w = weight[((k * cg + cc) * p.kernelH + i) * p.kernelW + j]
+                                    acc += Double(w) * Double(input[((f * C + c) * H + iy) * W + ix])
+                                }
+                            }
+                        }
+                        let o = ((f * K + k) * OH + y) * OW + x
+                        if let residual { acc += Double(residual[o]) }
+                        if relu { acc = max(acc, 0) }
+                        output[o] = Float(acc)
+                    }
+                }
+            }
+        }
+    }
+}
