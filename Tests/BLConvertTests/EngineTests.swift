@@ -1,0 +1,456 @@
+import Foundation
+import Testing
+@testable import BLCore
+@testable import BLEngine
+import BLGraph
+import BLKernels
+
+/// A straightforward executor for the same graphs: every op through the kernels' direct-loop oracles
+/// or plain loops accumulating in Double, one fresh array per node, no fusion, no sharing.
+enum NaiveExecutor {
+    static func run(_ g: Graph, weights: [String: Tensor], input: Tensor) throws -> [[Float]] {
+        let dims = try g.inferShapes(batch: input.shape[0], height: input.shape[2], width: input.shape[3])
+        var values = [[Float]]()
+        func w(_ name: String) -> [Float] { weights[name]!.floats() }
+        for node in g.nodes {
+            let d = node.inputs.first.map { dims[$0] } ?? []
+            let x = node.inputs.first.map { values[$0] } ?? []
+            let count = dims[node.id].reduce(1, *)
+            var out = [Float](repeating: 0, count: count)
+            switch node.op {
+            case .input:
+                out = input.floats()
+            case .framesFromChannels:
+                out = x
+            case .conv2d(let c):
+                let p = Conv2DParams(inChannels: c.inChannels, outChannels: c.outChannels, kernel: (c.kernel, c.kernel),
+                                     stride: (c.stride, c.stride), padding: (c.padding, c.padding), groups: c.groups)
+                let wt = w(c.weight), b = c.bias.map { w($0) }
+                try x.withUnsafeBufferPointer { xp in
+                    try wt.withUnsafeBufferPointer { wp in
+                        try out.withUnsafeMutableBufferPointer { op in
+                            if let b {
+                                try b.withUnsafeBufferPointer { bp in
+                                    try Kernels.conv2dNaive(xp.baseAddress!, frames: d[0], height: d[2], width: d[3],
+                                                            weight: wp.baseAddress!, bias: bp.baseAddress!, params: p,
+                                                            relu: c.relu, output: op.baseAddress!)
+                                }
+                            } else {
+                                try Kernels.conv2dNaive(xp.baseAddress!, frames: d[0], height: d[2], width: d[3],
+                                                        weight: wp.baseAddress!, bias: nil, params: p,
+                                                        relu: c.relu, output: op.baseAddress!)
+                            }
+                        }
+                    }
+                }
+            case .batchNorm(let bn):
+                let gw = weights[bn.weight]!.doubles(), gb = weights[bn.bias]!.doubles()
+                let m = weights[bn.runningMean]!.doubles(), v = weights[bn.runningVar]!.doubles()
+                let hw = d[2] * d[3]
+                for i in 0..<count {
+                    let c = (i / hw) % d[1]
+                    out[i] = Float((Double(x[i]) - m[c]) / (v[c] + bn.eps).squareRoot() * gw[c] + gb[c])
+                }
+            case .relu:
+                for i in 0..<count { out[i] = max(x[i], 0) }
+            case .add(let relu):
+                let y = values[node.inputs[1]]
+                for i in 0..<count {
+                    let s = Double(x[i]) + Double(y[i])
+                    out[i] = Float(relu ? max(s, 0) : s)
+                }
+            case let .avgPool2d(k, s, p):
+                let o = dims[node.id]
+                for plane in 0..<(d[0] * d[1]) {
+                    for oy in 0..<o[2] {
+                        for ox in 0..<o[3] {
+                            var acc = 0.0
+                            for i in 0..<k {
+                                for j in 0..<k {
+                                    let iy = oy * s - p + i, ix = ox * s - p + j
+                                    if iy >= 0 && iy < d[2] && ix >= 0 && ix < d[3] {
+                                        acc += Double(x[(plane * d[2] + iy) * d[3] + ix])
+                                    }
+                                }
+                            }
+                            out[(plane * o[2] + oy) * o[3] + ox] = Float(acc / Double(k * k))
+                        }
+                    }
+                }
+            case .resizeNearest:
+                let o = dims[node.id]
+                x.withUnsafeBufferPointer { xp in
+                    out.withUnsafeMutableBufferPointer { op in
+                        Kernels.resizeNearestNaive(xp.baseAddress!, planes: d[0] * d[1], inHeight: d[2], inWidth: d[3],
+                                                   outHeight: o[2], outWidth: o[3], output: op.baseAddress!)
+                    }
+                }
+            case .tam(let t):
+                let packed = t.weights.flatMap { w($0) }
+                x.withUnsafeBufferPointer { xp in
+                    packed.withUnsafeBufferPointer { wp in
+                        out.withUnsafeMutableBufferPointer { op in
+                            Kernels.tamNaive(xp.baseAddress!, clips: d[0] / t.duration, framesPerClip: t.duration,
+                                             channels: d[1], height: d[2], width: d[3], weights: wp.baseAddress!,
+                                             blending: t.weights.count, output: op.baseAddress!)
+                        }
+                    }
+                }
+            case let .selectFrames(period, parity):
+                let s = d[1] * d[2] * d[3], half = period / 2
+                for n in 0..<(d[0] / period) {
+                    for j in 0..<half {
+                        let src = (n * period + 2 * j + (parity == .big ? 1 : 0)) * s
+                        for e in 0..<s { out[(n * half + j) * s + e] = x[src + e] }
+                    }
+                }
+            case .duplicateFrames:
+                let s = d[1] * d[2] * d[3]
+                for i in 0..<d[0] {
+                    for e in 0..<s {
+                        out[2 * i * s + e] = x[i * s + e]
+                        out[(2 * i + 1) * s + e] = x[i * s + e]
+                    }
+                }
+            case .globalAvgPool:
+                x.withUnsafeBufferPointer { xp in
+                    out.withUnsafeMutableBufferPointer { op in
+                        Kernels.globalAvgPoolNaive(xp.baseAddress!, planes: d[0] * d[1], height: d[2], width: d[3],
+                                                   output: op.baseAddress!)
+                    }
+                }
+            case .linear(let l):
+                let wt = w(l.weight), b = w(l.bias)
+                x.withUnsafeBufferPointer { xp in
+                    wt.withUnsafeBufferPointer { wp in
+                        b.withUnsafeBufferPointer { bp in
+                            out.withUnsafeMutableBufferPointer { op in
+                                Kernels.linearNaive(xp.baseAddress!, rows: d[0], inFeatures: l.inFeatures,
+                                                    outFeatures: l.outFeatures, weight: wp.baseAddress!,
+                                                    bias: bp.baseAddress!, output: op.baseAddress!)
+                            }
+                        }
+                    }
+                }
+            case .temporalMean(let f):
+                let k = d[1]
+                for n in 0..<(d[0] / f) {
+                    for c in 0..<k {
+                        var s = 0.0
+                        for t in 0..<f { s += Double(x[(n * f + t) * k + c]) }
+                        out[n * k + c] = Float(s / Double(f))
+                    }
+                }
+            }
+            values.append(out)
+        }
+        return values
+    }
+}
+
+/// Deterministic pseudo-random numbers (SplitMix64).
+struct SeededRandom {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// Uniform in [lo, hi).
+    mutating func uniform(_ lo: Float, _ hi: Float) -> Float {
+        lo + (hi - lo) * Float(next() >> 40) / Float(1 << 24)
+    }
+    mutating func floats(_ n: Int, _ lo: Float, _ hi: Float) -> [Float] { (0..<n).map { _ in uniform(lo, hi) } }
+}
+
+/// max|a - b| / max|b|.
+func relativeError(_ a: [Float], _ b: [Float]) -> Double {
+    precondition(a.count == b.count)
+    var num = 0.0, den = 0.0
+    for (x, y) in zip(a, b) {
+        num = max(num, abs(Double(x) - Double(y)))
+        den = max(den, abs(Double(y)))
+    }
+    return den > 0 ? num / den : num
+}
+
+/// A small graph using every op, on odd sizes, with random weights.
+enum EveryOpGraph {
+    static let frames = 4, channels = 3
+
+    struct Built {
+        var graph: Graph
+        var weights: [String: Tensor]
+        /// Node ids by role.
+        var ids: [String: Int]
+    }
+
+    static func make(seed: UInt64 = 7) throws -> Built {
+        var g = Graph()
+        var rng = SeededRandom(state: seed)
+        var weights = [String: Tensor]()
+        var ids = [String: Int]()
+        func add(_ role: String, _ op: Op, _ inputs: [Int]) -> Int {
+            g.declareWeights(of: op)
+            let id = g.add(op, inputs, origin: role)
+            ids[role] = id
+            return id
+        }
+        func conv(_ role: String, _ x: Int, _ cin: Int, _ cout: Int, k: Int, s: Int = 1, p: Int = 0, groups: Int = 1,
+                  bias: Bool = true, relu: Bool = false) -> Int {
+            add(role, .conv2d(Conv2D(inChannels: cin, outChannels: cout, kernel: k, stride: s, padding: p,
+                                     groups: groups, weight: role + ".weight", bias: bias ? role + ".bias" : nil,
+                                     relu: relu)), [x])
+        }
+        let c = 8
+        let input = add("input", .input(frames: frames, channels: channels), [])
+        let f = add("frames", .framesFromChannels(frames: frames), [input])
+        let stem = conv("stem", f, channels, c, k: 7, s: 2, p: 3, bias: false)
+        let bn = add("bn", .batchNorm(BatchNorm(channels: c, module: "bn")), [stem])
+        let r = add("relu", .relu, [bn])
+        let tam3 = add("tam3", .tam(TAM(duration: frames, channels: c, weights: ["tam3.0", "tam3.1", "tam3.2"])), [r])
+        let big = add("big", .selectFrames(period: frames, parity: .big), [tam3])
+        let little = add("little", .selectFrames(period: frames, parity: .little), [tam3])
+        let b1 = conv("big.conv1", big, c, c, k: 3, s: 2, p: 1, relu: true)
+        let b2 = conv("big.conv2", b1, c, c, k: 1)
+        let b3 = conv("big.conv3", b1, c, c, k: 3, p: 1, groups: 2)
+        let bAdd = add("big.add", .add(relu: true), [b2, b3])
+        let up = add("resize", .resizeNearest, [bAdd, little])
+        let l1 = conv("little.conv1", little, c, c, k: 3, p: 1, bias: false)
+        let lbn = add("little.bn", .batchNorm(BatchNorm(channels: c, module: "little.bn", eps: 1e-3)), [l1])
+        let merge = add("merge", .add(relu: true), [up, lbn])
+        let tam5 = add("tam5", .tam(TAM(duration: frames / 2, channels: c,
+                                        weights: (0..<5).map { "tam5.\($0)" })), [merge])
+        let pool = add("pool", .avgPool2d(kernel: 3, stride: 2, padding: 1), [tam5])
+        let pool2 = add("pool2", .avgPool2d(kernel: 3, stride: 1, padding: 1), [pool])
+        let dup = add("dup", .duplicateFrames, [pool2])
+        let side = conv("side", tam3, c, c, k: 3, s: 2, p: 1)
+        let sAdd = add("side.add", .add(relu: false), [dup, side])
+        let r2 = add("relu2", .relu, [sAdd])
+        let joined = add("joined", .add(relu: true), [r2, dup])
+        let gap = add("gap", .globalAvgPool, [joined])
+        let fc = add("fc", .linear(Linear(inFeatures: c, outFeatures: 5, weight: "fc.weight", bias: "fc.bias")), [gap])
+        let mean = add("mean", .temporalMean(frames: frames), [fc])
+        g.output = mean
+        g.taps = [Tap(module: "stem", node: stem)]
+
+        for spec in g.weights {
+            let n = spec.shape.reduce(1, *)
+            var values: [Float]
+            if spec.name.hasSuffix("running_var") {
+                values = rng.floats(n, 0.5, 2)
+            } else if spec.name.hasSuffix("running_mean") {
+                values = rng.floats(n, -0.3, 0.3)
+            } else if spec.name.hasPrefix("bn.") || spec.name.hasPrefix("little.bn.") {
+                values = rng.floats(n, 0.5, 1.5)
+            } else {
+                let fanIn = spec.shape.count > 1 ? spec.shape.dropFirst().reduce(1, *) : 1
+                let bound = Float(1.7 / Double(fanIn).squareRoot())
+                values = rng.floats(n, -bound, bound)
+            }
+            weights[spec.name] = try Tensor.fromFloats(values, shape: spec.shape)
+        }
+        return Built(graph: g, weights: weights, ids: ids)
+    }
+
+    static func input(batch: Int, height: Int, width: Int, seed: UInt64 = 11) throws -> Tensor {
+        var rng = SeededRandom(state: seed)
+        let n = batch * frames * channels * height * width
+        return try Tensor.fromFloats(rng.floats(n, -2, 2), shape: [batch, frames * channels, height, width])
+    }
+}
+
+@Suite struct EngineTests {
+    @Test func everyOpMatchesNaiveExecutor() throws {
+        let built = try EveryOpGraph.make()
+        let input = try EveryOpGraph.input(batch: 2, height: 33, width: 47)
+        let reference = try NaiveExecutor.run(built.graph, weights: built.weights, input: input)
+        for threads in [1, 2] {
+            let engine = try Engine(graph: built.graph, weights: built.weights, context: KernelContext(threads: threads))
+            // Default plan: fusions and in-place steps active.
+            let summary = try engine.memoryPlan(batch: 2, height: 33, width: 47)
+            #expect(summary.fusedConvAdds == 2)
+            #expect(summary.fusedResizeAdds == 1)
+            let out = try engine.run(input)
+            #expect(out.shape == [2, 5])
+            let err = relativeError(out.floats(), reference[built.graph.output])
+            #expect(err <= 1e-5, "output rel error \(err) with \(threads) threads")
+            var worst = 0.0
+            // Every node captured: fusions are undone for captured nodes; every value checked.
+            let all = Set(0..<built.graph.nodes.count)
+            let (out2, captured) = try engine.run(input, capture: all)
+            #expect(relativeError(out2.floats(), reference[built.graph.output]) <= 1e-5)
+            #expect(captured.count == built.graph.nodes.count)
+            for id in all {
+                guard let t = captured[id] else { Issue.record("node \(id) not captured"); continue }
+                let dims = try built.graph.inferShapes(batch: 2, height: 33, width: 47)[id]
+                #expect(t.shape == dims, "node \(id)")
+                let e = relativeError(t.floats(), reference[id])
+                #expect(e <= 1e-5, "\(built.graph.label(id)): rel error \(e)")
+                worst = max(worst, e)
+            }
+            print("every-op graph, \(threads) thread(s): output rel error \(err), worst node \(worst), arena \(summary.totalBytes) B vs \(summary.unsharedActivationBytes) B unshared")
+            // A second run reuses the cached plan and arena, and gives the same result.
+            let again = try engine.run(input)
+            #expect(again.floats() == out.floats())
+        }
+    }
+
+    @Test func selectedCaptureKeepsFusionElsewhere() throws {
+        let built = try EveryOpGraph.make()
+        let input = try EveryOpGraph.input(batch: 1, height: 20, width: 31, seed: 3)
+        let reference = try NaiveExecutor.run(built.graph, weights: built.weights, input: input)
+        let engine = try Engine(graph: built.graph, weights: built.weights, context: .serial)
+        let wanted: Set<Int> = [built.ids["big.conv3"]!, built.ids["resize"]!, built.ids["relu2"]!]
+        let (out, captured) = try engine.run(input, capture: wanted)
+        #expect(relativeError(out.floats(), reference[built.graph.output]) <= 1e-5)
+        for id in wanted { #expect(relativeError(captured[id]!.floats(), reference[id]) <= 1e-5) }
+    }
+
+    @Test func memoryIsSharedAndPlanned() throws {
+        let built = try EveryOpGraph.make()
+        let engine = try Engine(graph: built.graph, weights: built.weights, context: .serial)
+        let s = try engine.memoryPlan(batch: 2, height: 33, width: 47)
+        #expect(s.activationBytes < s.unsharedActivationBytes)
+        #expect(s.blockCount < s.stepCount)
+        #expect(try engine.plannedActivationBytes(batch: 2, height: 33, width: 47) == s.totalBytes)
+        // Every pair of values alive at the same time occupies disjoint memory.
+        let plan = try engine.plan(batch: 2, height: 33, width: 47, capture: [])
+        let g = built.graph
+        var lastRead = Array(0..<g.nodes.count)
+        for step in plan.steps {
+            var reads = g.nodes[step.node].inputs
+            if case let .convAdd(c, r, _) = step.kind { reads = [g.nodes[c].inputs[0], r] }
+            if case let .resizeAdd(z, a, _) = step.kind { reads = [g.nodes[z].inputs[0], a] }
+            if case .resizeNearest = g.nodes[step.node].op { reads = [reads[0]] }
+            for x in reads { lastRead[x] = max(lastRead[x], step.node) }
+        }
+        lastRead[g.output] = g.nodes.count
+        let valued = plan.steps.map(\.node)
+        for a in valued {
+            for b in valued where a < b && plan.offsets[a] != plan.offsets[b] {
+                let overlapTime = b <= lastRead[a]
+                let ra = plan.offsets[a]..<(plan.offsets[a] + plan.counts[a])
+                let rb = plan.offsets[b]..<(plan.offsets[b] + plan.counts[b])
+                if overlapTime { #expect(!ra.overlaps(rb), "nodes \(a) and \(b) overlap in memory while both alive") }
+            }
+        }
+        // Values that share an offset: the earlier one is dead (or is viewed/overwritten elementwise) by then.
+        for a in valued {
+            for b in valued where a < b && plan.offsets[a] == plan.offsets[b] && b < lastRead[a] {
+                if case .framesFromChannels = g.nodes[b].op { continue }
+                Issue.record("node \(b) overwrites node \(a) which is read until \(lastRead[a])")
+            }
+        }
+        // A larger input needs a larger arena; plans are cached per size.
+        #expect(try engine.plannedActivationBytes(batch: 2, height: 66, width: 94) > s.totalBytes)
+    }
+
+    @Test func unfusedBatchNormAndHalfWeights() throws {
+        let built = try EveryOpGraph.make(seed: 21)
+        let input = try EveryOpGraph.input(batch: 1, height: 33, width: 47, seed: 5)
+        // Store conv/linear weights as float16 and bfloat16: converted at bind or per use, same values
+        // as running the float32 values the half tensors hold.
+        var halves = [String: Tensor](), asFloat = [String: Tensor]()
+        for (i, (name, t)) in built.weights.sorted(by: { $0.key < $1.key }).enumerated() {
+            let h = try t.converted(to: i % 2 == 0 ? .float16 : .bfloat16)
+            halves[name] = h
+            asFloat[name] = try h.converted(to: .float32)
+        }
+        let reference = try NaiveExecutor.run(built.graph, weights: asFloat, input: input)
+        for mode in [WeightConversion.atBind, .perUse] {
+            let engine = try Engine(graph: built.graph, weights: halves, context: .serial, weightConversion: mode)
+            let out = try engine.run(input)
+            let e = relativeError(out.floats(), reference[built.graph.output])
+            #expect(e <= 1e-5, "\(mode): rel error \(e)")
+        }
+    }
+
+    @Test func inputConversionAndRejection() throws {
+        let built = try EveryOpGraph.make()
+        let engine = try Engine(graph: built.graph, weights: built.weights, context: .serial)
+        let input = try EveryOpGraph.input(batch: 1, height: 17, width: 19)
+        let out = try engine.run(input).floats()
+        // float64 input: converted; same values, same result.
+        let f64 = try input.converted(to: .float64)
+        #expect(try engine.run(f64).floats() == out)
+        // Non-contiguous float32 input (a transposed view of the same logical values).
+        let dims = input.shape
+        let values = input.floats()
+        var transposed = [Float](repeating: 0, count: values.count)  // storage [W, H] per plane
+        let (P, H, W) = (dims[0] * dims[1], dims[2], dims[3])
+        for p in 0..<P { for y in 0..<H { for x in 0..<W { transposed[(p * W + x) * H + y] = values[(p * H + y) * W + x] } } }
+        let storage = ByteStorage(copying: transposed.withUnsafeBytes { Array($0) })
+        let view = try Tensor(dtype: .float32, shape: dims, strides: [dims[1] * H * W, H * W, 1, H], storage: storage)
+        #expect(try engine.run(view).floats() == out)
+        // Integer input: refused.
+        let ints = try Tensor.make(dtype: .int32, shape: dims) { _ in }
+        #expect { try engine.run(ints) } throws: { e in
+            guard let e = e as? BLError else { return false }
+            return e.kind == .invalidArgument && e.message.contains("int32")
+        }
+    }
+
+    @Test func badInputsAreReported() throws {
+        let built = try EveryOpGraph.make()
+        let engine = try Engine(graph: built.graph, weights: built.weights, context: .serial)
+        // Wrong T*C.
+        let wrong = try Tensor.fromFloats([Float](repeating: 0, count: 11 * 9 * 9), shape: [1, 11, 9, 9])
+        #expect { try engine.run(wrong) } throws: { e in
+            guard let e = e as? BLError else { return false }
+            return e.kind == .invalidArgument && e.message.contains("12") && e.message.contains("11")
+        }
+        // NaN / Inf: the first bad element is named.
+        var values = try EveryOpGraph.input(batch: 2, height: 9, width: 10).floats()
+        values[1 * 12 * 90 + 5 * 90 + 3 * 10 + 7] = .infinity
+        values[1 * 12 * 90 + 6 * 90] = .nan
+        let bad = try Tensor.fromFloats(values, shape: [2, 12, 9, 10])
+        #expect { try engine.run(bad) } throws: { e in
+            guard let e = e as? BLError else { return false }
+            return e.kind == .numeric && e.message.contains("[1, 5, 3, 7]")
+        }
+        // Too small for the strides: shape inference's message is passed on.
+        var g = Graph()
+        let conv = Op.conv2d(Conv2D(inChannels: 2, outChannels: 2, kernel: 3, weight: "w"))
+        g.declareWeights(of: conv)
+        let i = g.add(.input(frames: 2, channels: 2), [])
+        let f = g.add(.framesFromChannels(frames: 2), [i])
+        g.output = g.add(conv, [f])
+        let small = try Engine(graph: g, weights: ["w": try Tensor.fromFloats([Float](repeating: 0.1, count: 36), shape: [2, 2, 3, 3])])
+        let tiny = try Tensor.fromFloats([Float](repeating: 0, count: 4 * 2 * 2), shape: [1, 4, 2, 2])
+        var expected = ""
+        do { _ = try g.inferShapes(height: 2, width: 2) } catch let e as BLError { expected = e.message }
+        #expect(!expected.isEmpty)
+        #expect { try small.run(tiny) } throws: { e in (e as? BLError)?.message == expected }
+        #expect(try small.run(try Tensor.fromFloats([Float](repeating: 1, count: 4 * 9), shape: [1, 4, 3, 3])).shape == [2, 2, 1, 1])
+        // Wrong rank and out-of-range capture ids.
+        #expect(throws: BLError.self) { try small.run(try Tensor.fromFloats([1, 2, 3, 4], shape: [4])) }
+        #expect(throws: BLError.self) { try small.run(tiny, capture: [99]) }
+    }
+
+    @Test func weightsAreValidatedAtBind() throws {
+        let built = try EveryOpGraph.make()
+        var missing = built.weights
+        missing["fc.bias"] = nil
+        #expect { try Engine(graph: built.graph, weights: missing) } throws: { e in
+            (e as? BLError)?.message.contains("fc.bias") == true
+        }
+        var misshaped = built.weights
+        misshaped["stem.weight"] = try Tensor.fromFloats([Float](repeating: 0, count: 8 * 3 * 49), shape: [8, 3, 49])
+        #expect { try Engine(graph: built.graph, weights: misshaped) } throws: { e in
+            (e as? BLError)?.message.contains("stem.weight") == true
+        }
+        var ints = built.weights
+        ints["fc.weight"] = try Tensor.make(dtype: .int64, shape: [5, 8]) { _ in }
+        #expect { try Engine(graph: built.graph, weights: ints) } throws: { e in
+            (e as? BLError)?.message.contains("int64") == true
+        }
+        var negative = built.weights
+        negative["bn.running_var"] = try Tensor.fromFloats([Float](repeating: -1, count: 8), shape: [8])
+        #expect { try Engine(graph: built.graph, weights: negative) } throws: { e in
+            (e as? BLError)?.kind == .numeric
+        }
+    }
+}
