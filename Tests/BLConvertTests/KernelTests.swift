@@ -38,9 +38,14 @@ struct ConvCase: CustomStringConvertible {
     static let contexts: [KernelContext] = [
         KernelContext(threads: 1),
         KernelContext(threads: 2, minParallelElements: 1),
+        KernelContext(threads: 2, minParallelElements: 1, convParallelism: .blas),
         KernelContext(threads: 2, im2colBudget: 64, minGemmColumns: 1, minParallelElements: 1),   // 1-row tiles
+        KernelContext(threads: 2, im2colBudget: 64, minGemmColumns: 1, minParallelElements: 1, convParallelism: .blas),
         KernelContext(threads: 1, im2colBudget: 600, minGemmColumns: 1),                           // few-row tiles
+        KernelContext(threads: 3, im2colBudget: 600, minGemmColumns: 1, minParallelElements: 1),   // uneven parts
         KernelContext(threads: 2, im2colBudget: 1 << 22, minGemmColumns: 1 << 20, minParallelElements: 1), // frames batched
+        KernelContext(threads: 2, im2colBudget: 1 << 22, minGemmColumns: 1 << 20, minParallelElements: 1,
+                      convParallelism: .blas),
     ]
 
     static let convCases: [ConvCase] = [
@@ -187,10 +192,11 @@ struct ConvCase: CustomStringConvertible {
         // 1x1 stride-1 runs straight on the input: no scratch at all for large planes.
         let q = Conv2DParams(inChannels: 64, outChannels: 64, kernel: (1, 1))
         #expect(try Kernels.conv2dScratchCount(q, frames: 8, height: 56, width: 56, context: KernelContext()) == 0)
-        // Tiled im2col stays within its budget (plus at most one output row).
+        // Tiled im2col stays within its budget per worker.
         let big = Conv2DParams(inChannels: 64, outChannels: 64, kernel: (3, 3), padding: (1, 1))
-        let tiled = try Kernels.conv2dScratchCount(big, frames: 8, height: 56, width: 56, context: KernelContext())
-        #expect(tiled <= KernelContext().im2colBudget && tiled < 64 * 9 * 56 * 56)
+        let c2 = KernelContext(threads: 2)
+        let tiled = try Kernels.conv2dScratchCount(big, frames: 8, height: 56, width: 56, context: c2)
+        #expect(tiled <= 2 * c2.im2colBudget && tiled < 64 * 9 * 56 * 56)
     }
 
     @Test func tamMatchesOracleAndDefinition() throws {
