@@ -94,12 +94,15 @@ struct ConvPlan: Sendable {
         guard p.groups == 1 else { return }  // direct loops, no scratch
         direct = p.isPointwiseStride1
         let workers = context.convParallelism == .tiles ? context.threads : 1
-        let budget = context.im2colBudget
+        let budget = context.im2colBudget, outBudget = context.outputTileBudget
+        let K = p.outChannels
         var fb = 1
         if ohw < context.minGemmColumns && frames > 1 {
             fb = min(frames, (context.minGemmColumns + ohw - 1) / ohw, max(1, budget / max(1, ck * ohw)),
                      (frames + workers - 1) / workers)
-            let groups = (frames + fb - 1) / fb
+            // Tile count a multiple of the workers where possible, frames spread evenly.
+            var groups = (frames + fb - 1) / fb
+            if groups % workers != 0 && roundUp(groups, workers) <= frames { groups = roundUp(groups, workers) }
             fb = (frames + groups - 1) / groups
         }
         if fb > 1 {
@@ -107,11 +110,18 @@ struct ConvPlan: Sendable {
             rowsPerTile = oh
             tileCount = (frames + fb - 1) / fb
             colCount = ck * fb * ohw
-            tmpCount = p.outChannels * fb * ohw
+            tmpCount = K * fb * ohw
         } else {
-            let rowsMax = direct ? oh : min(oh, max(1, budget / max(1, ck * ow)))
+            // Rows per tile: im2col columns within `budget`, GEMM result within `outBudget`
+            // (so the epilogue finds it in cache).
+            var rowsMax = min(oh, max(1, outBudget / max(1, K * ow)))
+            if !direct { rowsMax = min(rowsMax, max(1, budget / max(1, ck * ow))) }
             rowTilesPerFrame = (oh + rowsMax - 1) / rowsMax
+            if (frames * rowTilesPerFrame) % workers != 0 {
+                rowTilesPerFrame = min(oh, roundUp(rowTilesPerFrame, workers))
+            }
             rowsPerTile = (oh + rowTilesPerFrame - 1) / rowTilesPerFrame
+            rowTilesPerFrame = (oh + rowsPerTile - 1) / rowsPerTile
             tileCount = frames * rowTilesPerFrame
             colCount = direct ? 0 : ck * rowsPerTile * ow
         }
@@ -122,6 +132,8 @@ struct ConvPlan: Sendable {
             throw BLError(.invalidArgument, "conv2d(\(p)): GEMM dimension exceeds 32-bit BLAS range")
         }
     }
+
+    func roundUp(_ a: Int, _ b: Int) -> Int { (a + b - 1) / b * b }
 
     func tile(_ i: Int) -> ConvTile {
         if framesPerTile > 1 {
@@ -311,6 +323,14 @@ extension Kernels {
                             (d + xLo).update(from: s + xLo, count: xHi - xLo)
                         } else {
                             var xx = xLo
+                            if sw == 2 {
+                                // Even lanes of 16 consecutive inputs, while all 16 lie in this row.
+                                while xx + 8 <= xHi && 2 * xx + 15 + off <= W - 1 {
+                                    let v = UnsafeRawPointer(s + 2 * xx).loadUnaligned(as: SIMD16<Float>.self)
+                                    UnsafeMutableRawPointer(d + xx).storeBytes(of: v.evenHalf, as: SIMD8<Float>.self)
+                                    xx += 8
+                                }
+                            }
                             while xx < xHi {
                                 d[xx] = s[xx * sw]
                                 xx += 1

@@ -32,6 +32,9 @@ public struct KernelContext: Sendable, Equatable {
     public var convParallelism: ConvParallelism
     /// Upper bound, in floats, of one im2col tile (the dominant part of the conv scratch).
     public var im2colBudget: Int
+    /// Upper bound, in floats, of the GEMM result of one tile (kept small enough for the
+    /// epilogue to find it in cache).
+    public var outputTileBudget: Int
     /// Convolutions whose output plane (OH*OW) is smaller than this are run as one GEMM over
     /// several frames (columns of several frames side by side), so each GEMM has at least about
     /// this many columns.
@@ -41,11 +44,13 @@ public struct KernelContext: Sendable, Equatable {
 
     public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount,
                 im2colBudget: Int = 1 << 19,
+                outputTileBudget: Int = 1 << 18,
                 minGemmColumns: Int = 512,
                 minParallelElements: Int = 1 << 15, convParallelism: ConvParallelism = .tiles) {
         self.threads = max(1, threads)
         self.convParallelism = convParallelism
         self.im2colBudget = max(1, im2colBudget)
+        self.outputTileBudget = max(1, outputTileBudget)
         self.minGemmColumns = max(1, minGemmColumns)
         self.minParallelElements = max(1, minParallelElements)
     }

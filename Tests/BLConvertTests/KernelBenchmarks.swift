@@ -32,6 +32,7 @@ struct KernelBenchmarks {
         var ctx = KernelContext(threads: threads)
         if let b = Int(env["BLCONVERT_BENCH_BUDGET"] ?? "") { ctx.im2colBudget = b }
         if let m = Int(env["BLCONVERT_BENCH_MINCOLS"] ?? "") { ctx.minGemmColumns = m }
+        if let o = Int(env["BLCONVERT_BENCH_OUTBUDGET"] ?? "") { ctx.outputTileBudget = o }
         if env["BLCONVERT_BENCH_MODE"] == "blas" { ctx.convParallelism = .blas }
         ctx.activate()
         let plain = env["BLCONVERT_BENCH_PLAIN"] == "1"  // no residual / ReLU epilogue
@@ -53,7 +54,7 @@ struct KernelBenchmarks {
             ("1x1 2048->512 @7", 7, Conv2DParams(inChannels: 2048, outChannels: 512, kernel: (1, 1))),
         ]
         var rng = KernelRNG(5)
-        var lines = ["threads \(threads) (\(ctx.convParallelism)), epilogue \(plain ? "bias only" : "bias+residual+ReLU"), im2col budget \(ctx.im2colBudget), min GEMM columns \(ctx.minGemmColumns), \(frames) frames",
+        var lines = ["threads \(threads) (\(ctx.convParallelism)), epilogue \(plain ? "bias only" : "bias+residual+ReLU"), im2col budget \(ctx.im2colBudget), output tile budget \(ctx.outputTileBudget), min GEMM columns \(ctx.minGemmColumns), \(frames) frames",
                      "shape                        conv ms  GFLOP/s | one SGEMM ms GFLOP/s | conv/GEMM  scratch MB"]
         var totalConv = 0.0, totalGemm = 0.0
         for (name, hw, p) in shapes {
