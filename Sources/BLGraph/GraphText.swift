@@ -11,7 +11,7 @@ extension Graph {
         var out = ""
         if let l = inputLayout { out += "graph: input [N, \(l.frames)*\(l.channels), H, W], \(nodes.count) nodes, \(weights.count) weights, output node \(output)\n" }
         for n in nodes {
-            var line = pad(String(n.id), 5, left: true) + " " + pad(n.op.name, 18)
+            var line = pad(String(n.id), 5, left: true) + " " + pad(n.op.name, 19)
             if let s = shapes { line += pad(s[n.id].description, 22) }
             line += " <- " + pad(n.inputs.map(String.init).joined(separator: ","), 9)
             line += " " + Graph.shortAttributes(n.op)

@@ -43,7 +43,7 @@ public enum Op: Sendable, Equatable {
     /// Temporal aggregation module (TAM). Rows are frames of clips of `duration` consecutive rows.
     /// With `b = weights.count` depthwise 1x1 weights `w_i` (each `[C, 1, 1, 1]`):
     /// `out[n*D + t, c] = max(0, sum_i w_i[c] * in[n*D + t + i - b/2, c])`, a term omitted when
-    /// `t + i - b/2` falls outside `0..<D` (never crossing clips). One input.
+    /// `t + i - b/2` falls outside `0..<D` (never crossing clips; `b/2` rounds down). One input.
     case tam(TAM)
 
     /// Picks every other frame of each clip of `period` rows: row `n*period/2 + j` of the output is

@@ -130,8 +130,8 @@ extension Graph {
         case let .avgPool2d(k, s, p):
             if k < 1 || s < 1 || p < 0 || 2 * p > k { throw bad("invalid pooling window \(k)/\(s)/\(p)") }
         case .tam(let t):
-            if t.duration < 1 || t.channels < 1 || t.weights.isEmpty || t.weights.count % 2 == 0 {
-                throw bad("needs a positive duration and an odd number of blending weights")
+            if t.duration < 1 || t.channels < 1 || t.weights.isEmpty {
+                throw bad("needs a positive duration, channels and at least one blending weight")
             }
         case .selectFrames(let period, _):
             if period < 2 || period % 2 != 0 { throw bad("period \(period) must be even") }

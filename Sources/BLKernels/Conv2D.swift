@@ -58,51 +58,90 @@ public struct Conv2DParams: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// One GEMM's worth of a convolution: output rows `r0..<r0+rCount` of frames `f0..<f0+fCount`
+/// (several frames only with whole planes).
+struct ConvTile: Sendable {
+    var f0: Int, fCount: Int, r0: Int, rCount: Int
+}
+
 /// How `conv2d` tiles its work; derived only from the shapes and the context so that
 /// `conv2dScratchCount` and `conv2d` agree.
-struct ConvPlan {
-    var oh = 0, ow = 0, ohw = 0
+struct ConvPlan: Sendable {
+    var frames = 0, oh = 0, ow = 0, ohw = 0
     /// C * kh * kw: the GEMM inner dimension.
     var ck = 0
     /// 1x1 stride-1 unpadded: GEMM straight on the NCHW input.
     var direct = false
     /// Frames per GEMM; > 1 means columns of several frames side by side and a GEMM result buffer.
     var framesPerTile = 1
-    /// Output rows per GEMM when `framesPerTile == 1`.
-    var rowsPerTile = 1
-    var colCount = 0
-    var tmpCount = 0
-    var scratchCount: Int { colCount + tmpCount }
+    /// Output rows per GEMM when `framesPerTile == 1`, and row tiles per frame.
+    var rowsPerTile = 1, rowTilesPerFrame = 1
+    var tileCount = 0
+    /// Scratch slots (one per worker when workers take whole tiles).
+    var slots = 1
+    var colCount = 0, tmpCount = 0
+    var slotCount: Int { colCount + tmpCount }
+    var scratchCount: Int { slots * slotCount }
 
     init(_ p: Conv2DParams, frames: Int, height: Int, width: Int, context: KernelContext) throws {
+        self.frames = frames
         (oh, ow) = try p.outputSize(height: height, width: width)
         try Check.nonNegative([("frames", frames)], in: "conv2d")
         ohw = try Check.product([oh, ow], in: "conv2d")
         ck = try Check.product([p.inChannels, p.kernelH, p.kernelW], in: "conv2d")
         _ = try Check.product([frames, max(p.inChannels, p.outChannels), height * width + ohw], in: "conv2d")
+        _ = try Check.product([ck, ohw, frames, context.threads], in: "conv2d")
         guard p.groups == 1 else { return }  // direct loops, no scratch
         direct = p.isPointwiseStride1
-        let budget = context.im2colBudget
+        let workers = context.convParallelism == .tiles ? context.threads : 1
+        let budget = context.im2colBudget, outBudget = context.outputTileBudget
+        let K = p.outChannels
         var fb = 1
         if ohw < context.minGemmColumns && frames > 1 {
-            fb = min(frames, (context.minGemmColumns + ohw - 1) / ohw, max(1, budget / max(1, ck * ohw)))
+            fb = min(frames, (context.minGemmColumns + ohw - 1) / ohw, max(1, budget / max(1, ck * ohw)),
+                     (frames + workers - 1) / workers)
+            // Tile count a multiple of the workers where possible, frames spread evenly.
+            var groups = (frames + fb - 1) / fb
+            if groups % workers != 0 && roundUp(groups, workers) <= frames { groups = roundUp(groups, workers) }
+            fb = (frames + groups - 1) / groups
         }
         if fb > 1 {
             framesPerTile = fb
             rowsPerTile = oh
+            tileCount = (frames + fb - 1) / fb
             colCount = ck * fb * ohw
-            tmpCount = p.outChannels * fb * ohw
-        } else if direct {
-            rowsPerTile = oh
+            tmpCount = K * fb * ohw
         } else {
-            rowsPerTile = min(oh, max(1, budget / max(1, ck * ow)))
-            colCount = ck * rowsPerTile * ow
+            // Rows per tile: im2col columns within `budget`, GEMM result within `outBudget`
+            // (so the epilogue finds it in cache).
+            var rowsMax = min(oh, max(1, outBudget / max(1, K * ow)))
+            if !direct { rowsMax = min(rowsMax, max(1, budget / max(1, ck * ow))) }
+            rowTilesPerFrame = (oh + rowsMax - 1) / rowsMax
+            if (frames * rowTilesPerFrame) % workers != 0 {
+                rowTilesPerFrame = min(oh, roundUp(rowTilesPerFrame, workers))
+            }
+            rowsPerTile = (oh + rowTilesPerFrame - 1) / rowTilesPerFrame
+            rowTilesPerFrame = (oh + rowsPerTile - 1) / rowsPerTile
+            tileCount = frames * rowTilesPerFrame
+            colCount = direct ? 0 : ck * rowsPerTile * ow
         }
+        slots = workers > 1 && tileCount >= workers ? workers : 1
         let gemmN = framesPerTile * rowsPerTile * ow
         guard ck <= Int(Int32.max), p.outChannels <= Int(Int32.max), gemmN <= Int(Int32.max),
               ohw <= Int(Int32.max) else {
             throw BLError(.invalidArgument, "conv2d(\(p)): GEMM dimension exceeds 32-bit BLAS range")
         }
+    }
+
+    func roundUp(_ a: Int, _ b: Int) -> Int { (a + b - 1) / b * b }
+
+    func tile(_ i: Int) -> ConvTile {
+        if framesPerTile > 1 {
+            let f0 = i * framesPerTile
+            return ConvTile(f0: f0, fCount: min(framesPerTile, frames - f0), r0: 0, rCount: oh)
+        }
+        let r0 = (i % rowTilesPerFrame) * rowsPerTile
+        return ConvTile(f0: i / rowTilesPerFrame, fCount: 1, r0: r0, rCount: min(rowsPerTile, oh - r0))
     }
 }
 
@@ -151,58 +190,96 @@ extension Kernels {
                         context: context)
             return
         }
-        let K = p.outChannels, C = p.inChannels, hw = height * width, ohw = plan.ohw, ck = plan.ck
-        let col = scratch
-        if plan.framesPerTile > 1 {
-            // Several frames per GEMM: col [ck, fCount*ohw] -> tmp [K, fCount*ohw] -> output frames.
-            guard let col else { return }
-            let tmp = col + plan.colCount
-            var f0 = 0
-            while f0 < frames {
-                let fCount = min(plan.framesPerTile, frames - f0)
-                let n = fCount * ohw
-                im2col(input, channels: C, height: height, width: width, p: p, oh: plan.oh, ow: plan.ow,
-                       firstFrame: f0, frameCount: fCount, firstRow: 0, rowCount: plan.oh,
-                       col: col, context: context)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(K), Int32(n), Int32(ck),
-                            1, weight, Int32(ck), col, Int32(n), 0, tmp, Int32(n))
-                for fi in 0..<fCount {
-                    let f = f0 + fi
-                    epilogue(src: tmp + fi * ohw, srcStride: n, dst: output + f * K * ohw, dstStride: ohw,
-                             count: ohw, channels: K, bias: bias,
-                             residual: residual.map { $0 + f * K * ohw }, relu: relu, context: context)
+        let xs = SharedPointer(input), ws = SharedPointer(weight), os = SharedPointer(output)
+        let bs = bias.map { SharedPointer($0) }, rs = residual.map { SharedPointer($0) }
+        let K = p.outChannels
+        let work = frames * K * plan.ohw * plan.ck
+        // Scratch slots; with no scratch needed (1x1 stride 1, one frame per tile) nothing reads it.
+        let base = scratch ?? output
+        if plan.slots > 1 {
+            // Workers take whole tiles: im2col, single-threaded GEMM and epilogue stay on one core.
+            let ss = SharedPointer(base)
+            context.parallelParts(plan.tileCount, parts: plan.slots, work: work) { part, lo, hi in
+                let col = ss.p + part * plan.slotCount
+                for i in lo..<hi {
+                    let t = plan.tile(i)
+                    let (b, ldb) = prepareTile(t, UnsafePointer(xs.p), height: height, width: width, p: p, plan: plan,
+                                               col: col, context: .serial)
+                    computeTile(t, b: b, ldb: ldb, mLo: 0, mHi: K, weight: UnsafePointer(ws.p),
+                                bias: bs.map { UnsafePointer($0.p) }, residual: rs.map { UnsafePointer($0.p) },
+                                relu: relu, output: os.p, tmp: col + plan.colCount, p: p, plan: plan,
+                                context: .serial)
                 }
-                f0 += fCount
             }
             return
         }
-        for f in 0..<frames {
-            var r0 = 0
-            while r0 < plan.oh {
-                let rCount = min(plan.rowsPerTile, plan.oh - r0)
-                let n = rCount * plan.ow
-                let b: UnsafePointer<Float>
-                let ldb: Int
-                if plan.direct {
-                    b = input + f * C * hw + r0 * plan.ow
-                    ldb = hw
-                } else {
-                    guard let col else { return }
-                    im2col(input, channels: C, height: height, width: width, p: p, oh: plan.oh, ow: plan.ow,
-                           firstFrame: f, frameCount: 1, firstRow: r0, rowCount: rCount,
-                           col: col, context: context)
-                    b = UnsafePointer(col)
-                    ldb = n
+        let splitRows = context.convParallelism == .tiles && context.threads > 1
+        for i in 0..<plan.tileCount {
+            let t = plan.tile(i)
+            let (b, ldb) = prepareTile(t, input, height: height, width: width, p: p, plan: plan,
+                                       col: base, context: context)
+            let tmp = base + plan.colCount
+            if splitRows {
+                // Few tiles: workers split the output channels of each GEMM.
+                let bsh = SharedPointer(b), tmps = SharedPointer(tmp)
+                context.parallelParts(K, parts: context.threads, work: work) { _, mLo, mHi in
+                    computeTile(t, b: UnsafePointer(bsh.p), ldb: ldb, mLo: mLo, mHi: mHi, weight: UnsafePointer(ws.p),
+                                bias: bs.map { UnsafePointer($0.p) }, residual: rs.map { UnsafePointer($0.p) },
+                                relu: relu, output: os.p, tmp: tmps.p, p: p, plan: plan, context: .serial)
                 }
-                let dst = output + f * K * ohw + r0 * plan.ow
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(K), Int32(n), Int32(ck),
-                            1, weight, Int32(ck), b, Int32(ldb), 0, dst, Int32(ohw))
-                epilogue(src: UnsafePointer(dst), srcStride: ohw, dst: dst, dstStride: ohw, count: n,
-                         channels: K, bias: bias,
-                         residual: residual.map { $0 + f * K * ohw + r0 * plan.ow }, relu: relu,
-                         context: context)
-                r0 += rCount
+            } else {
+                computeTile(t, b: b, ldb: ldb, mLo: 0, mHi: K, weight: weight, bias: bias, residual: residual,
+                            relu: relu, output: output, tmp: tmp, p: p, plan: plan, context: context)
             }
+        }
+    }
+
+    /// The GEMM right-hand side of a tile: the input itself (1x1 stride 1, one frame) or its
+    /// im2col columns written to `col`. Returns the matrix and its leading dimension.
+    static func prepareTile(_ t: ConvTile, _ input: UnsafePointer<Float>, height: Int, width: Int,
+                            p: Conv2DParams, plan: ConvPlan, col: UnsafeMutablePointer<Float>,
+                            context: KernelContext) -> (UnsafePointer<Float>, Int) {
+        if plan.direct && t.fCount == 1 {
+            return (input + t.f0 * p.inChannels * height * width + t.r0 * plan.ow, height * width)
+        }
+        im2col(input, channels: p.inChannels, height: height, width: width, p: p, oh: plan.oh, ow: plan.ow,
+               firstFrame: t.f0, frameCount: t.fCount, firstRow: t.r0, rowCount: t.rCount, col: col,
+               context: context)
+        return (UnsafePointer(col), t.fCount * t.rCount * plan.ow)
+    }
+
+    /// GEMM and epilogue of output channels `mLo..<mHi` of a tile.
+    ///
+    ///     out[mLo..<mHi, tile columns] = weight[mLo..<mHi, ck] x b[ck, tile columns]
+    ///
+    /// One frame: written in place into `output` (leading dimension OH*OW). Several frames:
+    /// through `tmp [K, fCount*OH*OW]`, scattered to the frames by the epilogue.
+    static func computeTile(_ t: ConvTile, b: UnsafePointer<Float>, ldb: Int, mLo: Int, mHi: Int,
+                            weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                            residual: UnsafePointer<Float>?, relu: Bool, output: UnsafeMutablePointer<Float>,
+                            tmp: UnsafeMutablePointer<Float>, p: Conv2DParams, plan: ConvPlan,
+                            context: KernelContext) {
+        let K = p.outChannels, ohw = plan.ohw, ck = plan.ck, m = mHi - mLo
+        guard m > 0 else { return }
+        let n = t.fCount * t.rCount * plan.ow
+        let a = weight + mLo * ck
+        let bias = bias.map { $0 + mLo }
+        if t.fCount > 1 {
+            let c = tmp + mLo * n
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(ck),
+                        1, a, Int32(ck), b, Int32(ldb), 0, c, Int32(n))
+            for fi in 0..<t.fCount {
+                let o = (t.f0 + fi) * K * ohw + mLo * ohw
+                epilogue(src: c + fi * ohw, srcStride: n, dst: output + o, dstStride: ohw, count: ohw, channels: m,
+                         bias: bias, residual: residual.map { $0 + o }, relu: relu, context: context)
+            }
+        } else {
+            let o = t.f0 * K * ohw + t.r0 * plan.ow + mLo * ohw
+            let dst = output + o
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(ck),
+                        1, a, Int32(ck), b, Int32(ldb), 0, dst, Int32(ohw))
+            epilogue(src: UnsafePointer(dst), srcStride: ohw, dst: dst, dstStride: ohw, count: n, channels: m,
+                     bias: bias, residual: residual.map { $0 + o }, relu: relu, context: context)
         }
     }
 
@@ -246,6 +323,14 @@ extension Kernels {
                             (d + xLo).update(from: s + xLo, count: xHi - xLo)
                         } else {
                             var xx = xLo
+                            if sw == 2 {
+                                // Even lanes of 16 consecutive inputs, while all 16 lie in this row.
+                                while xx + 8 <= xHi && 2 * xx + 15 + off <= W - 1 {
+                                    let v = UnsafeRawPointer(s + 2 * xx).loadUnaligned(as: SIMD16<Float>.self)
+                                    UnsafeMutableRawPointer(d + xx).storeBytes(of: v.evenHalf, as: SIMD8<Float>.self)
+                                    xx += 8
+                                }
+                            }
                             while xx < xHi {
                                 d[xx] = s[xx * sw]
                                 xx += 1

@@ -18,10 +18,23 @@ public enum Kernels {}
 /// `threads` is used both for OpenBLAS (via `activate()`, which calls `openblas_set_num_threads`)
 /// and for the kernels' own loops (split with `DispatchQueue.concurrentPerform` when large enough).
 public struct KernelContext: Sendable, Equatable {
+    /// How convolutions use the threads.
+    public enum ConvParallelism: Sendable, Equatable {
+        /// OpenBLAS single-threaded; each worker takes whole tiles (im2col + GEMM + epilogue on
+        /// one core), or, when there are fewer tiles than workers, a share of the output channels.
+        case tiles
+        /// OpenBLAS threads inside every GEMM; im2col and epilogue loops split around it.
+        case blas
+    }
+
     /// Threads for BLAS and for the kernels' own loops (>= 1).
     public var threads: Int
+    public var convParallelism: ConvParallelism
     /// Upper bound, in floats, of one im2col tile (the dominant part of the conv scratch).
     public var im2colBudget: Int
+    /// Upper bound, in floats, of the GEMM result of one tile (kept small enough for the
+    /// epilogue to find it in cache).
+    public var outputTileBudget: Int
     /// Convolutions whose output plane (OH*OW) is smaller than this are run as one GEMM over
     /// several frames (columns of several frames side by side), so each GEMM has at least about
     /// this many columns.
@@ -31,17 +44,25 @@ public struct KernelContext: Sendable, Equatable {
 
     public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount,
                 im2colBudget: Int = 1 << 19,
+                outputTileBudget: Int = 1 << 18,
                 minGemmColumns: Int = 512,
-                minParallelElements: Int = 1 << 15) {
+                minParallelElements: Int = 1 << 15, convParallelism: ConvParallelism = .tiles) {
         self.threads = max(1, threads)
+        self.convParallelism = convParallelism
         self.im2colBudget = max(1, im2colBudget)
+        self.outputTileBudget = max(1, outputTileBudget)
         self.minGemmColumns = max(1, minGemmColumns)
         self.minParallelElements = max(1, minParallelElements)
     }
 
-    /// Applies `threads` to OpenBLAS (a process-wide setting). Call once before running kernels.
+    /// Threads OpenBLAS should run: 1 with `.tiles` (the kernels parallelize around single-threaded
+    /// GEMMs), `threads` with `.blas`.
+    public var blasThreads: Int { convParallelism == .tiles ? 1 : threads }
+
+    /// Applies `blasThreads` to OpenBLAS (a process-wide setting). Call once before running kernels,
+    /// and again after switching between contexts of different parallelism.
     public func activate() {
-        openblas_set_num_threads(Int32(clamping: threads))
+        openblas_set_num_threads(Int32(clamping: blasThreads))
     }
 
     /// Single-threaded context (the oracles never use threads; tests use this to compare paths).
@@ -71,6 +92,24 @@ extension KernelContext {
             let lo = count * part / parts
             let hi = count * (part + 1) / parts
             if lo < hi { body(lo, hi) }
+        }
+    }
+}
+
+extension KernelContext {
+    /// Runs `body(part, lo, hi)` for `parts` disjoint chunks covering `0..<count` (on the calling
+    /// thread alone when `work` is below `minParallelElements` or only one part is possible).
+    @inlinable
+    func parallelParts(_ count: Int, parts wanted: Int, work: Int, _ body: @Sendable (Int, Int, Int) -> Void) {
+        let parts = min(wanted, count)
+        if parts <= 1 || work < minParallelElements {
+            if count > 0 { body(0, 0, count) }
+            return
+        }
+        DispatchQueue.concurrentPerform(iterations: parts) { part in
+            let lo = count * part / parts
+            let hi = count * (part + 1) / parts
+            if lo < hi { body(part, lo, hi) }
         }
     }
 }

@@ -1,0 +1,92 @@
+import COpenBLAS
+import Foundation
+import Testing
+@testable import BLKernels
+
+/// Timing of `conv2d` on ResNet-50 shapes (8 frames) against a bare SGEMM of the same size.
+/// Reports only; runs when `BLCONVERT_BENCH=1`:
+/// `BLCONVERT_BENCH=1 swift test -c release -Xswiftc -enable-testing --filter KernelBenchmarks`
+@Suite(.enabled(if: ProcessInfo.processInfo.environment["BLCONVERT_BENCH"] == "1"))
+struct KernelBenchmarks {
+    /// Best wall time of `a` and of `b` over interleaved repetitions (the machine is shared:
+    /// interleaving keeps the two figures comparable).
+    static func bestSeconds(reps: Int, _ a: () throws -> Void, _ b: () throws -> Void) rethrows -> (Double, Double) {
+        func time(_ f: () throws -> Void) rethrows -> Double {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            try f()
+            return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        }
+        try a()
+        try b()  // warm-up
+        var ta = Double.infinity, tb = Double.infinity
+        for _ in 0..<reps {
+            ta = min(ta, try time(a))
+            tb = min(tb, try time(b))
+        }
+        return (ta, tb)
+    }
+
+    @Test func conv2dResNet50Shapes() throws {
+        let env = ProcessInfo.processInfo.environment
+        let threads = Int(env["BLCONVERT_BENCH_THREADS"] ?? "") ?? ProcessInfo.processInfo.activeProcessorCount
+        var ctx = KernelContext(threads: threads)
+        if let b = Int(env["BLCONVERT_BENCH_BUDGET"] ?? "") { ctx.im2colBudget = b }
+        if let m = Int(env["BLCONVERT_BENCH_MINCOLS"] ?? "") { ctx.minGemmColumns = m }
+        if let o = Int(env["BLCONVERT_BENCH_OUTBUDGET"] ?? "") { ctx.outputTileBudget = o }
+        if env["BLCONVERT_BENCH_MODE"] == "blas" { ctx.convParallelism = .blas }
+        ctx.activate()
+        let plain = env["BLCONVERT_BENCH_PLAIN"] == "1"  // no residual / ReLU epilogue
+        let frames = 8
+        let reps = Int(env["BLCONVERT_BENCH_REPS"] ?? "") ?? 7
+        let shapes: [(String, Int, Conv2DParams)] = [
+            ("conv1 7x7 3->64 s2 @224", 224, Conv2DParams(inChannels: 3, outChannels: 64, kernel: (7, 7), stride: (2, 2), padding: (3, 3))),
+            ("3x3 64->64 @56", 56, Conv2DParams(inChannels: 64, outChannels: 64, kernel: (3, 3), padding: (1, 1))),
+            ("1x1 64->256 @56", 56, Conv2DParams(inChannels: 64, outChannels: 256, kernel: (1, 1))),
+            ("1x1 256->64 @56", 56, Conv2DParams(inChannels: 256, outChannels: 64, kernel: (1, 1))),
+            ("3x3 128->128 s2 @56", 56, Conv2DParams(inChannels: 128, outChannels: 128, kernel: (3, 3), stride: (2, 2), padding: (1, 1))),
+            ("3x3 128->128 @28", 28, Conv2DParams(inChannels: 128, outChannels: 128, kernel: (3, 3), padding: (1, 1))),
+            ("1x1 512->128 @28", 28, Conv2DParams(inChannels: 512, outChannels: 128, kernel: (1, 1))),
+            ("1x1 128->512 @28", 28, Conv2DParams(inChannels: 128, outChannels: 512, kernel: (1, 1))),
+            ("3x3 256->256 @14", 14, Conv2DParams(inChannels: 256, outChannels: 256, kernel: (3, 3), padding: (1, 1))),
+            ("1x1 1024->256 @14", 14, Conv2DParams(inChannels: 1024, outChannels: 256, kernel: (1, 1))),
+            ("1x1 256->1024 @14", 14, Conv2DParams(inChannels: 256, outChannels: 1024, kernel: (1, 1))),
+            ("3x3 512->512 @7", 7, Conv2DParams(inChannels: 512, outChannels: 512, kernel: (3, 3), padding: (1, 1))),
+            ("1x1 2048->512 @7", 7, Conv2DParams(inChannels: 2048, outChannels: 512, kernel: (1, 1))),
+        ]
+        var rng = KernelRNG(5)
+        var lines = ["threads \(threads) (\(ctx.convParallelism)), epilogue \(plain ? "bias only" : "bias+residual+ReLU"), im2col budget \(ctx.im2colBudget), output tile budget \(ctx.outputTileBudget), min GEMM columns \(ctx.minGemmColumns), \(frames) frames",
+                     "shape                        conv ms  GFLOP/s | one SGEMM ms GFLOP/s | conv/GEMM  scratch MB"]
+        var totalConv = 0.0, totalGemm = 0.0
+        for (name, hw, p) in shapes {
+            let (oh, ow) = try p.outputSize(height: hw, width: hw)
+            let x = rng.array(frames * p.inChannels * hw * hw), w = rng.array(p.weightCount), b = rng.array(p.outChannels)
+            let res = rng.array(frames * p.outChannels * oh * ow)
+            var out = [Float](repeating: 0, count: res.count)
+            let need = try Kernels.conv2dScratchCount(p, frames: frames, height: hw, width: hw, context: ctx)
+            var scratch = [Float](repeating: 0, count: max(need, 1))
+            let flops = 2.0 * Double(p.weightCount) * Double(oh * ow * frames)
+            let m = p.outChannels, k = p.inChannels * p.kernelH * p.kernelW, n = frames * oh * ow
+            let bMat = rng.array(k * n)
+            var cMat = [Float](repeating: 0, count: m * n)
+            let (tConv, tGemm) = try Self.bestSeconds(reps: reps, {
+                try Kernels.conv2d(x, frames: frames, height: hw, width: hw, weight: w, bias: b, params: p,
+                                   residual: plain ? nil : res, relu: !plain, output: &out, scratch: &scratch, scratchCount: need,
+                                   context: ctx)
+            }, {
+                openblas_set_num_threads(Int32(threads))
+                defer { ctx.activate() }
+                // Ideal: one SGEMM [K, C*kh*kw] x [C*kh*kw, F*OH*OW] on ready-made columns.
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k),
+                            1, w, Int32(k), bMat, Int32(n), 0, &cMat, Int32(n))
+            })
+            totalConv += tConv
+            totalGemm += tGemm
+            lines.append(name.padding(toLength: 26, withPad: " ", startingAt: 0) + String(format: " %9.2f %8.1f | %12.2f %7.1f | %8.2f  %9.2f",
+                                tConv * 1e3, flops / tConv / 1e9, tGemm * 1e3, flops / tGemm / 1e9, tConv / tGemm,
+                                Double(need * 4) / 1e6))
+        }
+        lines.append(String(format: "total                        %9.2f          | %12.2f", totalConv * 1e3, totalGemm * 1e3))
+        print(lines.joined(separator: "\n"))
+        #expect(totalConv > 0)
+    }
+}
