@@ -291,7 +291,7 @@ enum EveryOpGraph {
                 #expect(e <= 1e-5, "\(built.graph.label(id)): rel error \(e)")
                 worst = max(worst, e)
             }
-            print("every-op graph, \(threads) thread(s): output rel error \(err), worst node \(worst), arena \(summary.totalBytes) B vs \(summary.unsharedActivationBytes) B unshared")
+            print("every-op graph, \(threads) thread(s): output rel error \(err), worst node \(worst), activations \(summary.activationBytes) B (unshared \(summary.unsharedActivationBytes) B), scratch \(summary.scratchBytes) B")
             // A second run reuses the cached plan and arena, and gives the same result.
             let again = try engine.run(input)
             #expect(again.floats() == out.floats())
@@ -307,6 +307,12 @@ enum EveryOpGraph {
         let (out, captured) = try engine.run(input, capture: wanted)
         #expect(relativeError(out.floats(), reference[built.graph.output]) <= 1e-5)
         for id in wanted { #expect(relativeError(captured[id]!.floats(), reference[id]) <= 1e-5) }
+        // big.conv3 and resize keep their values; the side conv is still fused into its add.
+        let plan = try engine.plan(batch: 1, height: 20, width: 31, capture: wanted)
+        let kinds = Dictionary(uniqueKeysWithValues: plan.steps.map { ($0.node, $0.kind) })
+        #expect(kinds[built.ids["side.add"]!] == .convAdd(conv: built.ids["side"]!, residual: built.ids["dup"]!, relu: false))
+        #expect(kinds[built.ids["big.conv3"]!] == .node && kinds[built.ids["resize"]!] == .node)
+        #expect(kinds[built.ids["merge"]!] == .node)
     }
 
     @Test func memoryIsSharedAndPlanned() throws {
