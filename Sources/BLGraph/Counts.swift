@@ -31,6 +31,18 @@ public struct GraphCost: Sendable, Equatable {
     /// All multiply-accumulates: what counting every reference `Conv2d` (TAM included) and
     /// `Linear` module gives (23.851 G for bLVNet-TAM-50 f8x2 at 224x224).
     public var totalMACs: Int { convMACs + tamMACs + linearMACs }
+
+    /// `{"macs": {"total", "conv", "tam", "linear"}, "parameters", "stored_elements",
+    ///   "activation_bytes": {"total", "peak"}}`.
+    public var json: JSON {
+        func i(_ x: Int) -> JSON { .int(Int64(x)) }
+        return .object([
+            ("macs", .object([("total", i(totalMACs)), ("conv", i(convMACs)), ("tam", i(tamMACs)), ("linear", i(linearMACs))])),
+            ("parameters", i(parameters)),
+            ("stored_elements", i(storedElements)),
+            ("activation_bytes", .object([("total", i(totalActivationBytes)), ("peak", i(peakActivationBytes))])),
+        ])
+    }
 }
 
 extension Graph {

@@ -2,24 +2,52 @@ import BLCore
 
 extension Graph {
     /// A readable listing, one node a line:
-    /// `  12 conv2d      [N*8, 64, 56, 56] <- 11   k3 s2 p1 64->64 relu  (baseline_model.b_conv0)`.
-    /// Shapes are shown when an input size is given and inference succeeds.
+    /// `  12 conv2d      [N*8, 64, 56, 56]  0.925G <- 11   k3 s2 p1 64->64 relu  (baseline_model.b_conv0)`.
+    /// Shapes and per-node multiply-accumulates (for one clip) are shown when an input size is given
+    /// and inference succeeds; then a totals line ends the listing.
     public func textDump(height: Int? = nil, width: Int? = nil) -> String {
         var shapes: [NodeShape]? = nil
-        if let height, let width { shapes = try? inferShapes(height: height, width: width) }
+        var costs: GraphCost? = nil
+        if let height, let width {
+            shapes = try? inferShapes(height: height, width: width)
+            costs = try? cost(batch: 1, height: height, width: width)
+        }
         let tapsByNode = Dictionary(grouping: taps, by: { $0.node })
         var out = ""
         if let l = inputLayout { out += "graph: input [N, \(l.frames)*\(l.channels), H, W], \(nodes.count) nodes, \(weights.count) weights, output node \(output)\n" }
         for n in nodes {
             var line = pad(String(n.id), 5, left: true) + " " + pad(n.op.name, 19)
             if let s = shapes { line += pad(s[n.id].description, 22) }
+            if let c = costs { line += pad(c.nodes[n.id].macs > 0 ? Graph.giga(c.nodes[n.id].macs) : "", 8, left: true) }
             line += " <- " + pad(n.inputs.map(String.init).joined(separator: ","), 9)
             line += " " + Graph.shortAttributes(n.op)
             if let o = n.origin { line += "  (\(o))" }
             if let ts = tapsByNode[n.id] { line += "  = " + ts.map(\.module).joined(separator: ", ") }
             out += line + "\n"
         }
+        if let c = costs, let height, let width {
+            out += "input \(height)x\(width), one clip: \(Graph.giga(c.totalMACs)) multiply-accumulates"
+            out += " (conv \(Graph.giga(c.convMACs)), TAM \(Graph.giga(c.tamMACs)), linear \(Graph.giga(c.linearMACs)));"
+            out += " \(c.parameters) parameters; activations \(Graph.mebi(c.totalActivationBytes)) in all,"
+            out += " \(Graph.mebi(c.peakActivationBytes)) peak live (float32)\n"
+        }
         return out
+    }
+
+    /// `23.851G`, `0.925G`.
+    static func giga(_ x: Int) -> String {
+        let v = (Double(x) / 1e6).rounded() / 1e3
+        var s = "\(v)"
+        if let dot = s.firstIndex(of: ".") {
+            let decimals = s.distance(from: dot, to: s.endIndex) - 1
+            if decimals < 3 { s += String(repeating: "0", count: 3 - decimals) }
+        }
+        return s + "G"
+    }
+
+    /// `12.3 MiB`.
+    static func mebi(_ bytes: Int) -> String {
+        "\((Double(bytes) / 1_048_576 * 10).rounded() / 10) MiB"
     }
 
     static func shortAttributes(_ op: Op) -> String {

@@ -22,9 +22,10 @@ public enum BLVNetImporter {
     static let p = BLVNetGraph.backbone
 
     /// The reference name of a checkpoint tensor: leading `state_dict.` and `module.` removed, and
-    /// `baseline_model.` added to backbone names saved without it (`conv1.weight`).
+    /// `baseline_model.` added to backbone names saved without it (`conv1.weight`); `/` (HDF5 group
+    /// paths) read as `.`.
     public static func canonicalName(_ name: String) -> String {
-        var s = Substring(name)
+        var s = Substring(name.contains("/") ? String(name.split(separator: "/", omittingEmptySubsequences: true).joined(separator: ".")) : name)
         while true {
             if s.hasPrefix("state_dict.") { s = s.dropFirst("state_dict.".count); continue }
             if s.hasPrefix("module.") { s = s.dropFirst("module.".count); continue }

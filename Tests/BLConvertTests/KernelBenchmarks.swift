@@ -89,4 +89,93 @@ struct KernelBenchmarks {
         print(lines.joined(separator: "\n"))
         #expect(totalConv > 0)
     }
+
+    /// Every convolution of bLVNet-TAM-50 (alpha 2, beta 4, f8x2: one clip of 16 frames at 224x224),
+    /// from the reference architecture: conv1 on 16 frames, everything else on the 8 big or 8 little
+    /// frames. (frames, C, K, kernel, stride, input size, count); padding is kernel/2.
+    /// 71 convolutions, 23.776 G multiply-accumulates (with the linear layer, 0.003 G, and the TAM
+    /// blends, 0.072 G: the 23.851 G of the whole model).
+    static let blvnet50Convolutions: [(Int, Int, Int, Int, Int, Int, Int)] = [
+        (16, 3, 64, 7, 2, 224, 1),
+        (8, 64, 64, 3, 2, 112, 1),
+        (8, 64, 32, 3, 1, 112, 1),
+        (8, 32, 32, 3, 2, 112, 1),
+        (8, 32, 64, 1, 1, 56, 1),
+        (8, 64, 64, 1, 1, 56, 2),
+        (8, 64, 64, 3, 2, 56, 2),
+        (8, 64, 256, 1, 1, 28, 5),
+        (8, 256, 64, 1, 1, 28, 2),
+        (8, 64, 64, 3, 1, 28, 2),
+        (8, 64, 32, 1, 1, 56, 1),
+        (8, 32, 32, 3, 1, 56, 1),
+        (8, 32, 128, 1, 1, 56, 1),
+        (8, 64, 128, 1, 1, 56, 1),
+        (8, 128, 256, 1, 1, 56, 1),
+        (8, 256, 64, 1, 1, 56, 1),
+        (8, 256, 128, 1, 1, 28, 1),
+        (8, 128, 128, 3, 2, 28, 2),
+        (8, 128, 512, 1, 1, 14, 5),
+        (8, 256, 512, 1, 1, 14, 1),
+        (8, 512, 128, 1, 1, 14, 3),
+        (8, 128, 128, 3, 1, 14, 3),
+        (8, 256, 512, 1, 1, 28, 1),
+        (8, 512, 128, 1, 1, 28, 1),
+        (8, 512, 256, 1, 1, 14, 1),
+        (8, 256, 256, 3, 2, 14, 1),
+        (8, 256, 1024, 1, 1, 7, 5),
+        (8, 512, 1024, 1, 1, 7, 1),
+        (8, 1024, 256, 1, 1, 7, 4),
+        (8, 256, 256, 3, 1, 7, 4),
+        (8, 512, 1024, 1, 1, 14, 1),
+        (8, 1024, 256, 1, 1, 14, 1),
+        (8, 256, 256, 3, 1, 14, 1),
+        (8, 256, 1024, 1, 1, 14, 1),
+        (8, 1024, 512, 1, 1, 14, 1),
+        (8, 512, 512, 3, 2, 14, 1),
+        (8, 512, 2048, 1, 1, 7, 3),
+        (8, 1024, 2048, 1, 1, 7, 1),
+        (8, 2048, 512, 1, 1, 7, 2),
+        (8, 512, 512, 3, 1, 7, 2),
+    ]
+
+    @Test func blvnet50ClipConvolutions() throws {
+        let env = ProcessInfo.processInfo.environment
+        let threads = Int(env["BLCONVERT_BENCH_THREADS"] ?? "") ?? ProcessInfo.processInfo.activeProcessorCount
+        var ctx = KernelContext(threads: threads)
+        if env["BLCONVERT_BENCH_MODE"] == "blas" { ctx.convParallelism = .blas }
+        let reps = Int(env["BLCONVERT_BENCH_REPS"] ?? "") ?? 3
+        var rng = KernelRNG(11)
+        var macs = 0.0, tConvSum = 0.0, tGemmSum = 0.0, count = 0
+        for (frames, c, k, ks, s, hw, n) in Self.blvnet50Convolutions {
+            let p = Conv2DParams(inChannels: c, outChannels: k, kernel: (ks, ks), stride: (s, s), padding: (ks / 2, ks / 2))
+            let (oh, ow) = try p.outputSize(height: hw, width: hw)
+            let x = rng.array(frames * c * hw * hw), w = rng.array(p.weightCount), b = rng.array(k)
+            var out = [Float](repeating: 0, count: frames * k * oh * ow)
+            let need = try Kernels.conv2dScratchCount(p, frames: frames, height: hw, width: hw, context: ctx)
+            var scratch = [Float](repeating: 0, count: max(need, 1))
+            let gk = c * ks * ks, gn = frames * oh * ow
+            let bMat = rng.array(gk * gn)
+            var cMat = [Float](repeating: 0, count: k * gn)
+            ctx.activate()
+            let (tConv, tGemm) = try Self.bestSeconds(reps: reps, {
+                try Kernels.conv2d(x, frames: frames, height: hw, width: hw, weight: w, bias: b, params: p,
+                                   relu: true, output: &out, scratch: &scratch, scratchCount: need, context: ctx)
+            }, {
+                openblas_set_num_threads(Int32(threads))
+                defer { ctx.activate() }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(k), Int32(gn), Int32(gk),
+                            1, w, Int32(gk), bMat, Int32(gn), 0, &cMat, Int32(gn))
+            })
+            macs += Double(n * p.weightCount * oh * ow * frames)
+            tConvSum += Double(n) * tConv
+            tGemmSum += Double(n) * tGemm
+            count += n
+        }
+        print(String(format: "bLVNet-TAM-50 f8x2 clip at 224: %d convolutions, %.3f G MAC; conv2d %.1f ms (%.1f GFLOP/s), "
+                     + "bare SGEMM %.1f ms (%.1f GFLOP/s), ratio %.2f  [threads %d, %@]",
+                     count, macs / 1e9, tConvSum * 1e3, 2 * macs / tConvSum / 1e9, tGemmSum * 1e3,
+                     2 * macs / tGemmSum / 1e9, tConvSum / tGemmSum, threads, "\(ctx.convParallelism)" as NSString))
+        #expect(count == 71)
+        #expect(abs(macs / 1e9 - 23.776) < 0.001)
+    }
 }

@@ -488,3 +488,4 @@ func relativeError(_ a: [Double], _ b: [Double]) -> Double {
         #expect(fw["bn.weight"] == nil)
     }
 }
+
