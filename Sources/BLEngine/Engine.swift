@@ -79,6 +79,11 @@ public final class Engine: @unchecked Sendable {
 
     /// Same, also returning copies of the values of the nodes `capture` names.
     public func run(_ input: Tensor, capture: Set<Int>) throws -> (output: Tensor, captured: [Int: Tensor]) {
+        var unused: [String: Double]? = nil
+        return try run(input, capture: capture, timings: &unused)
+    }
+
+    private func run(_ input: Tensor, capture: Set<Int>, timings: inout [String: Double]?) throws -> (output: Tensor, captured: [Int: Tensor]) {
         for id in capture where id < 0 || id >= graph.nodes.count {
             throw BLError(.invalidArgument, "cannot capture node \(id): the graph has \(graph.nodes.count) nodes")
         }
@@ -106,12 +111,32 @@ public final class Engine: @unchecked Sendable {
         context.activate()
         var captured = [Int: Tensor]()
         for step in plan.steps {
-            try execute(step, plan: plan, base: base)
+            if timings != nil {
+                let start = DispatchTime.now().uptimeNanoseconds
+                try execute(step, plan: plan, base: base)
+                let name: String
+                switch step.kind {
+                case .node: name = graph.nodes[step.node].op.name
+                case .convAdd: name = "conv2d+add"
+                case .resizeAdd: name = "resizeNearest+add"
+                }
+                timings?[name, default: 0] += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            } else {
+                try execute(step, plan: plan, base: base)
+            }
             if capture.contains(step.node) {
                 captured[step.node] = try copyOut(step.node, plan: plan, base: base)
             }
         }
         return (try copyOut(graph.output, plan: plan, base: base), captured)
+    }
+
+    /// Runs `input` once and returns the time spent per kind of step, in seconds, keyed by op name
+    /// (`conv2d+add` and `resizeNearest+add` for fused steps). For benchmarks.
+    public func profile(_ input: Tensor) throws -> [String: Double] {
+        var times: [String: Double]? = [:]
+        _ = try run(input, capture: [], timings: &times)
+        return times ?? [:]
     }
 
     /// Bytes of the arena (activations and scratch) planned for an input of `batch` clips of
@@ -134,6 +159,17 @@ public final class Engine: @unchecked Sendable {
                                  scratchBytes: (p.convScratchFloats + p.weightScratchFloats) * 4,
                                  unsharedActivationBytes: p.unsharedFloats * 4, blockCount: p.blockCount,
                                  stepCount: p.steps.count, fusedConvAdds: convAdds, fusedResizeAdds: resizeAdds)
+    }
+
+    /// Frees the arena and forgets the cached plans (the next run plans and allocates again).
+    public func releaseMemory() {
+        lock.lock()
+        defer { lock.unlock() }
+        arena?.deallocate()
+        arena = nil
+        arenaFloats = 0
+        plans.removeAll()
+        fusions.removeAll()
     }
 
     // MARK: - Plans and arena

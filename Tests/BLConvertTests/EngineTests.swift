@@ -295,6 +295,10 @@ enum EveryOpGraph {
             // A second run reuses the cached plan and arena, and gives the same result.
             let again = try engine.run(input)
             #expect(again.floats() == out.floats())
+            engine.releaseMemory()
+            #expect(try engine.run(input).floats() == out.floats())
+            let times = try engine.profile(input)
+            #expect(times["conv2d+add"] != nil && times["resizeNearest+add"] != nil && times["tam"] != nil)
         }
     }
 

@@ -124,6 +124,10 @@ enum Parity {
                 _ = try engine.run(input)
                 let steady = Date().timeIntervalSince(start)
                 let (n, h, w) = (input.shape[0], input.shape[2], input.shape[3])
+                if clip == c.clips.first {
+                    let t = try engine.profile(input).sorted { $0.value > $1.value }
+                    print("PROFILE \(label): " + t.map { "\($0.key) \(String(format: "%.1f", $0.value * 1000)) ms" }.joined(separator: ", "))
+                }
                 let cost = try graph.cost(batch: n, height: h, width: w)
                 let mem = try engine.memoryPlan(batch: n, height: h, width: w)
                 print("PARITY \(label) \(input.shape): logits rel \(String(format: "%.2e", r.logitsError)), top-5 equal \(r.top5Equal); "
@@ -143,6 +147,30 @@ enum Parity {
         let c = try Parity.loadCase(directory: dir, checkpoint: "model.pth.tar")
         #expect(c.frames == 8 && c.clips.count == 3)
         try Parity.run(c, unfused: true)
+    }
+
+    /// The fixture's convolution weights are exactly representable in bfloat16: stored as bfloat16 and
+    /// converted per use, the unfused graph must give the same parity.
+    @Test func miniBFloat16WeightsPerUse() throws {
+        let c = try Parity.loadCase(directory: TestData.fixture("mini-a2b4-f4x2"), checkpoint: "model.pth.tar")
+        let model = try Parity.importModel(c)
+        var bf16 = model.weights
+        var converted = 0
+        for (name, t) in model.weights where t.rank == 4 {
+            let h = try t.converted(to: .bfloat16)
+            if try h.converted(to: .float32).floats() == t.floats() {
+                bf16[name] = h
+                converted += 1
+            }
+        }
+        print("bf16 per-use: \(converted) convolution weights stored as bfloat16")
+        #expect(converted > 10)
+        let engine = try Engine(graph: model.graph, weights: bf16, context: KernelContext(threads: 2),
+                                weightConversion: .perUse)
+        for clip in c.clips {
+            let r = try Parity.check(engine: engine, clipPath: c.directory + "/" + clip, label: "\(c.name) bf16 per-use \(clip)")
+            print("PARITY \(c.name) bf16 per-use \(clip): logits rel \(String(format: "%.2e", r.logitsError)), top-5 equal \(r.top5Equal), \(String(format: "%.3f", r.seconds)) s")
+        }
     }
 
     @Test func miniBlend5Shared() throws {
