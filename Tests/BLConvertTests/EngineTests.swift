@@ -167,7 +167,7 @@ struct SeededRandom {
 
 /// max|a - b| / max|b|.
 func relativeError(_ a: [Float], _ b: [Float]) -> Double {
-    precondition(a.count == b.count)
+    guard a.count == b.count else { return .infinity }
     var num = 0.0, den = 0.0
     for (x, y) in zip(a, b) {
         num = max(num, abs(Double(x) - Double(y)))
@@ -262,7 +262,89 @@ enum EveryOpGraph {
     }
 }
 
+/// Random graphs over two spatial sizes, with many consumers per value, long-lived values, chains of
+/// in-place candidates and fusion candidates: stresses the memory plan and the fusions.
+enum RandomGraph {
+    static func make(seed: UInt64) throws -> (Graph, [String: Tensor]) {
+        var rng = SeededRandom(state: seed)
+        func pick(_ n: Int) -> Int { Int(rng.next() % UInt64(n)) }
+        var g = Graph()
+        let c = 4, frames = 2
+        var full = [Int](), half = [Int]()
+        func add(_ op: Op, _ inputs: [Int]) -> Int {
+            g.declareWeights(of: op)
+            return g.add(op, inputs, origin: "n\(g.nodes.count)")
+        }
+        let input = add(.input(frames: frames, channels: c), [])
+        full.append(add(.framesFromChannels(frames: frames), [input]))
+        for _ in 0..<(12 + pick(14)) {
+            let useHalf = !half.isEmpty && pick(3) == 0
+            let pool = useHalf ? half : full
+            // Recent values more often, but any earlier value may be read again.
+            let x = pick(2) == 0 ? pool[pool.count - 1] : pool[pick(pool.count)]
+            let id = g.nodes.count
+            var out: Int
+            switch pick(9) {
+            case 0, 1:
+                let k = pick(2) == 0 ? 3 : 1
+                out = add(.conv2d(Conv2D(inChannels: c, outChannels: c, kernel: k, padding: k / 2, weight: "w\(id)",
+                                         bias: pick(2) == 0 ? "b\(id)" : nil, relu: pick(3) == 0)), [x])
+            case 2: out = add(.relu, [x])
+            case 3: out = add(.batchNorm(BatchNorm(channels: c, module: "bn\(id)")), [x])
+            case 4, 5: out = add(.add(relu: pick(2) == 0), [x, pool[pick(pool.count)]])
+            case 6: out = add(.tam(TAM(duration: frames, channels: c, weights: ["t\(id).0", "t\(id).1", "t\(id).2"])), [x])
+            case 7 where !useHalf:
+                half.append(add(.avgPool2d(kernel: 3, stride: 2, padding: 1), [x]))
+                continue
+            default:
+                if useHalf {
+                    full.append(add(.resizeNearest, [x, full[pick(full.count)]]))
+                    continue
+                }
+                out = add(.relu, [x])
+            }
+            if useHalf { half.append(out) } else { full.append(out) }
+        }
+        let gap = add(.globalAvgPool, [full[full.count - 1]])
+        let fc = add(.linear(Linear(inFeatures: c, outFeatures: 3, weight: "fc.w", bias: "fc.b")), [gap])
+        g.output = add(.temporalMean(frames: frames), [fc])
+        var weights = [String: Tensor]()
+        for spec in g.weights {
+            let n = spec.shape.reduce(1, *)
+            let values = spec.name.hasSuffix("running_var") ? rng.floats(n, 0.5, 1.5) : rng.floats(n, -0.6, 0.6)
+            weights[spec.name] = try Tensor.fromFloats(values, shape: spec.shape)
+        }
+        return (g, weights)
+    }
+}
+
 @Suite struct EngineTests {
+    @Test func randomGraphsMatchNaiveExecutor() throws {
+        var fusedConv = 0, fusedResize = 0
+        for seed in UInt64(1)...40 {
+            let (g, weights) = try RandomGraph.make(seed: seed)
+            var rng = SeededRandom(state: seed &* 977)
+            let input = try Tensor.fromFloats(rng.floats(1 * 8 * 9 * 11, -1, 1), shape: [1, 8, 9, 11])
+            let reference = try NaiveExecutor.run(g, weights: weights, input: input)
+            let engine = try Engine(graph: g, weights: weights, context: KernelContext(threads: 2))
+            let out = try engine.run(input)
+            #expect(relativeError(out.floats(), reference[g.output]) <= 1e-5, "seed \(seed)")
+            let some = Set(g.nodes.indices.filter { _ in rng.next() % 3 == 0 })
+            let (out2, captured) = try engine.run(input, capture: some)
+            #expect(relativeError(out2.floats(), reference[g.output]) <= 1e-5, "seed \(seed)")
+            for id in some {
+                #expect(relativeError(captured[id]?.floats() ?? [], reference[id]) <= 1e-5, "seed \(seed) \(g.label(id))")
+            }
+            let m = try engine.memoryPlan(batch: 1, height: 9, width: 11)
+            fusedConv += m.fusedConvAdds
+            fusedResize += m.fusedResizeAdds
+        }
+        // The generator must actually exercise the fusions.
+        #expect(fusedConv > 0 && fusedResize > 0)
+        print("random graphs: \(fusedConv) conv+add and \(fusedResize) resize+add fusions")
+    }
+
+
     @Test func everyOpMatchesNaiveExecutor() throws {
         let built = try EveryOpGraph.make()
         let input = try EveryOpGraph.input(batch: 2, height: 33, width: 47)
