@@ -149,7 +149,7 @@ enum NaiveExecutor {
 }
 
 /// Deterministic pseudo-random numbers (SplitMix64).
-struct SeededRandom {
+struct EngineRNG {
     var state: UInt64
     mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
@@ -166,7 +166,7 @@ struct SeededRandom {
 }
 
 /// max|a - b| / max|b|.
-func relativeError(_ a: [Float], _ b: [Float]) -> Double {
+func engineRelativeError(_ a: [Float], _ b: [Float]) -> Double {
     guard a.count == b.count else { return .infinity }
     var num = 0.0, den = 0.0
     for (x, y) in zip(a, b) {
@@ -189,7 +189,7 @@ enum EveryOpGraph {
 
     static func make(seed: UInt64 = 7) throws -> Built {
         var g = Graph()
-        var rng = SeededRandom(state: seed)
+        var rng = EngineRNG(state: seed)
         var weights = [String: Tensor]()
         var ids = [String: Int]()
         func add(_ role: String, _ op: Op, _ inputs: [Int]) -> Int {
@@ -256,7 +256,7 @@ enum EveryOpGraph {
     }
 
     static func input(batch: Int, height: Int, width: Int, seed: UInt64 = 11) throws -> Tensor {
-        var rng = SeededRandom(state: seed)
+        var rng = EngineRNG(state: seed)
         let n = batch * frames * channels * height * width
         return try Tensor.fromFloats(rng.floats(n, -2, 2), shape: [batch, frames * channels, height, width])
     }
@@ -266,7 +266,7 @@ enum EveryOpGraph {
 /// in-place candidates and fusion candidates: stresses the memory plan and the fusions.
 enum RandomGraph {
     static func make(seed: UInt64) throws -> (Graph, [String: Tensor]) {
-        var rng = SeededRandom(state: seed)
+        var rng = EngineRNG(state: seed)
         func pick(_ n: Int) -> Int { Int(rng.next() % UInt64(n)) }
         var g = Graph()
         let c = 4, frames = 2
@@ -323,17 +323,17 @@ enum RandomGraph {
         var fusedConv = 0, fusedResize = 0
         for seed in UInt64(1)...40 {
             let (g, weights) = try RandomGraph.make(seed: seed)
-            var rng = SeededRandom(state: seed &* 977)
+            var rng = EngineRNG(state: seed &* 977)
             let input = try Tensor.fromFloats(rng.floats(1 * 8 * 9 * 11, -1, 1), shape: [1, 8, 9, 11])
             let reference = try NaiveExecutor.run(g, weights: weights, input: input)
             let engine = try Engine(graph: g, weights: weights, context: KernelContext(threads: 2))
             let out = try engine.run(input)
-            #expect(relativeError(out.floats(), reference[g.output]) <= 1e-5, "seed \(seed)")
+            #expect(engineRelativeError(out.floats(), reference[g.output]) <= 1e-5, "seed \(seed)")
             let some = Set(g.nodes.indices.filter { _ in rng.next() % 3 == 0 })
             let (out2, captured) = try engine.run(input, capture: some)
-            #expect(relativeError(out2.floats(), reference[g.output]) <= 1e-5, "seed \(seed)")
+            #expect(engineRelativeError(out2.floats(), reference[g.output]) <= 1e-5, "seed \(seed)")
             for id in some {
-                #expect(relativeError(captured[id]?.floats() ?? [], reference[id]) <= 1e-5, "seed \(seed) \(g.label(id))")
+                #expect(engineRelativeError(captured[id]?.floats() ?? [], reference[id]) <= 1e-5, "seed \(seed) \(g.label(id))")
             }
             let m = try engine.memoryPlan(batch: 1, height: 9, width: 11)
             fusedConv += m.fusedConvAdds
@@ -357,19 +357,19 @@ enum RandomGraph {
             #expect(summary.fusedResizeAdds == 1)
             let out = try engine.run(input)
             #expect(out.shape == [2, 5])
-            let err = relativeError(out.floats(), reference[built.graph.output])
+            let err = engineRelativeError(out.floats(), reference[built.graph.output])
             #expect(err <= 1e-5, "output rel error \(err) with \(threads) threads")
             var worst = 0.0
             // Every node captured: fusions are undone for captured nodes; every value checked.
             let all = Set(0..<built.graph.nodes.count)
             let (out2, captured) = try engine.run(input, capture: all)
-            #expect(relativeError(out2.floats(), reference[built.graph.output]) <= 1e-5)
+            #expect(engineRelativeError(out2.floats(), reference[built.graph.output]) <= 1e-5)
             #expect(captured.count == built.graph.nodes.count)
             for id in all {
                 guard let t = captured[id] else { Issue.record("node \(id) not captured"); continue }
                 let dims = try built.graph.inferShapes(batch: 2, height: 33, width: 47)[id]
                 #expect(t.shape == dims, "node \(id)")
-                let e = relativeError(t.floats(), reference[id])
+                let e = engineRelativeError(t.floats(), reference[id])
                 #expect(e <= 1e-5, "\(built.graph.label(id)): rel error \(e)")
                 worst = max(worst, e)
             }
@@ -391,8 +391,8 @@ enum RandomGraph {
         let engine = try Engine(graph: built.graph, weights: built.weights, context: .serial)
         let wanted: Set<Int> = [built.ids["big.conv3"]!, built.ids["resize"]!, built.ids["relu2"]!]
         let (out, captured) = try engine.run(input, capture: wanted)
-        #expect(relativeError(out.floats(), reference[built.graph.output]) <= 1e-5)
-        for id in wanted { #expect(relativeError(captured[id]!.floats(), reference[id]) <= 1e-5) }
+        #expect(engineRelativeError(out.floats(), reference[built.graph.output]) <= 1e-5)
+        for id in wanted { #expect(engineRelativeError(captured[id]!.floats(), reference[id]) <= 1e-5) }
         // big.conv3 and resize keep their values; the side conv is still fused into its add.
         let plan = try engine.plan(batch: 1, height: 20, width: 31, capture: wanted)
         let kinds = Dictionary(uniqueKeysWithValues: plan.steps.map { ($0.node, $0.kind) })
@@ -455,7 +455,7 @@ enum RandomGraph {
         for mode in [WeightConversion.atBind, .perUse] {
             let engine = try Engine(graph: built.graph, weights: halves, context: .serial, weightConversion: mode)
             let out = try engine.run(input)
-            let e = relativeError(out.floats(), reference[built.graph.output])
+            let e = engineRelativeError(out.floats(), reference[built.graph.output])
             #expect(e <= 1e-5, "\(mode): rel error \(e)")
         }
     }
