@@ -208,6 +208,11 @@ public final class Engine: @unchecked Sendable {
         arenaFloats = 0
         let (bytes, overflow) = max(floats, 16).multipliedReportingOverflow(by: 4)
         guard !overflow else { throw BLError(.invalidArgument, "activation memory of \(floats) floats overflows") }
+        let physical = ProcessInfo.processInfo.physicalMemory
+        guard UInt64(bytes) <= physical else {
+            throw BLError(.invalidArgument, String(format: "this input needs %.1f GiB of activation memory, more than the machine's %.1f GiB; use a smaller input",
+                                                   Double(bytes) / 1073741824, Double(physical) / 1073741824))
+        }
         let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
         let p = raw.bindMemory(to: Float.self, capacity: max(floats, 16))
         arena = p

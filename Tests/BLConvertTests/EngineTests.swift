@@ -517,6 +517,16 @@ enum RandomGraph {
         #expect(!expected.isEmpty)
         #expect { try small.run(tiny) } throws: { e in (e as? BLError)?.message == expected }
         #expect(try small.run(try Tensor.fromFloats([Float](repeating: 1, count: 4 * 9), shape: [1, 4, 3, 3])).shape == [2, 2, 1, 1])
+        // An input whose activations cannot fit in memory is refused before anything is allocated
+        // (a broadcast view: one stored float seen as [1, 4, 40000, 40000]).
+        let one = ByteStorage(copying: [0, 0, 0x80, 0x3f])
+        let broadcast = try Tensor(dtype: .float32, shape: [1, 4, 40000, 40000], strides: [0, 0, 0, 0], storage: one)
+        let huge = try small.plannedActivationBytes(batch: 1, height: 40000, width: 40000)
+        if UInt64(huge) > ProcessInfo.processInfo.physicalMemory {
+            #expect { try small.run(broadcast) } throws: { e in
+                (e as? BLError)?.kind == .invalidArgument && (e as? BLError)?.message.contains("GiB") == true
+            }
+        }
         // Wrong rank and out-of-range capture ids.
         #expect(throws: BLError.self) { try small.run(try Tensor.fromFloats([1, 2, 3, 4], shape: [4])) }
         #expect(throws: BLError.self) { try small.run(tiny, capture: [99]) }
