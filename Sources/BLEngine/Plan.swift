@@ -36,10 +36,10 @@ struct Fusion {
                 consumers[x].count == 1 && !keep.contains(x) && x != graph.output && !absorbed.contains(x)
             }
             // Prefer a convolution (saves a full pass and its buffer); the later one when both are.
-            var conv: (Int, Int)? = nil
+            var conv: (id: Int, residual: Int)? = nil
             for (x, other) in [(node.inputs[1], node.inputs[0]), (node.inputs[0], node.inputs[1])] {
-                if case .conv(_, weight: _, bias: _, relu: false) = bound[x], single(x) {
-                    if conv == nil || x > conv!.0 { conv = (x, other) }
+                if case .conv(_, weight: _, bias: _, relu: false) = bound[x], single(x), x > (conv?.id ?? -1) {
+                    conv = (x, other)
                 }
             }
             if let (c, r) = conv {

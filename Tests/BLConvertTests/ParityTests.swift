@@ -189,6 +189,6 @@ enum Parity {
               FileManager.default.fileExists(atPath: path) else { return }
         let c = try Parity.loadCase(directory: (path as NSString).deletingLastPathComponent, checkpoint: "model.pth.tar")
         #expect(c.frames == 16)
-        try Parity.run(c, unfused: false)
+        try Parity.run(c, unfused: true)
     }
 }
