@@ -190,6 +190,7 @@ extension Kernels {
                         context: context)
             return
         }
+        context.ensureBLASThreads()
         let xs = SharedPointer(input), ws = SharedPointer(weight), os = SharedPointer(output)
         let bs = bias.map { SharedPointer($0) }, rs = residual.map { SharedPointer($0) }
         let K = p.outChannels

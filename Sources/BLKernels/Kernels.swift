@@ -65,6 +65,12 @@ public struct KernelContext: Sendable, Equatable {
         openblas_set_num_threads(Int32(clamping: blasThreads))
     }
 
+    /// `activate()` when OpenBLAS runs another thread count (conv2d calls this itself).
+    public func ensureBLASThreads() {
+        let want = Int32(clamping: blasThreads)
+        if openblas_get_num_threads() != want { openblas_set_num_threads(want) }
+    }
+
     /// Single-threaded context (the oracles never use threads; tests use this to compare paths).
     public static let serial = KernelContext(threads: 1)
 }

@@ -26,22 +26,31 @@ extension Kernels {
             for row in lo..<hi {
                 let c = row % C, nt = row / C, t = nt % T
                 let d = os.p + row * hw
-                var first = true
-                for i in 0..<b {
-                    let tt = t + i - b / 2
-                    if tt < 0 || tt >= T { continue }
-                    let wi = w[i * C + c]
-                    let s = x + ((nt + i - b / 2) * C + c) * hw
-                    if first {
-                        for k in 0..<hw { d[k] = wi * s[k] }
-                        first = false
-                    } else {
-                        for k in 0..<hw { d[k] += wi * s[k] }
-                    }
-                }
-                if first {
+                // Terms i in iLo..<iHi fall inside the clip (source frame t + i - b/2).
+                let iLo = max(0, b / 2 - t), iHi = min(b, T - t + b / 2)
+                func src(_ i: Int) -> UnsafePointer<Float> { x + ((nt + i - b / 2) * C + c) * hw }
+                func wt(_ i: Int) -> Float { w[i * C + c] }
+                switch iHi - iLo {
+                case ...0:
                     d.update(repeating: 0, count: hw)
-                } else {
+                case 1:
+                    let a = src(iLo), wa = wt(iLo)
+                    for k in 0..<hw { d[k] = max(wa * a[k], 0) }
+                case 2:
+                    let a = src(iLo), wa = wt(iLo), bb = src(iLo + 1), wb = wt(iLo + 1)
+                    for k in 0..<hw { d[k] = max(wa * a[k] + wb * bb[k], 0) }
+                case 3:
+                    let a = src(iLo), wa = wt(iLo), bb = src(iLo + 1), wb = wt(iLo + 1)
+                    let cc = src(iLo + 2), wc = wt(iLo + 2)
+                    for k in 0..<hw { d[k] = max(wa * a[k] + wb * bb[k] + wc * cc[k], 0) }
+                default:
+                    let a = src(iLo), wa = wt(iLo), bb = src(iLo + 1), wb = wt(iLo + 1)
+                    let cc = src(iLo + 2), wc = wt(iLo + 2)
+                    for k in 0..<hw { d[k] = wa * a[k] + wb * bb[k] + wc * cc[k] }
+                    for i in (iLo + 3)..<iHi {
+                        let e = src(i), we = wt(i)
+                        for k in 0..<hw { d[k] += we * e[k] }
+                    }
                     for k in 0..<hw { d[k] = max(d[k], 0) }
                 }
             }

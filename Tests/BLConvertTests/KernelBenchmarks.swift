@@ -178,4 +178,49 @@ struct KernelBenchmarks {
         #expect(count == 71)
         #expect(abs(macs / 1e9 - 23.776) < 0.001)
     }
+
+    /// The memory-bound kernels on bLVNet-TAM-50 clip shapes (report only).
+    @Test func elementwiseKernels() throws {
+        let ctx = KernelContext()
+        var rng = KernelRNG(3)
+        func ms(_ body: () throws -> Void) rethrows -> Double {
+            var best = Double.infinity
+            for _ in 0..<8 {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                try body()
+                best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+            }
+            return best
+        }
+        var lines: [String] = []
+        // TAM on the layer-0 input: 16 frames, 64 x 112 x 112.
+        let x = rng.array(16 * 64 * 112 * 112), wts = rng.array(3 * 64)
+        var y = [Float](repeating: 0, count: x.count)
+        lines.append(String(format: "tam [16,64,112,112] b3:              %7.2f ms", try ms {
+            try Kernels.tam(x, clips: 1, framesPerClip: 16, channels: 64, height: 112, width: 112, weights: wts,
+                            blending: 3, output: &y, context: ctx)
+        }))
+        lines.append(String(format: "selectFrames odd [16,64,112,112]:    %7.2f ms", try ms {
+            try Kernels.selectFrames(x, clips: 1, framesPerClip: 16, frameSize: 64 * 112 * 112, parity: 1, output: &y)
+        }))
+        lines.append(String(format: "duplicateFrames [8,64,56,56]:        %7.2f ms", try ms {
+            try Kernels.duplicateFrames(x, frames: 8, frameSize: 64 * 56 * 56, output: &y)
+        }))
+        lines.append(String(format: "avgPool3x3s2p1 [8,256,56,56]:        %7.2f ms", try ms {
+            try Kernels.avgPool3x3s2p1(x, planes: 8 * 256, height: 56, width: 56, output: &y, context: ctx)
+        }))
+        let little = rng.array(8 * 256 * 56 * 56)
+        lines.append(String(format: "resizeNearest+add+relu 28->56 [8,256]: %5.2f ms", try ms {
+            try Kernels.resizeNearest(x, planes: 8 * 256, inHeight: 28, inWidth: 28, outHeight: 56, outWidth: 56,
+                                      addend: little, relu: true, output: &y, context: ctx)
+        }))
+        lines.append(String(format: "add+relu [8,256,56,56]:              %7.2f ms", ms {
+            Kernels.add(x, little, count: little.count, relu: true, output: &y, context: ctx)
+        }))
+        lines.append(String(format: "globalAvgPool [8,2048,7,7]:          %7.2f ms", try ms {
+            try Kernels.globalAvgPool(x, planes: 8 * 2048, height: 7, width: 7, output: &y, context: ctx)
+        }))
+        print(lines.joined(separator: "\n"))
+        #expect(lines.count == 7)
+    }
 }
