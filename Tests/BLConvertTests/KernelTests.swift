@@ -90,9 +90,18 @@ struct ConvCase: CustomStringConvertible {
         ConvCase(frames: 3, height: 14, width: 14,
                  params: Conv2DParams(inChannels: 67, outChannels: 33, kernel: (3, 3), padding: (1, 1)),
                  residual: true, relu: true),
+        // Network-sized: several row tiles per frame, and frames batched into one GEMM.
+        ConvCase(frames: 8, height: 28, width: 28,
+                 params: Conv2DParams(inChannels: 64, outChannels: 64, kernel: (3, 3), padding: (1, 1)),
+                 residual: true, relu: true),
+        ConvCase(frames: 8, height: 14, width: 14,
+                 params: Conv2DParams(inChannels: 256, outChannels: 128, kernel: (1, 1)), residual: true, relu: true),
+        ConvCase(frames: 5, height: 7, width: 7,
+                 params: Conv2DParams(inChannels: 128, outChannels: 96, kernel: (3, 3), padding: (1, 1)), relu: true),
     ]
 
-    static func runConv(_ c: ConvCase, context: KernelContext, seed: UInt64) throws -> (fast: [Float], oracle: [Float]) {
+    /// Runs `conv2d` under every context and the oracle once.
+    static func runConv(_ c: ConvCase, contexts: [KernelContext], seed: UInt64) throws -> (fast: [[Float]], oracle: [Float]) {
         var rng = KernelRNG(seed)
         let p = c.params
         let (oh, ow) = try p.outputSize(height: c.height, width: c.width)
@@ -101,50 +110,44 @@ struct ConvCase: CustomStringConvertible {
         let b = rng.array(p.outChannels)
         let outCount = c.frames * p.outChannels * oh * ow
         let r = rng.array(outCount)
-        var fast = [Float](repeating: .nan, count: outCount)
+        var results: [[Float]] = []
         var oracle = [Float](repeating: .nan, count: outCount)
-        let scratchCount = try Kernels.conv2dScratchCount(p, frames: c.frames, height: c.height, width: c.width,
-                                                          context: context)
-        var scratch = [Float](repeating: .nan, count: max(scratchCount, 1))
         try x.withUnsafeBufferPointer { xp in
             try w.withUnsafeBufferPointer { wp in
                 try b.withUnsafeBufferPointer { bp in
                     try r.withUnsafeBufferPointer { rp in
-                        try fast.withUnsafeMutableBufferPointer { fp in
-                            try scratch.withUnsafeMutableBufferPointer { sp in
-                                try Kernels.conv2d(xp.baseAddress!, frames: c.frames, height: c.height, width: c.width,
-                                                   weight: wp.baseAddress!, bias: c.bias ? bp.baseAddress! : nil,
-                                                   params: p, residual: c.residual ? rp.baseAddress! : nil,
-                                                   relu: c.relu, output: fp.baseAddress!,
-                                                   scratch: sp.baseAddress!, scratchCount: scratchCount,
-                                                   context: context)
-                            }
+                        let bias = c.bias ? bp.baseAddress : nil, residual = c.residual ? rp.baseAddress : nil
+                        for context in contexts {
+                            var fast = [Float](repeating: .nan, count: outCount)
+                            let need = try Kernels.conv2dScratchCount(p, frames: c.frames, height: c.height,
+                                                                      width: c.width, context: context)
+                            var scratch = [Float](repeating: .nan, count: need)
+                            try Kernels.conv2d(xp.baseAddress!, frames: c.frames, height: c.height, width: c.width,
+                                               weight: wp.baseAddress!, bias: bias, params: p, residual: residual,
+                                               relu: c.relu, output: &fast, scratch: &scratch, scratchCount: need,
+                                               context: context)
+                            results.append(fast)
                         }
-                        try oracle.withUnsafeMutableBufferPointer { op in
-                            try Kernels.conv2dNaive(xp.baseAddress!, frames: c.frames, height: c.height, width: c.width,
-                                                    weight: wp.baseAddress!, bias: c.bias ? bp.baseAddress! : nil,
-                                                    params: p, residual: c.residual ? rp.baseAddress! : nil,
-                                                    relu: c.relu, output: op.baseAddress!)
-                        }
+                        try Kernels.conv2dNaive(xp.baseAddress!, frames: c.frames, height: c.height, width: c.width,
+                                                weight: wp.baseAddress!, bias: bias, params: p, residual: residual,
+                                                relu: c.relu, output: &oracle)
                     }
                 }
             }
         }
-        return (fast, oracle)
+        return (results, oracle)
     }
 
     @Test func conv2dMatchesOracle() throws {
         for (ci, c) in Self.convCases.enumerated() {
-            for (xi, ctx) in Self.contexts.enumerated() {
-                ctx.activate()
-                let (fast, oracle) = try Self.runConv(c, context: ctx, seed: UInt64(ci * 31 + 7))
+            let (results, oracle) = try Self.runConv(c, contexts: Self.contexts, seed: UInt64(ci * 31 + 7))
+            for (xi, fast) in results.enumerated() {
                 let err = maxRelativeError(fast, oracle)
                 #expect(err <= 1e-5, "\(c) context \(xi): relative error \(err)")
                 #expect(!fast.contains { $0.isNaN }, "\(c) context \(xi): unwritten output")
                 if c.relu { #expect(oracle.contains { $0 == 0 } && oracle.contains { $0 > 0 }, "\(c): ReLU not exercised") }
             }
         }
-        KernelContext().activate()
     }
 
     /// The oracle itself against a hand-computed case: 1 channel 3x3 image, 2x2 kernel, pad 1, stride 2.
