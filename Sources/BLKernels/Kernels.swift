@@ -43,9 +43,9 @@ public struct KernelContext: Sendable, Equatable {
     public var minParallelElements: Int
 
     public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount,
-                im2colBudget: Int = 1 << 19,
-                outputTileBudget: Int = 1 << 18,
-                minGemmColumns: Int = 512,
+                im2colBudget: Int = 1 << 20,
+                outputTileBudget: Int = 1 << 22,
+                minGemmColumns: Int = 160,
                 minParallelElements: Int = 1 << 15, convParallelism: ConvParallelism = .tiles) {
         self.threads = max(1, threads)
         self.convParallelism = convParallelism

@@ -8,13 +8,23 @@ import Testing
 /// `BLCONVERT_BENCH=1 swift test -c release -Xswiftc -enable-testing --filter KernelBenchmarks`
 @Suite(.enabled(if: ProcessInfo.processInfo.environment["BLCONVERT_BENCH"] == "1"))
 struct KernelBenchmarks {
+    /// `BLCONVERT_BENCH_CLOCK=cpu`: process CPU time instead of wall time. With one thread this is
+    /// the compute time even on a loaded machine (time spent descheduled is not counted).
+    static let cpuClock = ProcessInfo.processInfo.environment["BLCONVERT_BENCH_CLOCK"] == "cpu"
+
+    static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(cpuClock ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
     /// Best wall time of `a` and of `b` over interleaved repetitions (the machine is shared:
     /// interleaving keeps the two figures comparable).
     static func bestSeconds(reps: Int, _ a: () throws -> Void, _ b: () throws -> Void) rethrows -> (Double, Double) {
         func time(_ f: () throws -> Void) rethrows -> Double {
-            let t0 = DispatchTime.now().uptimeNanoseconds
+            let t0 = now()
             try f()
-            return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            return now() - t0
         }
         try a()
         try b()  // warm-up
@@ -54,7 +64,7 @@ struct KernelBenchmarks {
             ("1x1 2048->512 @7", 7, Conv2DParams(inChannels: 2048, outChannels: 512, kernel: (1, 1))),
         ]
         var rng = KernelRNG(5)
-        var lines = ["threads \(threads) (\(ctx.convParallelism)), epilogue \(plain ? "bias only" : "bias+residual+ReLU"), im2col budget \(ctx.im2colBudget), output tile budget \(ctx.outputTileBudget), min GEMM columns \(ctx.minGemmColumns), \(frames) frames",
+        var lines = ["threads \(threads) (\(ctx.convParallelism)), \(Self.cpuClock ? "CPU" : "wall") time, epilogue \(plain ? "bias only" : "bias+residual+ReLU"), im2col budget \(ctx.im2colBudget), output tile budget \(ctx.outputTileBudget), min GEMM columns \(ctx.minGemmColumns), \(frames) frames",
                      "shape                        conv ms  GFLOP/s | one SGEMM ms GFLOP/s | conv/GEMM  scratch MB"]
         var totalConv = 0.0, totalGemm = 0.0
         for (name, hw, p) in shapes {
@@ -172,9 +182,10 @@ struct KernelBenchmarks {
             count += n
         }
         print(String(format: "bLVNet-TAM-50 f8x2 clip at 224: %d convolutions, %.3f G MAC; conv2d %.1f ms (%.1f GFLOP/s), "
-                     + "bare SGEMM %.1f ms (%.1f GFLOP/s), ratio %.2f  [threads %d, %@]",
+                     + "bare SGEMM %.1f ms (%.1f GFLOP/s), ratio %.2f  [threads %d, %@, %@ time]",
                      count, macs / 1e9, tConvSum * 1e3, 2 * macs / tConvSum / 1e9, tGemmSum * 1e3,
-                     2 * macs / tGemmSum / 1e9, tConvSum / tGemmSum, threads, "\(ctx.convParallelism)" as NSString))
+                     2 * macs / tGemmSum / 1e9, tConvSum / tGemmSum, threads, "\(ctx.convParallelism)" as NSString,
+                     (Self.cpuClock ? "CPU" : "wall") as NSString))
         #expect(count == 71)
         #expect(abs(macs / 1e9 - 23.776) < 0.001)
     }
