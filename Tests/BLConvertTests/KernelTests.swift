@@ -233,6 +233,50 @@ struct ConvCase: CustomStringConvertible {
         }
     }
 
+    /// The fused layouts equal duplicateFrames -> tam -> selectFrames.
+    @Test func tamDuplicatedInputAndSplitOutput() throws {
+        for (n, t, c, h, w, b) in [(2, 4, 3, 5, 7, 3), (1, 2, 5, 1, 1, 3), (2, 6, 4, 3, 2, 5), (1, 8, 6, 3, 3, 3)] {
+            var rng = KernelRNG(UInt64(n * 7 + t * 5 + b))
+            let hw = h * w, frameSize = c * hw
+            let half = rng.array(n * (t / 2) * frameSize), wts = rng.array(b * c)
+            let ctx = KernelContext(threads: 2, minParallelElements: 1)
+            // Reference by composition (through the oracle).
+            var full = [Float](repeating: 0, count: n * t * frameSize)
+            try Kernels.duplicateFrames(half, frames: n * t / 2, frameSize: frameSize, output: &full)
+            var ref = [Float](repeating: 0, count: full.count)
+            Kernels.tamNaive(full, clips: n, framesPerClip: t, channels: c, height: h, width: w, weights: wts,
+                             blending: b, output: &ref)
+            var refEven = [Float](repeating: 0, count: full.count / 2), refOdd = refEven
+            try Kernels.selectFrames(ref, clips: n, framesPerClip: t, frameSize: frameSize, parity: 0, output: &refEven)
+            try Kernels.selectFrames(ref, clips: n, framesPerClip: t, frameSize: frameSize, parity: 1, output: &refOdd)
+            // Duplicated input, plain output.
+            var out = [Float](repeating: .nan, count: full.count)
+            try Kernels.tam(half, clips: n, framesPerClip: t, channels: c, height: h, width: w, weights: wts,
+                            blending: b, inputDuplicated: true, output: &out, context: ctx)
+            #expect(maxRelativeError(out, ref) <= 1e-6)
+            // Duplicated input, split output.
+            var even = [Float](repeating: .nan, count: full.count / 2), odd = even
+            try odd.withUnsafeMutableBufferPointer { op in
+                try Kernels.tam(half, clips: n, framesPerClip: t, channels: c, height: h, width: w, weights: wts,
+                                blending: b, inputDuplicated: true, output: &even, oddOutput: op.baseAddress!,
+                                context: ctx)
+            }
+            #expect(maxRelativeError(even, refEven) <= 1e-6 && maxRelativeError(odd, refOdd) <= 1e-6)
+            // Plain input, split output.
+            var even2 = [Float](repeating: .nan, count: full.count / 2), odd2 = even2
+            try odd2.withUnsafeMutableBufferPointer { op in
+                try Kernels.tam(full, clips: n, framesPerClip: t, channels: c, height: h, width: w, weights: wts,
+                                blending: b, output: &even2, oddOutput: op.baseAddress!, context: ctx)
+            }
+            #expect(maxRelativeError(even2, refEven) <= 1e-6 && maxRelativeError(odd2, refOdd) <= 1e-6)
+        }
+        var out = [Float](repeating: 0, count: 9)
+        #expect(throws: BLError.self) {
+            try Kernels.tam([Float](repeating: 0, count: 9), clips: 1, framesPerClip: 3, channels: 1, height: 1, width: 1,
+                            weights: [1, 1, 1], blending: 3, inputDuplicated: true, output: &out, context: .serial)
+        }
+    }
+
     @Test func avgPoolMatchesOracle() throws {
         for (p, h, w) in [(3, 7, 5), (2, 33, 47), (4, 1, 1), (2, 2, 2), (3, 9, 12), (2, 56, 56), (1, 1, 6)] {
             var rng = KernelRNG(UInt64(p * h * w))
