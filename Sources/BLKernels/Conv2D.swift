@@ -166,11 +166,14 @@ extension Kernels {
     ///     act = ReLU when `relu`, identity otherwise.
     ///
     /// groups == 1 runs as GEMM (`cblas_sgemm`): 1x1 stride-1 unpadded convolutions straight on
-    /// NCHW (`[K,C] x [C, H*W]` per frame); other shapes through an im2col tile of bounded size
-    /// (a range of output rows of one frame, or several whole frames when the plane is small, whose
-    /// GEMM result is then scattered by the epilogue). Other groups use direct loops.
-    /// `scratch` must hold `conv2dScratchCount(...)` floats (may be nil when that is 0).
-    /// `output` must not overlap `input`, `residual` or `scratch`.
+    /// NCHW (`[K,C] x [C, H*W]` per frame, no copy); other shapes through an im2col tile of bounded
+    /// size (`context.im2colBudget` floats: a range of output rows of one frame). Planes smaller
+    /// than `context.minGemmColumns` put several frames side by side in one GEMM, whose result the
+    /// epilogue scatters back to NCHW. The epilogue (bias, residual, ReLU) runs on each tile right
+    /// after its GEMM. With `.tiles` parallelism each worker takes whole tiles with its own scratch
+    /// slot; with `.blas` OpenBLAS threads each GEMM. Other groups use direct loops (no scratch).
+    /// `scratch` must hold `conv2dScratchCount(...)` floats for the same shapes and context (may be
+    /// nil when that is 0). `output` must not overlap `input`, `residual` or `scratch`.
     public static func conv2d(_ input: UnsafePointer<Float>, frames: Int, height: Int, width: Int,
                               weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                               params p: Conv2DParams,
@@ -190,6 +193,7 @@ extension Kernels {
                         context: context)
             return
         }
+        context.ensureBLASThreads()
         let xs = SharedPointer(input), ws = SharedPointer(weight), os = SharedPointer(output)
         let bs = bias.map { SharedPointer($0) }, rs = residual.map { SharedPointer($0) }
         let K = p.outChannels

@@ -43,9 +43,9 @@ public struct KernelContext: Sendable, Equatable {
     public var minParallelElements: Int
 
     public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount,
-                im2colBudget: Int = 1 << 19,
-                outputTileBudget: Int = 1 << 18,
-                minGemmColumns: Int = 512,
+                im2colBudget: Int = 1 << 20,
+                outputTileBudget: Int = 1 << 22,
+                minGemmColumns: Int = 160,
                 minParallelElements: Int = 1 << 15, convParallelism: ConvParallelism = .tiles) {
         self.threads = max(1, threads)
         self.convParallelism = convParallelism
@@ -63,6 +63,12 @@ public struct KernelContext: Sendable, Equatable {
     /// and again after switching between contexts of different parallelism.
     public func activate() {
         openblas_set_num_threads(Int32(clamping: blasThreads))
+    }
+
+    /// `activate()` when OpenBLAS runs another thread count (conv2d calls this itself).
+    public func ensureBLASThreads() {
+        let want = Int32(clamping: blasThreads)
+        if openblas_get_num_threads() != want { openblas_set_num_threads(want) }
     }
 
     /// Single-threaded context (the oracles never use threads; tests use this to compare paths).

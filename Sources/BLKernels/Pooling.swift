@@ -20,19 +20,31 @@ extension Kernels {
         let (OH, OW) = avgPool3x3s2p1OutputSize(height: H, width: W)
         let xs = SharedPointer(input), os = SharedPointer(output)
         context.parallelChunks(P, work: P * H * W) { lo, hi in
-            let ninth: Float = 1.0 / 9.0
-            for plane in lo..<hi {
-                let x = UnsafePointer(xs.p) + plane * H * W, o = os.p + plane * OH * OW
-                for y in 0..<OH {
-                    let y0 = max(2 * y - 1, 0), y1 = min(2 * y + 1, H - 1)
-                    for xx in 0..<OW {
-                        let x0 = max(2 * xx - 1, 0), x1 = min(2 * xx + 1, W - 1)
-                        var s: Float = 0
-                        for iy in y0...y1 {
-                            let r = x + iy * W
-                            for ix in x0...x1 { s += r[ix] }
+            // Separable: sum the (up to) three input rows of an output row, then three columns.
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: W + 2) { buffer in
+                guard let row = buffer.baseAddress else { return }
+                row[0] = 0  // left padding column; row[1...W] holds the column sums
+                row[W + 1] = 0
+                let r = row + 1
+                for plane in lo..<hi {
+                    let x = UnsafePointer(xs.p) + plane * H * W, o = os.p + plane * OH * OW
+                    for y in 0..<OH {
+                        let y0 = 2 * y - 1
+                        let a = x + max(y0, 0) * W, m = x + (y0 + 1) * W
+                        if y0 >= 0 && y0 + 2 < H {
+                            let c = m + W
+                            for k in 0..<W { r[k] = a[k] + m[k] + c[k] }
+                        } else if y0 >= 0 {
+                            for k in 0..<W { r[k] = a[k] + m[k] }
+                        } else if y0 + 2 < H {
+                            let c = m + W
+                            for k in 0..<W { r[k] = m[k] + c[k] }
+                        } else {
+                            for k in 0..<W { r[k] = m[k] }
                         }
-                        o[y * OW + xx] = s * ninth
+                        let d = o + y * OW
+                        // Output x covers padded-row entries 2x, 2x+1, 2x+2 (row[0] and row[W+1] are 0).
+                        for xx in 0..<OW { d[xx] = (row[2 * xx] + row[2 * xx + 1] + row[2 * xx + 2]) / 9 }
                     }
                 }
             }

@@ -8,13 +8,23 @@ import Testing
 /// `BLCONVERT_BENCH=1 swift test -c release -Xswiftc -enable-testing --filter KernelBenchmarks`
 @Suite(.enabled(if: ProcessInfo.processInfo.environment["BLCONVERT_BENCH"] == "1"))
 struct KernelBenchmarks {
+    /// `BLCONVERT_BENCH_CLOCK=cpu`: process CPU time instead of wall time. With one thread this is
+    /// the compute time even on a loaded machine (time spent descheduled is not counted).
+    static let cpuClock = ProcessInfo.processInfo.environment["BLCONVERT_BENCH_CLOCK"] == "cpu"
+
+    static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(cpuClock ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
     /// Best wall time of `a` and of `b` over interleaved repetitions (the machine is shared:
     /// interleaving keeps the two figures comparable).
     static func bestSeconds(reps: Int, _ a: () throws -> Void, _ b: () throws -> Void) rethrows -> (Double, Double) {
         func time(_ f: () throws -> Void) rethrows -> Double {
-            let t0 = DispatchTime.now().uptimeNanoseconds
+            let t0 = now()
             try f()
-            return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            return now() - t0
         }
         try a()
         try b()  // warm-up
@@ -54,7 +64,7 @@ struct KernelBenchmarks {
             ("1x1 2048->512 @7", 7, Conv2DParams(inChannels: 2048, outChannels: 512, kernel: (1, 1))),
         ]
         var rng = KernelRNG(5)
-        var lines = ["threads \(threads) (\(ctx.convParallelism)), epilogue \(plain ? "bias only" : "bias+residual+ReLU"), im2col budget \(ctx.im2colBudget), output tile budget \(ctx.outputTileBudget), min GEMM columns \(ctx.minGemmColumns), \(frames) frames",
+        var lines = ["threads \(threads) (\(ctx.convParallelism)), \(Self.cpuClock ? "CPU" : "wall") time, epilogue \(plain ? "bias only" : "bias+residual+ReLU"), im2col budget \(ctx.im2colBudget), output tile budget \(ctx.outputTileBudget), min GEMM columns \(ctx.minGemmColumns), \(frames) frames",
                      "shape                        conv ms  GFLOP/s | one SGEMM ms GFLOP/s | conv/GEMM  scratch MB"]
         var totalConv = 0.0, totalGemm = 0.0
         for (name, hw, p) in shapes {
@@ -172,10 +182,56 @@ struct KernelBenchmarks {
             count += n
         }
         print(String(format: "bLVNet-TAM-50 f8x2 clip at 224: %d convolutions, %.3f G MAC; conv2d %.1f ms (%.1f GFLOP/s), "
-                     + "bare SGEMM %.1f ms (%.1f GFLOP/s), ratio %.2f  [threads %d, %@]",
+                     + "bare SGEMM %.1f ms (%.1f GFLOP/s), ratio %.2f  [threads %d, %@, %@ time]",
                      count, macs / 1e9, tConvSum * 1e3, 2 * macs / tConvSum / 1e9, tGemmSum * 1e3,
-                     2 * macs / tGemmSum / 1e9, tConvSum / tGemmSum, threads, "\(ctx.convParallelism)" as NSString))
+                     2 * macs / tGemmSum / 1e9, tConvSum / tGemmSum, threads, "\(ctx.convParallelism)" as NSString,
+                     (Self.cpuClock ? "CPU" : "wall") as NSString))
         #expect(count == 71)
         #expect(abs(macs / 1e9 - 23.776) < 0.001)
+    }
+
+    /// The memory-bound kernels on bLVNet-TAM-50 clip shapes (report only).
+    @Test func elementwiseKernels() throws {
+        let ctx = KernelContext()
+        var rng = KernelRNG(3)
+        func ms(_ body: () throws -> Void) rethrows -> Double {
+            var best = Double.infinity
+            for _ in 0..<8 {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                try body()
+                best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+            }
+            return best
+        }
+        var lines: [String] = []
+        // TAM on the layer-0 input: 16 frames, 64 x 112 x 112.
+        let x = rng.array(16 * 64 * 112 * 112), wts = rng.array(3 * 64)
+        var y = [Float](repeating: 0, count: x.count)
+        lines.append(String(format: "tam [16,64,112,112] b3:              %7.2f ms", try ms {
+            try Kernels.tam(x, clips: 1, framesPerClip: 16, channels: 64, height: 112, width: 112, weights: wts,
+                            blending: 3, output: &y, context: ctx)
+        }))
+        lines.append(String(format: "selectFrames odd [16,64,112,112]:    %7.2f ms", try ms {
+            try Kernels.selectFrames(x, clips: 1, framesPerClip: 16, frameSize: 64 * 112 * 112, parity: 1, output: &y)
+        }))
+        lines.append(String(format: "duplicateFrames [8,64,56,56]:        %7.2f ms", try ms {
+            try Kernels.duplicateFrames(x, frames: 8, frameSize: 64 * 56 * 56, output: &y)
+        }))
+        lines.append(String(format: "avgPool3x3s2p1 [8,256,56,56]:        %7.2f ms", try ms {
+            try Kernels.avgPool3x3s2p1(x, planes: 8 * 256, height: 56, width: 56, output: &y, context: ctx)
+        }))
+        let little = rng.array(8 * 256 * 56 * 56)
+        lines.append(String(format: "resizeNearest+add+relu 28->56 [8,256]: %5.2f ms", try ms {
+            try Kernels.resizeNearest(x, planes: 8 * 256, inHeight: 28, inWidth: 28, outHeight: 56, outWidth: 56,
+                                      addend: little, relu: true, output: &y, context: ctx)
+        }))
+        lines.append(String(format: "add+relu [8,256,56,56]:              %7.2f ms", ms {
+            Kernels.add(x, little, count: little.count, relu: true, output: &y, context: ctx)
+        }))
+        lines.append(String(format: "globalAvgPool [8,2048,7,7]:          %7.2f ms", try ms {
+            try Kernels.globalAvgPool(x, planes: 8 * 2048, height: 7, width: 7, output: &y, context: ctx)
+        }))
+        print(lines.joined(separator: "\n"))
+        #expect(lines.count == 7)
     }
 }

@@ -90,9 +90,18 @@ struct ConvCase: CustomStringConvertible {
         ConvCase(frames: 3, height: 14, width: 14,
                  params: Conv2DParams(inChannels: 67, outChannels: 33, kernel: (3, 3), padding: (1, 1)),
                  residual: true, relu: true),
+        // Network-sized: several row tiles per frame, and frames batched into one GEMM.
+        ConvCase(frames: 8, height: 28, width: 28,
+                 params: Conv2DParams(inChannels: 64, outChannels: 64, kernel: (3, 3), padding: (1, 1)),
+                 residual: true, relu: true),
+        ConvCase(frames: 8, height: 14, width: 14,
+                 params: Conv2DParams(inChannels: 256, outChannels: 128, kernel: (1, 1)), residual: true, relu: true),
+        ConvCase(frames: 5, height: 7, width: 7,
+                 params: Conv2DParams(inChannels: 128, outChannels: 96, kernel: (3, 3), padding: (1, 1)), relu: true),
     ]
 
-    static func runConv(_ c: ConvCase, context: KernelContext, seed: UInt64) throws -> (fast: [Float], oracle: [Float]) {
+    /// Runs `conv2d` under every context and the oracle once.
+    static func runConv(_ c: ConvCase, contexts: [KernelContext], seed: UInt64) throws -> (fast: [[Float]], oracle: [Float]) {
         var rng = KernelRNG(seed)
         let p = c.params
         let (oh, ow) = try p.outputSize(height: c.height, width: c.width)
@@ -101,50 +110,44 @@ struct ConvCase: CustomStringConvertible {
         let b = rng.array(p.outChannels)
         let outCount = c.frames * p.outChannels * oh * ow
         let r = rng.array(outCount)
-        var fast = [Float](repeating: .nan, count: outCount)
+        var results: [[Float]] = []
         var oracle = [Float](repeating: .nan, count: outCount)
-        let scratchCount = try Kernels.conv2dScratchCount(p, frames: c.frames, height: c.height, width: c.width,
-                                                          context: context)
-        var scratch = [Float](repeating: .nan, count: max(scratchCount, 1))
         try x.withUnsafeBufferPointer { xp in
             try w.withUnsafeBufferPointer { wp in
                 try b.withUnsafeBufferPointer { bp in
                     try r.withUnsafeBufferPointer { rp in
-                        try fast.withUnsafeMutableBufferPointer { fp in
-                            try scratch.withUnsafeMutableBufferPointer { sp in
-                                try Kernels.conv2d(xp.baseAddress!, frames: c.frames, height: c.height, width: c.width,
-                                                   weight: wp.baseAddress!, bias: c.bias ? bp.baseAddress! : nil,
-                                                   params: p, residual: c.residual ? rp.baseAddress! : nil,
-                                                   relu: c.relu, output: fp.baseAddress!,
-                                                   scratch: sp.baseAddress!, scratchCount: scratchCount,
-                                                   context: context)
-                            }
+                        let bias = c.bias ? bp.baseAddress : nil, residual = c.residual ? rp.baseAddress : nil
+                        for context in contexts {
+                            var fast = [Float](repeating: .nan, count: outCount)
+                            let need = try Kernels.conv2dScratchCount(p, frames: c.frames, height: c.height,
+                                                                      width: c.width, context: context)
+                            var scratch = [Float](repeating: .nan, count: need)
+                            try Kernels.conv2d(xp.baseAddress!, frames: c.frames, height: c.height, width: c.width,
+                                               weight: wp.baseAddress!, bias: bias, params: p, residual: residual,
+                                               relu: c.relu, output: &fast, scratch: &scratch, scratchCount: need,
+                                               context: context)
+                            results.append(fast)
                         }
-                        try oracle.withUnsafeMutableBufferPointer { op in
-                            try Kernels.conv2dNaive(xp.baseAddress!, frames: c.frames, height: c.height, width: c.width,
-                                                    weight: wp.baseAddress!, bias: c.bias ? bp.baseAddress! : nil,
-                                                    params: p, residual: c.residual ? rp.baseAddress! : nil,
-                                                    relu: c.relu, output: op.baseAddress!)
-                        }
+                        try Kernels.conv2dNaive(xp.baseAddress!, frames: c.frames, height: c.height, width: c.width,
+                                                weight: wp.baseAddress!, bias: bias, params: p, residual: residual,
+                                                relu: c.relu, output: &oracle)
                     }
                 }
             }
         }
-        return (fast, oracle)
+        return (results, oracle)
     }
 
     @Test func conv2dMatchesOracle() throws {
         for (ci, c) in Self.convCases.enumerated() {
-            for (xi, ctx) in Self.contexts.enumerated() {
-                ctx.activate()
-                let (fast, oracle) = try Self.runConv(c, context: ctx, seed: UInt64(ci * 31 + 7))
+            let (results, oracle) = try Self.runConv(c, contexts: Self.contexts, seed: UInt64(ci * 31 + 7))
+            for (xi, fast) in results.enumerated() {
                 let err = maxRelativeError(fast, oracle)
                 #expect(err <= 1e-5, "\(c) context \(xi): relative error \(err)")
                 #expect(!fast.contains { $0.isNaN }, "\(c) context \(xi): unwritten output")
                 if c.relu { #expect(oracle.contains { $0 == 0 } && oracle.contains { $0 > 0 }, "\(c): ReLU not exercised") }
             }
         }
-        KernelContext().activate()
     }
 
     /// The oracle itself against a hand-computed case: 1 channel 3x3 image, 2x2 kernel, pad 1, stride 2.
@@ -196,7 +199,7 @@ struct ConvCase: CustomStringConvertible {
         let big = Conv2DParams(inChannels: 64, outChannels: 64, kernel: (3, 3), padding: (1, 1))
         let c2 = KernelContext(threads: 2)
         let tiled = try Kernels.conv2dScratchCount(big, frames: 8, height: 56, width: 56, context: c2)
-        #expect(tiled <= 2 * c2.im2colBudget && tiled < 64 * 9 * 56 * 56)
+        #expect(tiled > 0 && tiled <= 2 * c2.im2colBudget && tiled < 8 * 64 * 9 * 56 * 56 / 2)
     }
 
     @Test func tamMatchesOracleAndDefinition() throws {
@@ -227,6 +230,50 @@ struct ConvCase: CustomStringConvertible {
                     }
                 }
             }
+        }
+    }
+
+    /// The fused layouts equal duplicateFrames -> tam -> selectFrames.
+    @Test func tamDuplicatedInputAndSplitOutput() throws {
+        for (n, t, c, h, w, b) in [(2, 4, 3, 5, 7, 3), (1, 2, 5, 1, 1, 3), (2, 6, 4, 3, 2, 5), (1, 8, 6, 3, 3, 3)] {
+            var rng = KernelRNG(UInt64(n * 7 + t * 5 + b))
+            let hw = h * w, frameSize = c * hw
+            let half = rng.array(n * (t / 2) * frameSize), wts = rng.array(b * c)
+            let ctx = KernelContext(threads: 2, minParallelElements: 1)
+            // Reference by composition (through the oracle).
+            var full = [Float](repeating: 0, count: n * t * frameSize)
+            try Kernels.duplicateFrames(half, frames: n * t / 2, frameSize: frameSize, output: &full)
+            var ref = [Float](repeating: 0, count: full.count)
+            Kernels.tamNaive(full, clips: n, framesPerClip: t, channels: c, height: h, width: w, weights: wts,
+                             blending: b, output: &ref)
+            var refEven = [Float](repeating: 0, count: full.count / 2), refOdd = refEven
+            try Kernels.selectFrames(ref, clips: n, framesPerClip: t, frameSize: frameSize, parity: 0, output: &refEven)
+            try Kernels.selectFrames(ref, clips: n, framesPerClip: t, frameSize: frameSize, parity: 1, output: &refOdd)
+            // Duplicated input, plain output.
+            var out = [Float](repeating: .nan, count: full.count)
+            try Kernels.tam(half, clips: n, framesPerClip: t, channels: c, height: h, width: w, weights: wts,
+                            blending: b, inputDuplicated: true, output: &out, context: ctx)
+            #expect(maxRelativeError(out, ref) <= 1e-6)
+            // Duplicated input, split output.
+            var even = [Float](repeating: .nan, count: full.count / 2), odd = even
+            try odd.withUnsafeMutableBufferPointer { op in
+                try Kernels.tam(half, clips: n, framesPerClip: t, channels: c, height: h, width: w, weights: wts,
+                                blending: b, inputDuplicated: true, output: &even, oddOutput: op.baseAddress!,
+                                context: ctx)
+            }
+            #expect(maxRelativeError(even, refEven) <= 1e-6 && maxRelativeError(odd, refOdd) <= 1e-6)
+            // Plain input, split output.
+            var even2 = [Float](repeating: .nan, count: full.count / 2), odd2 = even2
+            try odd2.withUnsafeMutableBufferPointer { op in
+                try Kernels.tam(full, clips: n, framesPerClip: t, channels: c, height: h, width: w, weights: wts,
+                                blending: b, output: &even2, oddOutput: op.baseAddress!, context: ctx)
+            }
+            #expect(maxRelativeError(even2, refEven) <= 1e-6 && maxRelativeError(odd2, refOdd) <= 1e-6)
+        }
+        var out = [Float](repeating: 0, count: 9)
+        #expect(throws: BLError.self) {
+            try Kernels.tam([Float](repeating: 0, count: 9), clips: 1, framesPerClip: 3, channels: 1, height: 1, width: 1,
+                            weights: [1, 1, 1], blending: 3, inputDuplicated: true, output: &out, context: .serial)
         }
     }
 
