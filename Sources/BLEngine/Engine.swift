@@ -18,6 +18,12 @@ public struct MemoryPlanSummary: Sendable, Equatable {
     /// Convolutions fused into a following residual add, and nearest resizes fused into an add.
     public var fusedConvAdds: Int
     public var fusedResizeAdds: Int
+    /// TAMs reading a duplicated input without the copy, and TAMs writing the big/little frame
+    /// selections directly.
+    public var fusedDuplicateTAMs: Int
+    public var splitTAMs: Int
+    /// Nodes whose value is another's memory (frame reshapes, selections of duplicated frames).
+    public var views: Int
 
     /// The whole arena: activations and scratch.
     public var totalBytes: Int { activationBytes + scratchBytes }
@@ -116,16 +122,18 @@ public final class Engine: @unchecked Sendable {
                 try execute(step, plan: plan, base: base)
                 let name: String
                 switch step.kind {
-                case .node: name = graph.nodes[step.node].op.name
+                case .node, .view: name = graph.nodes[step.node].op.name
                 case .convAdd: name = "conv2d+add"
                 case .resizeAdd: name = "resizeNearest+add"
+                case let .tam(_, duplicated, even, _):
+                    name = (duplicated ? "duplicateFrames+" : "") + "tam" + (even != nil ? "+selectFrames" : "")
                 }
                 timings?[name, default: 0] += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             } else {
                 try execute(step, plan: plan, base: base)
             }
-            if capture.contains(step.node) {
-                captured[step.node] = try copyOut(step.node, plan: plan, base: base)
+            for o in step.outputs where capture.contains(o) {
+                captured[o] = try copyOut(o, plan: plan, base: base)
             }
         }
         return (try copyOut(graph.output, plan: plan, base: base), captured)
@@ -150,15 +158,23 @@ public final class Engine: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         let p = try plan(batch: batch, height: height, width: width, capture: [])
-        var convAdds = 0, resizeAdds = 0
+        var convAdds = 0, resizeAdds = 0, dupTAMs = 0, splits = 0, views = 0
         for s in p.steps {
-            if case .convAdd = s.kind { convAdds += 1 }
-            if case .resizeAdd = s.kind { resizeAdds += 1 }
+            switch s.kind {
+            case .convAdd: convAdds += 1
+            case .resizeAdd: resizeAdds += 1
+            case let .tam(_, duplicated, even, _):
+                if duplicated { dupTAMs += 1 }
+                if even != nil { splits += 1 }
+            case .view: views += 1
+            case .node: break
+            }
         }
         return MemoryPlanSummary(activationBytes: p.activationFloats * 4,
                                  scratchBytes: (p.convScratchFloats + p.weightScratchFloats) * 4,
                                  unsharedActivationBytes: p.unsharedFloats * 4, blockCount: p.blockCount,
-                                 stepCount: p.steps.count, fusedConvAdds: convAdds, fusedResizeAdds: resizeAdds)
+                                 stepCount: p.steps.count, fusedConvAdds: convAdds, fusedResizeAdds: resizeAdds,
+                                 fusedDuplicateTAMs: dupTAMs, splitTAMs: splits, views: views)
     }
 
     /// Frees the arena and forgets the cached plans (the next run plans and allocates again).
@@ -176,13 +192,8 @@ public final class Engine: @unchecked Sendable {
 
     /// The cached plan for a size; captured nodes that a fusion would remove are kept unfused.
     func plan(batch: Int, height: Int, width: Int, capture: Set<Int>) throws -> ExecutionPlan {
-        // Captured convs and resizes must keep their values: no fusion may absorb them.
-        let unfused = capture.filter { id in
-            switch bound[id] {
-            case .conv, .resizeNearest: return true
-            default: return false
-            }
-        }.sorted()
+        // Captured nodes must keep their values: no fusion may absorb them.
+        let unfused = capture.filter { Fusion.mayBeAbsorbed(bound[$0]) }.sorted()
         let key = PlanKey(batch: batch, height: height, width: width, unfused: unfused)
         if let p = plans[key] { return p }
         let fusion: Fusion
@@ -281,6 +292,16 @@ public final class Engine: @unchecked Sendable {
             try Kernels.resizeNearest(value(xin), planes: d[0] * d[1], inHeight: d[2], inWidth: d[3],
                                       outHeight: o[2], outWidth: o[3], addend: value(a), relu: relu,
                                       output: out, context: context)
+            return
+        case let .tam(source, duplicated, even, odd):
+            guard case let .tam(weights, b, duration) = bound[id] else { return }
+            let d = plan.dims[id]
+            try Kernels.tam(value(source), clips: d[0] / duration, framesPerClip: duration, channels: d[1],
+                            height: d[2], width: d[3], weights: weights.pointer, blending: b,
+                            inputDuplicated: duplicated, output: even.map(value) ?? out,
+                            oddOutput: odd.map(value), context: context)
+            return
+        case .view:
             return
         case .node:
             break

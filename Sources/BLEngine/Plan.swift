@@ -12,48 +12,110 @@ enum StepKind: Equatable {
     /// An `add` node computed by the nearest resize `resize` with `addend` fused in:
     /// `act(resize(x) + addend)`.
     case resizeAdd(resize: Int, addend: Int, relu: Bool)
+    /// A `tam` node reading `source`: its own input, or, when `duplicated`, the input of the
+    /// `duplicateFrames` that fed it (read twice per frame, no copy). With `even`/`odd`, the step
+    /// writes the little-branch (`selectFrames .little`) and big-branch (`selectFrames .big`)
+    /// frames straight into those two nodes' values and the TAM node has no value of its own.
+    case tam(source: Int, duplicated: Bool, even: Int?, odd: Int?)
+    /// A node whose value is the value of `of` (no work): `framesFromChannels`, and `selectFrames`
+    /// of a `duplicateFrames` (either parity gives back the frames that were duplicated).
+    case view(of: Int)
 }
 
-/// One step: produces the value of `node`.
+/// One step, run at the position of `node` in the graph's order.
 struct Step {
     let node: Int
     let kind: StepKind
+    /// Nodes whose values the step writes.
+    let outputs: [Int]
+    /// Nodes whose values the step reads.
+    let reads: [Int]
 }
 
 /// The fusions a graph allows, decided from its structure alone (not the input size).
 struct Fusion {
     /// Step kind per node; nodes absent here run their own op.
     var kinds: [Int: StepKind] = [:]
-    /// Nodes computed inside another node's step (no value of their own).
+    /// Nodes that get no step of their own (computed inside another node's step).
     var absorbed = Set<Int>()
 
-    /// Fuses a conv (without its own ReLU) or a nearest resize into the `add` that is its only consumer.
-    /// Nodes in `keep` (captured, or the output) keep their own values.
+    /// - A conv (without its own ReLU) or a nearest resize is fused into the `add` that is its only consumer.
+    /// - A `duplicateFrames` read only by a `tam` is folded into the TAM's reads.
+    /// - A `tam` read only by a big and a little `selectFrames` writes their two values directly.
+    /// - A `selectFrames` of a `duplicateFrames` is a view of the duplicated value.
+    /// Nodes in `keep` (captured) and the output keep their own values.
     init(graph: Graph, bound: [BoundOp], consumers: [[Int]], keep: Set<Int>) {
-        for node in graph.nodes {
-            guard case .add(let relu) = node.op, node.inputs.count == 2, node.inputs[0] != node.inputs[1] else { continue }
-            func single(_ x: Int) -> Bool {
-                consumers[x].count == 1 && !keep.contains(x) && x != graph.output && !absorbed.contains(x)
-            }
-            // Prefer a convolution (saves a full pass and its buffer); the later one when both are.
-            var conv: (id: Int, residual: Int)? = nil
-            for (x, other) in [(node.inputs[1], node.inputs[0]), (node.inputs[0], node.inputs[1])] {
-                if case .conv(_, weight: _, bias: _, relu: false) = bound[x], single(x), x > (conv?.id ?? -1) {
-                    conv = (x, other)
+        func single(_ x: Int) -> Bool {
+            consumers[x].count == 1 && !keep.contains(x) && x != graph.output && !absorbed.contains(x)
+        }
+        for node in graph.nodes where !absorbed.contains(node.id) {
+            switch node.op {
+            case .framesFromChannels:
+                kinds[node.id] = .view(of: node.inputs[0])
+            case .selectFrames:
+                let x = node.inputs[0]
+                guard case .duplicateFrames = graph.nodes[x].op else { break }
+                let source = graph.nodes[x].inputs[0]
+                kinds[node.id] = .view(of: source)
+                if single(x) { absorbed.insert(x) }
+            case .tam(let t):
+                var source = node.inputs[0], duplicated = false
+                if case .duplicateFrames = graph.nodes[source].op, single(source), t.duration % 2 == 0 {
+                    absorbed.insert(source)
+                    duplicated = true
+                    source = graph.nodes[source].inputs[0]
                 }
-            }
-            if let (c, r) = conv {
-                kinds[node.id] = .convAdd(conv: c, residual: r, relu: relu)
-                absorbed.insert(c)
-                continue
-            }
-            for (x, other) in [(node.inputs[0], node.inputs[1]), (node.inputs[1], node.inputs[0])] {
-                if case .resizeNearest = bound[x], single(x) {
-                    kinds[node.id] = .resizeAdd(resize: x, addend: other, relu: relu)
-                    absorbed.insert(x)
+                var even: Int? = nil, odd: Int? = nil
+                let users = consumers[node.id]
+                if users.count == 2, users[0] != users[1], !keep.contains(node.id), node.id != graph.output {
+                    for u in users {
+                        if case let .selectFrames(period, parity) = graph.nodes[u].op, period == t.duration {
+                            if parity == .little { even = u } else { odd = u }
+                        }
+                    }
+                }
+                if let e = even, let o = odd {
+                    absorbed.insert(e)
+                    absorbed.insert(o)
+                } else {
+                    even = nil
+                    odd = nil
+                }
+                if duplicated || even != nil {
+                    kinds[node.id] = .tam(source: source, duplicated: duplicated, even: even, odd: odd)
+                }
+            case .add(let relu):
+                guard node.inputs[0] != node.inputs[1] else { break }
+                // Prefer a convolution (saves a full pass and its buffer); the later one when both are.
+                var conv: (id: Int, residual: Int)? = nil
+                for (x, other) in [(node.inputs[1], node.inputs[0]), (node.inputs[0], node.inputs[1])] {
+                    if case .conv(_, weight: _, bias: _, relu: false) = bound[x], single(x), x > (conv?.id ?? -1) {
+                        conv = (x, other)
+                    }
+                }
+                if let (c, r) = conv {
+                    kinds[node.id] = .convAdd(conv: c, residual: r, relu: relu)
+                    absorbed.insert(c)
                     break
                 }
+                for (x, other) in [(node.inputs[0], node.inputs[1]), (node.inputs[1], node.inputs[0])] {
+                    if case .resizeNearest = bound[x], single(x) {
+                        kinds[node.id] = .resizeAdd(resize: x, addend: other, relu: relu)
+                        absorbed.insert(x)
+                        break
+                    }
+                }
+            default:
+                break
             }
+        }
+    }
+
+    /// Nodes a fusion may remove; capturing them changes the plan.
+    static func mayBeAbsorbed(_ op: BoundOp) -> Bool {
+        switch op {
+        case .conv, .resizeNearest, .duplicateFrames, .tam, .selectFrames: return true
+        default: return false
         }
     }
 }
@@ -107,28 +169,43 @@ struct ExecutionPlan {
         self.dims = dims
         self.counts = counts
 
-        // Steps and the values each reads.
+        // Steps, the values each writes and reads.
         var steps = [Step]()
-        var reads = [[Int]](repeating: [], count: n)
         for node in graph.nodes where !fusion.absorbed.contains(node.id) {
             let kind = fusion.kinds[node.id] ?? .node
-            steps.append(Step(node: node.id, kind: kind))
+            let outputs: [Int], reads: [Int]
             switch kind {
-            case let .convAdd(c, r, _): reads[node.id] = [graph.nodes[c].inputs[0], r]
-            case let .resizeAdd(z, a, _): reads[node.id] = [graph.nodes[z].inputs[0], a]
+            case let .convAdd(c, r, _):
+                (outputs, reads) = ([node.id], [graph.nodes[c].inputs[0], r])
+            case let .resizeAdd(z, a, _):
+                (outputs, reads) = ([node.id], [graph.nodes[z].inputs[0], a])
+            case let .tam(source, _, even, odd):
+                if let even, let odd { outputs = [even, odd] } else { outputs = [node.id] }
+                reads = [source]
+            case .view(let of):
+                (outputs, reads) = ([node.id], [of])
             case .node:
                 if case .resizeNearest = bound[node.id] {
-                    reads[node.id] = [node.inputs[0]]  // input 1 only gives the size
+                    (outputs, reads) = ([node.id], [node.inputs[0]])  // input 1 only gives the size
                 } else {
-                    reads[node.id] = node.inputs
+                    (outputs, reads) = ([node.id], node.inputs)
                 }
             }
+            steps.append(Step(node: node.id, kind: kind, outputs: outputs, reads: reads))
         }
         self.steps = steps
 
-        // Last step reading each value; the output lives to the end.
-        var lastUse = Array(0..<n)
-        for s in 0..<n { for x in reads[s] { lastUse[x] = max(lastUse[x], s) } }
+        // Lifetimes in step positions: from the defining step to the last step reading the value;
+        // the output lives to the end.
+        var defined = [Int](repeating: -1, count: n)
+        var lastUse = [Int](repeating: -1, count: n)
+        for step in steps {
+            for o in step.outputs {
+                defined[o] = step.node
+                lastUse[o] = step.node
+            }
+            for x in step.reads { lastUse[x] = max(lastUse[x], step.node) }
+        }
         lastUse[graph.output] = n
 
         // Storage groups: values sharing memory (views, in-place results).
@@ -136,8 +213,8 @@ struct ExecutionPlan {
         var gSize = [Int](), gStart = [Int](), gEnd = [Int]()
         for step in steps {
             let id = step.node
-            if case .alias = bound[id] {
-                let g = group[graph.nodes[id].inputs[0]]
+            if case .view(let of) = step.kind {
+                let g = group[of]
                 group[id] = g
                 gEnd[g] = max(gEnd[g], lastUse[id])
                 continue
@@ -145,22 +222,24 @@ struct ExecutionPlan {
             var candidates: [Int]
             switch step.kind {
             case .node: candidates = bound[id].inPlaceInputs(graph.nodes[id].inputs)
-            case .convAdd: candidates = []  // the conv kernel's output must not overlap its residual
             case .resizeAdd(_, let a, _): candidates = [a]
+            default: candidates = []  // conv, TAM: outputs must not overlap inputs
             }
-            var chosen: Int? = nil
-            for x in candidates {
-                let g = group[x]
-                if g >= 0, gEnd[g] == id, counts[x] == counts[id] { chosen = g; break }
-            }
-            if let g = chosen {
-                group[id] = g
-                gEnd[g] = max(gEnd[g], lastUse[id])
-            } else {
-                group[id] = gSize.count
-                gSize.append(ExecutionPlan.aligned(counts[id]))
-                gStart.append(id)
-                gEnd.append(lastUse[id])
+            for o in step.outputs {
+                var chosen: Int? = nil
+                for x in candidates {
+                    let g = group[x]
+                    if g >= 0, gEnd[g] == id, counts[x] == counts[o] { chosen = g; break }
+                }
+                if let g = chosen {
+                    group[o] = g
+                    gEnd[g] = max(gEnd[g], lastUse[o])
+                } else {
+                    group[o] = gSize.count
+                    gSize.append(ExecutionPlan.aligned(counts[o]))
+                    gStart.append(defined[o])
+                    gEnd.append(lastUse[o])
+                }
             }
         }
 
@@ -186,8 +265,8 @@ struct ExecutionPlan {
         activationFloats = total
         blockCount = gSize.count
         unsharedFloats = steps.reduce(0) { acc, s in
-            if case .alias = bound[s.node] { return acc }
-            return acc + ExecutionPlan.aligned(counts[s.node])
+            if case .view = s.kind { return acc }
+            return acc + s.outputs.reduce(0) { $0 + ExecutionPlan.aligned(counts[$1]) }
         }
 
         // Scratch.
