@@ -32,8 +32,13 @@ public struct MemoryPlanSummary: Sendable, Equatable {
 /// Executes a `Graph` on float32 NCHW tensors with the kernels of `BLKernels`.
 ///
 /// Weights are bound once; per input size (batch, height, width) a plan is made once and cached:
-/// each value gets a fixed offset in one arena, so running allocates nothing per op (only the
-/// returned tensors). A run holds a lock: one engine runs one clip at a time.
+/// each value gets a fixed offset in one arena (values whose lifetimes do not overlap share memory;
+/// ReLU, BatchNorm and add run in place when their input dies there), so running allocates nothing
+/// per op (only the returned tensors). The plan also fuses, without changing results beyond float
+/// rounding: a conv into the residual `add` that is its only reader (conv epilogue), a nearest
+/// resize into its `add`, a `duplicateFrames` into the TAM reading it, a TAM into the big/little
+/// `selectFrames` pair reading it, and a `selectFrames` of a `duplicateFrames` into a view.
+/// Captured nodes are never fused away. A run holds a lock: one engine runs one clip at a time.
 public final class Engine: @unchecked Sendable {
     public let graph: Graph
     public let context: KernelContext
@@ -274,7 +279,7 @@ public final class Engine: @unchecked Sendable {
         let id = step.node
         let node = graph.nodes[id]
         func value(_ x: Int) -> UnsafeMutablePointer<Float> { base + plan.offsets[x] }
-        let out = value(id)
+        let out = plan.offsets[id] >= 0 ? value(id) : base  // split TAMs write their outputs instead
         let convScratch = plan.convScratchFloats > 0 ? base + plan.convScratchOffset : nil
         let weightScratch = plan.weightScratchFloats > 0 ? base + plan.weightScratchOffset : nil
 
