@@ -4,7 +4,7 @@ extension Graph {
     /// A readable listing, one node a line:
     /// `  12 conv2d      [N*8, 64, 56, 56]  0.925G <- 11   k3 s2 p1 64->64 relu  (baseline_model.b_conv0)`.
     /// Shapes and per-node multiply-accumulates (for one clip) are shown when an input size is given
-    /// and inference succeeds; then a totals line ends the listing.
+    /// and inference succeeds (totals: `cost(...)`).
     public func textDump(height: Int? = nil, width: Int? = nil) -> String {
         var shapes: [NodeShape]? = nil
         var costs: GraphCost? = nil
@@ -25,12 +25,6 @@ extension Graph {
             if let ts = tapsByNode[n.id] { line += "  = " + ts.map(\.module).joined(separator: ", ") }
             out += line + "\n"
         }
-        if let c = costs, let height, let width {
-            out += "input \(height)x\(width), one clip: \(Graph.giga(c.totalMACs)) multiply-accumulates"
-            out += " (conv \(Graph.giga(c.convMACs)), TAM \(Graph.giga(c.tamMACs)), linear \(Graph.giga(c.linearMACs)));"
-            out += " \(c.parameters) parameters; activations \(Graph.mebi(c.totalActivationBytes)) in all,"
-            out += " \(Graph.mebi(c.peakActivationBytes)) peak live (float32)\n"
-        }
         return out
     }
 
@@ -43,11 +37,6 @@ extension Graph {
             if decimals < 3 { s += String(repeating: "0", count: 3 - decimals) }
         }
         return s + "G"
-    }
-
-    /// `12.3 MiB`.
-    static func mebi(_ bytes: Int) -> String {
-        "\((Double(bytes) / 1_048_576 * 10).rounded() / 10) MiB"
     }
 
     static func shortAttributes(_ op: Op) -> String {

@@ -3,10 +3,12 @@ import Foundation
 import Testing
 @testable import BLKernels
 
-/// Timing of `conv2d` on ResNet-50 shapes (8 frames) against a bare SGEMM of the same size.
-/// Reports only; runs when `BLCONVERT_BENCH=1`:
+/// Kernel timings (report only, nothing is asserted about speed); skipped unless `BLCONVERT_BENCH=1`:
 /// `BLCONVERT_BENCH=1 swift test -c release -Xswiftc -enable-testing --filter KernelBenchmarks`
-@Suite(.enabled(if: ProcessInfo.processInfo.environment["BLCONVERT_BENCH"] == "1"))
+/// Options (environment): `BLCONVERT_BENCH_THREADS`, `BLCONVERT_BENCH_MODE=blas`,
+/// `BLCONVERT_BENCH_CLOCK=cpu`, `BLCONVERT_BENCH_REPS`, `BLCONVERT_BENCH_PLAIN=1` (bias-only epilogue),
+/// `BLCONVERT_BENCH_BUDGET` / `_OUTBUDGET` / `_MINCOLS` (KernelContext tiling fields).
+@Suite(.serialized, .enabled(if: ProcessInfo.processInfo.environment["BLCONVERT_BENCH"] == "1"))
 struct KernelBenchmarks {
     /// `BLCONVERT_BENCH_CLOCK=cpu`: process CPU time instead of wall time. With one thread this is
     /// the compute time even on a loaded machine (time spent descheduled is not counted).
