@@ -45,8 +45,8 @@ public enum HDF5Reader {
         return false
     }
 
-    /// Largest logical size accepted for one dataset relative to the file: deflate cannot expand
-    /// more than about 1032:1, so anything larger is a corrupt or hostile header.
+    /// Largest logical size accepted for all datasets together relative to the file: deflate cannot
+    /// expand more than about 1032:1, so anything larger comes from corrupt or hostile headers.
     static func byteLimit(fileSize: Int) -> Int {
         let (m, o) = fileSize.multipliedReportingOverflow(by: 1100)
         return o ? Int.max : m + (1 << 20)
@@ -92,7 +92,8 @@ public enum HDF5Reader {
         defer { H5Fclose(fid) }
         var fileSize: hsize_t = 0
         try HDF5Library.check(status: H5Fget_filesize(fid, &fileSize), "cannot get the file size")
-        let limit = byteLimit(fileSize: Int(clamping: fileSize))
+        // One budget for all datasets together: many small corrupt headers cannot add up to more.
+        var budget = byteLimit(fileSize: Int(clamping: fileSize))
 
         let visit = Visit()
         let visitor: H5O_iterate_t = { _, name, info, data in
@@ -120,7 +121,7 @@ public enum HDF5Reader {
                 out.skipped.append((dotted, "another dataset already has this dotted name"))
                 continue
             }
-            switch try readDataset(fid, path: object.path, limit: limit, location: location) {
+            switch try readDataset(fid, path: object.path, budget: &budget, location: location) {
             case .tensor(let t): out.tensors.append((dotted, t))
             case .skipped(let reason): out.skipped.append((dotted, reason))
             }
@@ -133,7 +134,7 @@ public enum HDF5Reader {
         case skipped(String)
     }
 
-    private static func readDataset(_ fid: hid_t, path: String, limit: Int, location: String) throws -> DatasetResult {
+    private static func readDataset(_ fid: hid_t, path: String, budget: inout Int, location: String) throws -> DatasetResult {
         let did = try HDF5Library.check(H5Dopen2(fid, path, blc_h5p_default()), "cannot open the dataset", location: location)
         defer { H5Dclose(did) }
 
@@ -163,10 +164,11 @@ public enum HDF5Reader {
             count = m
         }
         let (bytes, o) = count.multipliedReportingOverflow(by: dtype.byteSize)
-        if o || bytes > limit {
-            throw BLError(.format, "dataset shape \(shape) of \(dtype.torchName) needs \(o ? "more than Int.max" : String(bytes)) bytes, more than a file of this size can hold (limit \(limit))",
+        if o || bytes > budget {
+            throw BLError(.format, "dataset shape \(shape) of \(dtype.torchName) needs \(o ? "more than Int.max" : String(bytes)) bytes, more than a file of this size can hold (\(budget) bytes left of 1100 x file size + 1 MB)",
                           location: location)
         }
+        budget -= bytes
         let storage = try ByteStorage.allocate(count: bytes) { buffer in
             guard count > 0, let base = buffer.baseAddress else { return }
             try HDF5Library.check(status: H5Dread(did, memType, blc_h5s_all(), blc_h5s_all(), blc_h5p_default(), base),

@@ -286,6 +286,26 @@ import Testing
         }
     }
 
+    /// A dataset declared far larger than the file could hold (never written: libhdf5 would
+    /// hand back fill values) is refused before anything is allocated.
+    @Test func oversizedDatasetIsRefused() throws {
+        let dir = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/huge.h5"
+        try HDF5Library.withLock {
+            let fid = H5Fcreate(path, blc_h5f_acc_trunc(), blc_h5p_default(), blc_h5p_default())
+            try #require(fid >= 0)
+            defer { H5Fclose(fid) }
+            try Self.writeDataset(fid, "huge", blc_h5t_native_float(), dims: [1 << 20, 1 << 10], bytes: [])
+        }
+        do {
+            _ = try HDF5Reader.read(path: path)
+            Issue.record("4 GB dataset in a small file accepted")
+        } catch let e as BLError {
+            #expect(e.kind == .format && e.message.contains("4294967296 bytes") && e.location == "dataset 'huge'", "\(e)")
+        }
+    }
+
     @Test func sniffing() throws {
         let h5 = try #require(FileManager.default.contents(atPath: TestData.fixture("parsers/tensors_flat.h5")))
         h5.withUnsafeBytes { #expect(HDF5Reader.looksLikeHDF5($0)) }
