@@ -1,0 +1,227 @@
+import Foundation
+import BLCore
+import BLGraph
+import BLSafetensors
+
+/// A converted model on disk: a directory holding
+/// - `graph.json`: the graph IR (`Graph.json`),
+/// - `weights.safetensors`: every weight the graph declares, under the graph's names,
+/// - `metadata.json`: `{"format": "blconvert-model", "version": 1, "config": {...}, "source":
+///   {"file", "sha256"}, "blconvert_version", "dtype", "optimized"}`.
+public struct ModelPackage: Sendable {
+    public static let format = "blconvert-model"
+    public static let formatVersion = 1
+    public static let graphFile = "graph.json"
+    public static let weightsFile = "weights.safetensors"
+    public static let metadataFile = "metadata.json"
+
+    /// Where the weights came from.
+    public struct Source: Sendable, Equatable {
+        /// The checkpoint's file name (no directory).
+        public var fileName: String
+        /// Lower-case hex SHA-256 of the checkpoint file.
+        public var sha256: String
+
+        public init(fileName: String, sha256: String) {
+            self.fileName = fileName
+            self.sha256 = sha256
+        }
+
+        /// Name and digest of a file on disk.
+        public static func of(file path: String) throws -> Source {
+            Source(fileName: String(path.split(separator: "/").last ?? Substring(path)), sha256: try SHA256.hex(file: path))
+        }
+    }
+
+    public var graph: Graph
+    /// Weights as stored (the package's dtype; use `Tensor.floats()` or `converted(to:)` to compute).
+    public var weights: [String: Tensor]
+    public var config: BLVNetConfig
+    public var source: Source?
+    public var dtype: DType
+    /// Whether BatchNorm folding and ReLU fusion were applied.
+    public var optimized: Bool
+    public var toolVersion: String
+
+    public init(graph: Graph, weights: [String: Tensor], config: BLVNetConfig, source: Source?, dtype: DType,
+                optimized: Bool, toolVersion: String) {
+        self.graph = graph
+        self.weights = weights
+        self.config = config
+        self.source = source
+        self.dtype = dtype
+        self.optimized = optimized
+        self.toolVersion = toolVersion
+    }
+
+    /// A package from an imported checkpoint; with `optimize`, BatchNorm is folded and ReLU fused
+    /// (taps of pre-ReLU modules keep their own ReLU node, see `GraphPasses`).
+    public init(importing model: ImportedModel, optimize: Bool = true, dtype: DType = .float32, source: Source?,
+                toolVersion: String) throws {
+        var graph = model.graph, weights = model.weights
+        if optimize { (graph, weights) = try GraphPasses.optimize(graph, weights: weights) }
+        self.init(graph: graph, weights: weights, config: model.config, source: source, dtype: dtype,
+                  optimized: optimize, toolVersion: toolVersion)
+    }
+
+    /// The weights as contiguous float32 tensors (a no-copy view for float32 packages).
+    public func floatWeights() throws -> [String: Tensor] {
+        try weights.mapValues { try $0.converted(to: .float32) }
+    }
+
+    /// The dtypes a package may store weights in.
+    public static let storableDTypes: [DType] = [.float32, .float16, .bfloat16]
+
+    public var metadataJSON: JSON {
+        .object([
+            ("format", .string(ModelPackage.format)),
+            ("version", .int(Int64(ModelPackage.formatVersion))),
+            ("config", config.json),
+            ("source", source.map { .object([("file", .string($0.fileName)), ("sha256", .string($0.sha256))]) } ?? .null),
+            ("blconvert_version", .string(toolVersion)),
+            ("dtype", .string(dtype.torchName)),
+            ("optimized", .bool(optimized)),
+        ])
+    }
+
+    /// Writes the package directory at `path` atomically: everything is written into a hidden
+    /// temporary directory beside it, then renamed into place; on failure nothing is left behind.
+    /// An existing `path` is replaced only with `overwrite`.
+    public func write(to path: String, overwrite: Bool = false) throws {
+        guard ModelPackage.storableDTypes.contains(dtype) else {
+            throw BLError(.invalidArgument, "weights can be stored as f32, f16 or bf16, not \(dtype.torchName)")
+        }
+        try graph.validateStructure()
+        try graph.checkWeights(weights.mapValues { $0.shape })
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        let exists = fm.fileExists(atPath: path, isDirectory: &isDir)
+        if exists && !overwrite {
+            throw BLError(.io, "already exists (choose another name or allow overwriting)", file: path)
+        }
+        if exists && !isDir.boolValue {
+            throw BLError(.io, "exists and is not a package directory", file: path)
+        }
+        let url = URL(fileURLWithPath: path).standardizedFileURL
+        let parent = url.deletingLastPathComponent()
+        let name = url.lastPathComponent
+        guard !name.isEmpty, name != ".", name != ".." else {
+            throw BLError(.invalidArgument, "'\(path)' is not a usable package name")
+        }
+        let temp = parent.appendingPathComponent(".\(name).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        do {
+            try fm.createDirectory(at: temp, withIntermediateDirectories: false)
+        } catch {
+            throw BLError(.io, "cannot create a directory beside the package: \(error.localizedDescription)", file: temp.path)
+        }
+        do {
+            try writeText(graph.json.serialized(indent: 1) + "\n", to: temp.appendingPathComponent(ModelPackage.graphFile).path)
+            var stored = [(name: String, tensor: Tensor)]()
+            for spec in graph.weights {
+                guard let t = weights[spec.name] else { throw BLError(.mismatch, "weight '\(spec.name)' is missing") }
+                do {
+                    stored.append((spec.name, try t.converted(to: dtype)))
+                } catch let e as BLError {
+                    throw e.at("weight '\(spec.name)'")
+                }
+            }
+            let stMeta = [("format", ModelPackage.format), ("blconvert_version", toolVersion)]
+            try SafetensorsWriter.write(stored, metadata: stMeta, to: temp.appendingPathComponent(ModelPackage.weightsFile).path)
+            try writeText(metadataJSON.serialized(indent: 1) + "\n", to: temp.appendingPathComponent(ModelPackage.metadataFile).path)
+            if exists {
+                let old = parent.appendingPathComponent(".\(name).old-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+                try renameOrThrow(url.path, old.path)
+                do {
+                    try renameOrThrow(temp.path, url.path)
+                } catch {
+                    try? renameOrThrow(old.path, url.path)
+                    throw error
+                }
+                try? fm.removeItem(at: old)
+            } else {
+                try renameOrThrow(temp.path, url.path)
+            }
+        } catch {
+            try? fm.removeItem(at: temp)
+            throw error
+        }
+    }
+
+    /// Reads a package: parses and validates the graph, maps the weights (no copy), checks that the
+    /// weights are exactly those the graph declares, with their shapes.
+    public static func read(_ path: String) throws -> ModelPackage {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        guard fm.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else {
+            throw BLError(.io, "not a model package directory (expected \(graphFile), \(weightsFile), \(metadataFile))", file: path)
+        }
+        let dir = path.hasSuffix("/") ? path : path + "/"
+        let graph: Graph
+        do {
+            graph = try Graph(json: try parseJSON(dir + graphFile))
+        } catch let e as BLError {
+            throw e.inFile(dir + graphFile)
+        }
+        let meta = try parseJSON(dir + metadataFile)
+        guard meta["format"]?.stringValue == format else {
+            throw BLError(.format, "not a blconvert model package (missing \"format\": \"\(format)\")", file: dir + metadataFile)
+        }
+        guard meta["version"]?.intValue == formatVersion else {
+            throw BLError(.unsupported, "package version \(meta["version"].map { $0.serialized() } ?? "missing") (this build reads \(formatVersion))", file: dir + metadataFile)
+        }
+        let config: BLVNetConfig
+        do {
+            config = try BLVNetConfig(json: meta["config"] ?? .null)
+        } catch let e as BLError {
+            throw e.inFile(dir + metadataFile)
+        }
+        guard let dtypeName = meta["dtype"]?.stringValue, let dtype = DType(torchName: dtypeName) else {
+            throw BLError(.format, "missing or unknown \"dtype\"", file: dir + metadataFile)
+        }
+        var source: Source? = nil
+        if let s = meta["source"], let f = s["file"]?.stringValue, let h = s["sha256"]?.stringValue {
+            source = Source(fileName: f, sha256: h)
+        }
+        let st = try SafetensorsFile.load(path: dir + weightsFile)
+        var weights = [String: Tensor]()
+        for (name, t) in st.tensors { weights[name] = t }
+        let extra = Set(weights.keys).subtracting(graph.weights.map(\.name))
+        if !extra.isEmpty {
+            throw BLError(.mismatch, "tensors the graph does not use: \(extra.sorted().joined(separator: ", "))", file: dir + weightsFile)
+        }
+        do {
+            try graph.checkWeights(weights.mapValues { $0.shape })
+        } catch let e as BLError {
+            throw e.inFile(dir + weightsFile)
+        }
+        for (name, t) in weights where !t.dtype.isFloatingPoint {
+            throw BLError(.format, "weight '\(name)' is \(t.dtype.torchName), expected a float type", file: dir + weightsFile)
+        }
+        let optimized: Bool
+        if case .bool(let b)? = meta["optimized"] { optimized = b } else { optimized = false }
+        return ModelPackage(graph: graph, weights: weights, config: config, source: source, dtype: dtype,
+                            optimized: optimized, toolVersion: meta["blconvert_version"]?.stringValue ?? "unknown")
+    }
+
+    static func parseJSON(_ path: String) throws -> JSON {
+        let file = try MappedFile(path: path)
+        guard file.count <= 256 << 20 else { throw BLError(.format, "file is too large for a package's JSON", file: path) }
+        do {
+            return try JSONParser.parse(file.bytes)
+        } catch let e as BLError {
+            throw e.inFile(path)
+        }
+    }
+}
+
+private func writeText(_ text: String, to path: String) throws {
+    guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8)) else {
+        throw BLError(.io, "cannot write: \(String(cString: strerror(errno)))", file: path)
+    }
+}
+
+private func renameOrThrow(_ from: String, _ to: String) throws {
+    if rename(from, to) != 0 {
+        throw BLError(.io, "cannot rename \(from) to \(to): \(String(cString: strerror(errno)))", file: to)
+    }
+}
