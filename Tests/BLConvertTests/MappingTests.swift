@@ -2,6 +2,8 @@ import Testing
 import Foundation
 import BLCore
 import BLGraph
+import BLCheckpoint
+import BLSafetensors
 @testable import BLVNet
 
 // MARK: - The reference state dict, enumerated from the PyTorch module structure
@@ -489,3 +491,80 @@ func relativeError(_ a: [Double], _ b: [Double]) -> Double {
     }
 }
 
+// MARK: - Real checkpoints (bundled mini case; shared cases when present)
+
+/// The configuration a case's manifest.json states.
+func manifestConfig(_ manifestPath: String) throws -> BLVNetConfig {
+    let m = try JSONParser.parse(Array(try Data(contentsOf: URL(fileURLWithPath: manifestPath))))
+    let c = try #require(m["config"])
+    let blocks = try #require(c["blocks"]?.arrayValue).compactMap(\.intValue)
+    let dropout = c["dropout"]?.doubleValue ?? 0
+    return BLVNetConfig(blocks: blocks, alpha: try #require(c["alpha"]?.intValue), beta: try #require(c["beta"]?.intValue),
+                        frames: try #require(c["frames"]?.intValue), blendingFrames: try #require(c["blending_frames"]?.intValue),
+                        numClasses: try #require(c["num_classes"]?.intValue), inputChannels: try #require(c["input_channels"]?.intValue),
+                        head: dropout > 0 ? .dropoutNewFC : .fc)
+}
+
+/// Runs `graph` on a clip file's input with the naive executor and returns (logits error against
+/// `logits_f64`, worst error at a recorded activation).
+func clipErrors(_ graph: Graph, _ weights: [String: Tensor], clip: String) throws -> (logits: Double, acts: Double, compared: Int) {
+    let c = try SafetensorsFile.load(path: clip)
+    let x = try #require(c.tensor("input"))
+    let outs = try naiveExecute(graph, weights: weights, input: Activation(shape: x.shape, data: x.doubles()))
+    let logits = relativeError(outs[graph.output].data, try #require(c.tensor("logits_f64")).doubles())
+    var worst = 0.0, compared = 0
+    for t in graph.taps {
+        guard let r = c.tensor("act." + t.module) else { continue }
+        #expect(r.shape == outs[t.node].shape, "\(t.module)")
+        worst = max(worst, relativeError(outs[t.node].data, r.doubles()))
+        compared += 1
+    }
+    return (logits, worst, compared)
+}
+
+@Suite struct RealCheckpointMappingTests {
+    @Test func miniConfigurationEqualsTheManifest() throws {
+        let expected = try manifestConfig(TestData.fixture("mini-a2b4-f4x2/manifest.json"))
+        var configs = [BLVNetConfig]()
+        var weightSets = [[String: Tensor]]()
+        for file in ["model.pth.tar", "model_nested.h5"] {
+            let path = TestData.fixture("mini-a2b4-f4x2/" + file)
+            let model = try BLVNetImporter.importModel(checkpoint: try Checkpoint.open(path: path))
+            configs.append(model.config)
+            weightSets.append(model.weights)
+        }
+        #expect(configs.allSatisfy { $0 == expected })
+        #expect(weightSets[0].count == weightSets[1].count)
+        for (name, t) in weightSets[0] { #expect(weightSets[1][name]?.floats() == t.floats(), "\(name)") }
+    }
+
+    /// The unfused graph run in double reproduces PyTorch's float64 logits; the optimized graph
+    /// (float32 folded weights) stays within float rounding; every recorded activation matches.
+    @Test func miniGraphReproducesTheReference() throws {
+        let model = try BLVNetImporter.importModel(checkpoint: try Checkpoint.open(path: TestData.fixture("mini-a2b4-f4x2/model.pth.tar")))
+        let clip = TestData.fixture("mini-a2b4-f4x2/clip2.safetensors")
+        let plain = try clipErrors(model.graph, model.weights, clip: clip)
+        #expect(plain.logits < 1e-9)
+        #expect(plain.acts < 1e-5 && plain.compared == 9)
+        let (g, w) = try GraphPasses.optimize(model.graph, weights: model.weights)
+        let fused = try clipErrors(g, w, clip: clip)
+        #expect(fused.logits < 1e-5)
+        #expect(fused.acts < 1e-5 && fused.compared == 8)
+    }
+
+    @Test func sharedCasesConfigurationAndParity() throws {
+        guard let a4 = TestData.shared("mini-a4b2-f3x2-blend5-fc/model.pth"),
+              let r50 = TestData.shared("r50-a2b4-f8x2-ssv2/model.pth.tar") else { return }
+        let dir = (a4 as NSString).deletingLastPathComponent
+        let model = try BLVNetImporter.importModel(checkpoint: try Checkpoint.open(path: a4))
+        #expect(model.config == (try manifestConfig(dir + "/manifest.json")))
+        let (g, w) = try GraphPasses.optimize(model.graph, weights: model.weights)
+        let e = try clipErrors(g, w, clip: dir + "/clip0.safetensors")
+        #expect(e.logits < 1e-5 && e.acts < 1e-5 && e.compared == 8)
+        let big = try BLVNetImporter.importModel(checkpoint: try Checkpoint.open(path: r50))
+        #expect(big.config == (try manifestConfig((r50 as NSString).deletingLastPathComponent + "/manifest.json")))
+        let cost = try big.graph.cost(height: 224, width: 224)
+        #expect((Double(cost.totalMACs) / 1e6).rounded() == 23851)
+        #expect((Double(cost.parameters) / 1e4).rounded() == 2502)
+    }
+}
