@@ -552,6 +552,18 @@ func clipErrors(_ graph: Graph, _ weights: [String: Tensor], clip: String) throw
         #expect(fused.acts < 1e-5 && fused.compared == 8)
     }
 
+    /// A training checkpoint of another network: its state dict is read (not best_top1 or the
+    /// optimizer state) and refused with the file named.
+    @Test func otherNetworksAreRefusedWithTheFileNamed() throws {
+        let path = TestData.fixture("parsers/train_zip.pth.tar")
+        #expect {
+            _ = try BLVNetImporter.importModel(checkpoint: try Checkpoint.open(path: path), frames: 8)
+        } throws: { e in
+            let m = "\(e)"
+            return m.contains("train_zip.pth.tar") && m.contains("not a bLVNet-TAM state dict") && !m.contains("optimizer")
+        }
+    }
+
     @Test func sharedCasesConfigurationAndParity() throws {
         guard let a4 = TestData.shared("mini-a4b2-f3x2-blend5-fc/model.pth"),
               let r50 = TestData.shared("r50-a2b4-f8x2-ssv2/model.pth.tar") else { return }
