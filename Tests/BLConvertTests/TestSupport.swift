@@ -17,7 +17,7 @@ enum TestData {
 
     static let sharedRoot: String? = {
         let env = ProcessInfo.processInfo.environment["BLCONVERT_SHARED_FIXTURES"]
-        let candidates = [env, repoRoot.deletingLastPathComponent().appendingPathComponent("shared/fixtures").path]
+        let candidates: [String?] = [env, repoRoot.deletingLastPathComponent().appendingPathComponent("shared/fixtures").path]
         for case let c? in candidates where FileManager.default.fileExists(atPath: c + "/README.md") {
             return c
         }
