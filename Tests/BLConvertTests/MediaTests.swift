@@ -127,3 +127,166 @@ private enum FramesMini {
         #expect(r.maxAbs <= 1e-5)
     }
 }
+
+// MARK: - resampler
+
+/// A direct double-precision statement of the same filter (triangle kernel, support scaled by
+/// the downscale factor, weights normalised per output sample, horizontal pass then vertical,
+/// each pass rounding half up to uint8), written from the definition, not from the fixed-point code.
+private func oracleResize(_ img: Image8, width: Int, height: Int) -> Image8 {
+    oracleResize(img, width: width, height: height, rounded: true).image
+}
+
+/// With `rounded: false` (one axis only), `values` holds the unrounded samples.
+private func oracleResize(_ img: Image8, width: Int, height: Int, rounded: Bool) -> (image: Image8, values: [Double]) {
+    var values = [Double](repeating: 0, count: rounded ? 0 : width * height * 3)
+    func weights(_ inSize: Int, _ outSize: Int, _ i: Int) -> [(Int, Double)] {
+        let scale = Double(inSize) / Double(outSize)
+        let fs = max(scale, 1)
+        let center = (Double(i) + 0.5) * scale
+        var list: [(Int, Double)] = []
+        for j in 0..<inSize {
+            let pixelCenter = Double(j) + 0.5
+            let w = max(0, 1 - abs(pixelCenter - center) / fs)
+            // Pillow reads the window [round(center - support), round(center + support)).
+            let lo = Int(center - fs + 0.5), hi = Int(center + fs + 0.5)
+            if j >= max(lo, 0), j < min(hi, inSize), w > 0 { list.append((j, w)) }
+        }
+        let total = list.reduce(0) { $0 + $1.1 }
+        return list.map { ($0.0, $0.1 / total) }
+    }
+    func round8(_ v: Double) -> UInt8 { UInt8(max(0, min(255, (v + 0.5).rounded(.down)))) }
+    var mid = img
+    if width != img.width {
+        var out = [UInt8](repeating: 0, count: width * img.height * 3)
+        for x in 0..<width {
+            let ws = weights(img.width, width, x)
+            for y in 0..<img.height {
+                for c in 0..<3 {
+                    let s = ws.reduce(0.0) { $0 + Double(img.rgb[(y * img.width + $1.0) * 3 + c]) * $1.1 }
+                    out[(y * width + x) * 3 + c] = round8(s)
+                    if !rounded { values[(y * width + x) * 3 + c] = s }
+                }
+            }
+        }
+        mid = try! Image8(width: width, height: img.height, rgb: out)
+    }
+    if height != img.height {
+        var out = [UInt8](repeating: 0, count: mid.width * height * 3)
+        for y in 0..<height {
+            let ws = weights(img.height, height, y)
+            for x in 0..<mid.width {
+                for c in 0..<3 {
+                    let s = ws.reduce(0.0) { $0 + Double(mid.rgb[($1.0 * mid.width + x) * 3 + c]) * $1.1 }
+                    out[(y * mid.width + x) * 3 + c] = round8(s)
+                    if !rounded { values[(y * mid.width + x) * 3 + c] = s }
+                }
+            }
+        }
+        mid = try! Image8(width: mid.width, height: height, rgb: out)
+    }
+    return (mid, values)
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so the tests need no seed state.
+private func noiseImage(width: Int, height: Int, seed: UInt64) -> Image8 {
+    var s = seed | 1
+    let bytes = (0..<(width * height * 3)).map { _ -> UInt8 in
+        s ^= s << 13; s ^= s >> 7; s ^= s << 17
+        return UInt8(truncatingIfNeeded: s >> 32)
+    }
+    return try! Image8(width: width, height: height, rgb: bytes)
+}
+
+@Suite struct MediaResampleTests {
+    @Test func identityIsACopy() {
+        let img = noiseImage(width: 13, height: 7, seed: 1)
+        #expect(PillowResample.resizeBilinear(img, width: 13, height: 7) == img)
+    }
+
+    @Test func constantStaysConstant() {
+        let img = try! Image8(width: 37, height: 23, rgb: [UInt8](repeating: 0, count: 37 * 23 * 3).enumerated().map { [200, 17, 255][$0.offset % 3] })
+        for (w, h) in [(10, 7), (37, 5), (80, 23), (111, 64), (1, 1)] {
+            let out = PillowResample.resizeBilinear(img, width: w, height: h)
+            #expect(out.width == w && out.height == h)
+            #expect(out.rgb.enumerated().allSatisfy { $0.element == [200, 17, 255][$0.offset % 3] }, "\(w)x\(h)")
+        }
+    }
+
+    @Test func halvingUsesOneThreeThreeOneWeights() {
+        // Halving: each interior output reads 4 pixels with weights 1/8, 3/8, 3/8, 1/8.
+        let row = PillowResample.resizeBilinear(try! Image8(width: 8, height: 1, rgb: (0..<24).map { UInt8($0 * 10) }), width: 4, height: 1)
+        // Red of output 1 reads pixels 1...4 (red 30, 60, 90, 120): (30 + 3*60 + 3*90 + 120) / 8 = 75.
+        #expect(row.rgb[3] == 75)
+        // Output 0 is clipped at the border: pixels 0...2 with weights 3/4, 3/4, 1/4 renormalised:
+        // (3*0 + 3*30 + 60) / 7 = 21.43 -> 21.
+        #expect(row.rgb[0] == 21)
+    }
+
+    @Test func dyadicDownscalesMatchTheOracleExactly() {
+        // Halving and quartering give interior weights that are multiples of 1/8 and 1/32: exact in
+        // both double and Pillow's 22-bit fixed point, so interior outputs must agree to the byte.
+        // (Border outputs renormalise clipped windows, e.g. by 7/4, and may tie; see the next test.)
+        for (iw, ih, ow, oh) in [(16, 10, 8, 5), (32, 16, 8, 4), (40, 40, 20, 10), (33, 16, 33, 4)] {
+            let img = noiseImage(width: iw, height: ih, seed: UInt64(iw * 100 + ih))
+            let a = PillowResample.resizeBilinear(img, width: ow, height: oh)
+            let b = oracleResize(img, width: ow, height: oh)
+            let xs = ow == iw ? 0..<ow : 1..<(ow - 1), ys = oh == ih ? 0..<oh : 1..<(oh - 1)
+            var differ = 0
+            for y in ys { for x in xs { for c in 0..<3 where a.rgb[(y * ow + x) * 3 + c] != b.rgb[(y * ow + x) * 3 + c] { differ += 1 } } }
+            #expect(differ == 0, "\(iw)x\(ih)->\(ow)x\(oh)")
+        }
+    }
+
+    @Test func singlePassDiffersFromTheOracleOnlyAtRoundingTies() {
+        // With non-dyadic weights (e.g. multiples of 1/94 for 20 -> 47) a sample can sit exactly on a
+        // .5 boundary; double and fixed-point weights then round it either way. Everywhere else the
+        // two must agree. One pass at a time, so no intermediate rounding hides a tie.
+        for (i, (iw, ih, ow, oh)) in [(20, 3, 47, 3), (37, 5, 16, 5), (320, 4, 298, 4), (3, 31, 3, 20), (4, 240, 4, 224)].enumerated() {
+            let img = noiseImage(width: iw, height: ih, seed: UInt64(200 + i))
+            let a = PillowResample.resizeBilinear(img, width: ow, height: oh)
+            let exact = oracleResize(img, width: ow, height: oh, rounded: false)
+            var ties = 0, mismatches = 0
+            for (k, x) in a.rgb.enumerated() {
+                let v = exact.values[k]
+                let nearTie = abs(v - v.rounded(.down) - 0.5) < 1e-4
+                if nearTie { ties += 1 }
+                let expected = UInt8(max(0, min(255, (v + 0.5).rounded(.down))))
+                if x != expected {
+                    mismatches += 1
+                    #expect(nearTie && abs(Int(x) - Int(expected)) == 1, "\(iw)x\(ih)->\(ow)x\(oh) sample \(k): \(x) vs \(v)")
+                }
+            }
+            #expect(mismatches <= ties)
+        }
+    }
+
+    @Test func twoPassStaysWithinOneOfTheOracle() {
+        var exact = 0, total = 0, worst = 0
+        for (i, (iw, ih, ow, oh)) in [(37, 29, 16, 11), (20, 20, 47, 33), (64, 48, 29, 22), (320, 240, 298, 224), (320, 240, 341, 256)].enumerated() {
+            let img = noiseImage(width: iw, height: ih, seed: UInt64(100 + i))
+            let a = PillowResample.resizeBilinear(img, width: ow, height: oh)
+            let b = oracleResize(img, width: ow, height: oh)
+            #expect(a.width == ow && a.height == oh)
+            for (x, y) in zip(a.rgb, b.rgb) {
+                total += 1
+                if x == y { exact += 1 }
+                worst = max(worst, abs(Int(x) - Int(y)))
+            }
+        }
+        // Ties (about 1 in 100 samples for these ratios) may round either way in the first pass.
+        #expect(worst <= 1)
+        #expect(Double(exact) / Double(total) > 0.97)
+    }
+
+    @Test func upscaleTapsAreTheTriangle() {
+        // Doubling: support 1. Output 1 has its centre at 0.75 in source units; source pixel centres
+        // 0.5 and 1.5 lie 0.25 and 0.75 away -> weights 3/4, 1/4.
+        let t = PillowResample.doubleTaps(inSize: 4, in0: 0, in1: 4, outSize: 8)
+        #expect(t.first[1] == 0 && t.count[1] == 2)
+        #expect(t.weights[1 * t.taps] == 0.75 && t.weights[1 * t.taps + 1] == 0.25)
+        // Output 2, centre 1.25: distances 0.75, 0.25 -> weights 1/4, 3/4.
+        #expect(t.first[2] == 0 && t.count[2] == 2)
+        #expect(t.weights[2 * t.taps] == 0.25 && t.weights[2 * t.taps + 1] == 0.75)
+    }
+}
