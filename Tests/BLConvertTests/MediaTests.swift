@@ -290,3 +290,155 @@ private func noiseImage(width: Int, height: Int, seed: UInt64) -> Image8 {
         #expect(t.weights[2 * t.taps] == 0.25 && t.weights[2 * t.taps + 1] == 0.75)
     }
 }
+
+// MARK: - decoding
+
+/// Writes minimal PNG files by hand (stored, uncompressed deflate blocks), so every colour type
+/// can be tested with pixels known by construction.
+private enum PNGWriter {
+    static func crc32(_ bytes: [UInt8]) -> UInt32 {
+        var c: UInt32 = 0xffff_ffff
+        for b in bytes {
+            c ^= UInt32(b)
+            for _ in 0..<8 { c = (c & 1) != 0 ? (c >> 1) ^ 0xedb8_8320 : c >> 1 }
+        }
+        return c ^ 0xffff_ffff
+    }
+
+    static func be32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8((v >> 16) & 0xff), UInt8((v >> 8) & 0xff), UInt8(v & 0xff)] }
+
+    static func chunk(_ type: String, _ data: [UInt8]) -> [UInt8] {
+        let body = Array(type.utf8) + data
+        return be32(UInt32(data.count)) + body + be32(crc32(body))
+    }
+
+    static func zlibStored(_ data: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = [0x78, 0x01]
+        var i = 0
+        repeat {
+            let n = min(65535, data.count - i)
+            let last: UInt8 = i + n == data.count ? 1 : 0
+            out += [last, UInt8(n & 0xff), UInt8(n >> 8), UInt8(~n & 0xff), UInt8((~n >> 8) & 0xff)]
+            out += data[i..<(i + n)]
+            i += n
+        } while i < data.count
+        var a: UInt32 = 1, b: UInt32 = 0
+        for x in data { a = (a + UInt32(x)) % 65521; b = (b + a) % 65521 }
+        return out + be32(b << 16 | a)
+    }
+
+    /// `rows` are the packed scanlines without filter bytes.
+    static func png(width: Int, height: Int, depth: UInt8, colorType: UInt8, rows: [[UInt8]],
+                    palette: [UInt8]? = nil, trns: [UInt8]? = nil) -> [UInt8] {
+        var out: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+        out += chunk("IHDR", be32(UInt32(width)) + be32(UInt32(height)) + [depth, colorType, 0, 0, 0])
+        if let palette { out += chunk("PLTE", palette) }
+        if let trns { out += chunk("tRNS", trns) }
+        out += chunk("IDAT", zlibStored(rows.flatMap { [0] + $0 }))
+        out += chunk("IEND", [])
+        return out
+    }
+}
+
+private func decodeBytes(_ bytes: [UInt8]) throws -> Image8 {
+    try bytes.withUnsafeBytes { try ImageDecoder.decode(bytes: $0) }
+}
+
+private func gray(_ values: [UInt8]) -> [UInt8] { values.flatMap { [$0, $0, $0] } }
+
+@Suite struct MediaDecodeTests {
+    @Test func pngColourTypesConvertAsPillowDoes() throws {
+        // RGB 8-bit: unchanged.
+        let rgb: [UInt8] = [1, 2, 3, 250, 251, 252, 7, 8, 9, 100, 110, 120]
+        var img = try decodeBytes(PNGWriter.png(width: 2, height: 2, depth: 8, colorType: 2, rows: [Array(rgb[0..<6]), Array(rgb[6..<12])]))
+        #expect(img.width == 2 && img.height == 2 && img.rgb == rgb)
+
+        // RGBA: alpha dropped, colour kept as stored (no compositing).
+        img = try decodeBytes(PNGWriter.png(width: 2, height: 1, depth: 8, colorType: 6, rows: [[10, 20, 30, 0, 40, 50, 60, 128]]))
+        #expect(img.rgb == [10, 20, 30, 40, 50, 60])
+
+        // Gray 8-bit: replicated.
+        img = try decodeBytes(PNGWriter.png(width: 3, height: 1, depth: 8, colorType: 0, rows: [[0, 77, 255]]))
+        #expect(img.rgb == gray([0, 77, 255]))
+
+        // Gray + alpha: alpha dropped.
+        img = try decodeBytes(PNGWriter.png(width: 2, height: 1, depth: 8, colorType: 4, rows: [[90, 0, 200, 255]]))
+        #expect(img.rgb == gray([90, 200]))
+
+        // Gray 1/2/4-bit: scaled to 0...255 (1-bit -> 0/255, 2-bit -> x85, 4-bit -> x17).
+        img = try decodeBytes(PNGWriter.png(width: 8, height: 1, depth: 1, colorType: 0, rows: [[0b1011_0001]]))
+        #expect(img.rgb == gray([255, 0, 255, 255, 0, 0, 0, 255]))
+        img = try decodeBytes(PNGWriter.png(width: 4, height: 1, depth: 2, colorType: 0, rows: [[0b00_01_10_11]]))
+        #expect(img.rgb == gray([0, 85, 170, 255]))
+        img = try decodeBytes(PNGWriter.png(width: 2, height: 1, depth: 4, colorType: 0, rows: [[0x3F]]))
+        #expect(img.rgb == gray([51, 255]))
+
+        // Palette 8-bit with tRNS: palette colours, transparency ignored.
+        let palette: [UInt8] = [255, 0, 0, 0, 255, 0, 0, 0, 255, 9, 8, 7]
+        img = try decodeBytes(PNGWriter.png(width: 4, height: 1, depth: 8, colorType: 3, rows: [[3, 2, 1, 0]], palette: palette, trns: [0, 128]))
+        #expect(img.rgb == [9, 8, 7, 0, 0, 255, 0, 255, 0, 255, 0, 0])
+        // Palette 2-bit, packed.
+        img = try decodeBytes(PNGWriter.png(width: 4, height: 1, depth: 2, colorType: 3, rows: [[0b11_00_01_10]], palette: palette))
+        #expect(img.rgb == [9, 8, 7, 255, 0, 0, 0, 255, 0, 0, 0, 255])
+
+        // RGB 16-bit: the high byte of each sample.
+        img = try decodeBytes(PNGWriter.png(width: 1, height: 1, depth: 16, colorType: 2, rows: [[0x12, 0xff, 0xab, 0x01, 0x00, 0x80]]))
+        #expect(img.rgb == [0x12, 0xab, 0x00])
+        // Gray 16-bit: Pillow opens it as a 32-bit integer image and clips to 255 when converting.
+        img = try decodeBytes(PNGWriter.png(width: 3, height: 1, depth: 16, colorType: 0, rows: [[0x00, 0x07, 0x00, 0xff, 0x01, 0x00]]))
+        #expect(img.rgb == gray([7, 255, 255]))
+    }
+
+    @Test func corruptAndTruncatedImagesAreErrors() throws {
+        let good = PNGWriter.png(width: 2, height: 2, depth: 8, colorType: 2, rows: [[UInt8](repeating: 5, count: 6), [UInt8](repeating: 6, count: 6)])
+        #expect(try decodeBytes(good).rgb.count == 12)
+        // Truncated in the middle of IDAT.
+        #expect(throws: BLError.self) { try decodeBytes(Array(good[0..<50])) }
+        // Bad CRC on IDAT (flip one pixel byte).
+        var bad = good
+        bad[bad.count - 20] ^= 0x55
+        #expect(throws: BLError.self) { try decodeBytes(bad) }
+        // Bad IHDR (zero width) and not an image at all.
+        let zeroWidth = PNGWriter.png(width: 0, height: 2, depth: 8, colorType: 2, rows: [[], []])
+        #expect(throws: BLError.self) { try decodeBytes(zeroWidth) }
+        do {
+            _ = try decodeBytes(Array("hello, not an image".utf8))
+            Issue.record("decoding text did not fail")
+        } catch let e as BLError {
+            #expect(e.kind == .format)
+            #expect(e.message.contains("not a PNG or JPEG"))
+        }
+        // A header promising a huge image is refused before any pixel buffer is allocated.
+        let huge = PNGWriter.png(width: 100_000, height: 100_000, depth: 8, colorType: 2, rows: [])
+        #expect(throws: BLError.self) { try decodeBytes(huge) }
+        func failure(_ bytes: [UInt8]) -> BLError? {
+            do { _ = try decodeBytes(bytes); return nil } catch { return error as? BLError }
+        }
+        #expect(failure(Array(good[0..<50]))?.message.contains("truncated") == true)
+        #expect(failure(huge)?.kind == .unsupported)
+        #expect(failure(huge)?.message.contains("exceeds the limit") == true)
+    }
+
+    @Test func truncatedJpegAndPngFilesNameTheFile() throws {
+        guard let root = FramesMini.root else { return }
+        let dir = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for src in ["frames_jpg/00001.jpg", "frames_png/00001.png"] {
+            let data = try Data(contentsOf: URL(fileURLWithPath: root + "/" + src))
+            let path = dir + "/" + (src as NSString).lastPathComponent
+            try data.prefix(data.count * 6 / 10).write(to: URL(fileURLWithPath: path))
+            do {
+                _ = try ImageDecoder.decode(path: path)
+                Issue.record("truncated \(src) decoded without error")
+            } catch let e as BLError {
+                #expect(e.file == path)
+                #expect(e.kind == .format)
+                #expect(e.description.contains("truncated"), "\(e)")
+            }
+        }
+        // Intact files decode to the fixture's size.
+        let img = try ImageDecoder.decode(path: root + "/frames_jpg/00001.jpg")
+        #expect(img.width == 320 && img.height == 240)
+        #expect(throws: BLError.self) { try ImageDecoder.decode(path: dir + "/missing.png") }
+    }
+}
