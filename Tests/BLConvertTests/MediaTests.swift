@@ -442,3 +442,148 @@ private func gray(_ values: [UInt8]) -> [UInt8] { values.flatMap { [$0, $0, $0] 
         #expect(throws: BLError.self) { try ImageDecoder.decode(path: dir + "/missing.png") }
     }
 }
+
+// MARK: - frame folders
+
+@Suite struct MediaFolderTests {
+    /// A folder with `count` copies of a small PNG named 00001.png...
+    func makeFolder(count: Int, ext: String = "png", skip: Set<Int> = [], bytes: (Int) -> [UInt8]) throws -> String {
+        let dir = try TestData.temporaryDirectory()
+        for n in 1...max(count, 1) where count > 0 && !skip.contains(n) {
+            try Data(bytes(n)).write(to: URL(fileURLWithPath: dir + String(format: "/%05d.%@", n, ext)))
+        }
+        return dir
+    }
+
+    func smallPNG(width: Int = 40, height: Int = 30, value: UInt8 = 9) -> [UInt8] {
+        PNGWriter.png(width: width, height: height, depth: 8, colorType: 2,
+                      rows: (0..<height).map { y in (0..<(width * 3)).map { UInt8(truncatingIfNeeded: $0 + y) &+ value } })
+    }
+
+    func error(_ body: () throws -> Void) -> BLError? {
+        do { try body(); return nil } catch { return error as? BLError }
+    }
+
+    @Test func folderProblemsAreClearErrors() throws {
+        let p = Preprocessing(frames: 4, scale: 32, crop: 32)
+        // Missing folder.
+        var e = error { _ = try p.clipTensor(fromFolder: "/nonexistent/blconvert-frames") }
+        #expect(e?.kind == .io && e?.message.contains("does not exist") == true)
+        // No frames.
+        let empty = try makeFolder(count: 0) { _ in [] }
+        defer { try? FileManager.default.removeItem(atPath: empty) }
+        try Data("x".utf8).write(to: URL(fileURLWithPath: empty + "/notes.txt"))
+        e = error { _ = try p.clipTensor(fromFolder: empty) }
+        #expect(e?.message.contains("no frames") == true)
+        // A gap in the numbering.
+        let gap = try makeFolder(count: 6, skip: [3]) { _ in smallPNG() }
+        defer { try? FileManager.default.removeItem(atPath: gap) }
+        e = error { _ = try p.clipTensor(fromFolder: gap) }
+        #expect(e?.message.contains("frame 3 is missing") == true)
+        // Mixed formats.
+        let mixed = try makeFolder(count: 6) { _ in smallPNG() }
+        defer { try? FileManager.default.removeItem(atPath: mixed) }
+        try Data(smallPNG()).write(to: URL(fileURLWithPath: mixed + "/00007.jpg"))
+        e = error { _ = try p.clipTensor(fromFolder: mixed) }
+        #expect(e?.message.contains("mixes PNG and JPEG") == true)
+        // A corrupt sampled frame is named. 8 frames, T = 4: frames 2, 4, 6, 8 are read.
+        let corrupt = try makeFolder(count: 8) { n in n == 6 ? Array(smallPNG().prefix(60)) : smallPNG() }
+        defer { try? FileManager.default.removeItem(atPath: corrupt) }
+        e = error { _ = try p.clipTensor(fromFolder: corrupt) }
+        #expect(e?.file?.hasSuffix("00006.png") == true && e?.kind == .format)
+        // Sampled frames of different sizes.
+        let sizes = try makeFolder(count: 8) { n in n == 8 ? smallPNG(width: 41) : smallPNG() }
+        defer { try? FileManager.default.removeItem(atPath: sizes) }
+        e = error { _ = try p.clipTensor(fromFolder: sizes) }
+        #expect(e?.kind == .mismatch && e?.file?.hasSuffix("00008.png") == true)
+        // Invalid settings.
+        e = error { _ = try Preprocessing(frames: 0).clipTensor(fromFolder: sizes) }
+        #expect(e?.kind == .invalidArgument)
+    }
+
+    @Test func shortVideoRepeatsFramesAsTheReference() throws {
+        // 3 frames, T = 8: the reference's seeded draw gives frames 1, 1, 1, 2, 2, 2, 3, 3.
+        let dir = try makeFolder(count: 3) { n in smallPNG(value: UInt8(n * 50)) }
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let p = Preprocessing(frames: 8, scale: 30, crop: 24)
+        let (t, indices) = try p.clipTensor(fromFolder: dir)
+        #expect(indices == [1, 1, 1, 2, 2, 2, 3, 3])
+        #expect(t.shape == [1, 24, 24, 24])
+        let v = t.floats(), plane = 24 * 24 * 3
+        #expect(Array(v[0..<plane]) == Array(v[plane..<(2 * plane)]))
+        #expect(Array(v[(2 * plane)..<(3 * plane)]) != Array(v[(3 * plane)..<(4 * plane)]))
+    }
+
+    @Test func scaleAndCropGeometryFollowsTorchvision() {
+        let p = Preprocessing(frames: 1, scale: 256, crop: 224)
+        // Shorter side to 256, longer side int(256 * 320 / 240) = 341; crop left round(58.5) = 58 (half to even).
+        #expect(p.scaledSize(width: 320, height: 240) == (341, 256))
+        #expect(p.cropOrigin(width: 341, height: 256) == (58, 16))
+        #expect(p.scaledSize(width: 240, height: 320) == (256, 341))
+        #expect(Preprocessing(frames: 1, scale: 224).scaledSize(width: 320, height: 240) == (298, 224))
+        #expect(Preprocessing(frames: 1).cropOrigin(width: 298, height: 224) == (37, 0))
+        // round(0.5) = 0, round(1.5) = 2, round(2.5) = 2 in Python.
+        #expect(Preprocessing(frames: 1, crop: 10).cropOrigin(width: 11, height: 13) == (0, 2))
+        #expect(Preprocessing(frames: 1, crop: 10).cropOrigin(width: 15, height: 10) == (2, 0))
+        // Smaller than the crop: torchvision pads (crop - size) // 2 zeros before.
+        #expect(Preprocessing(frames: 1, crop: 10).cropOrigin(width: 7, height: 10) == (-1, 0))
+    }
+}
+
+// MARK: - .npy
+
+@Suite struct MediaNPYTests {
+    @Test func readsNumpyFilesOfEveryHeaderVersion() throws {
+        // Written by NumPy 2.4.6: (np.arange(36, dtype='<f4').reshape(1, 6, 3, 2) * 0.5 - 3), saved with
+        // np.save (format 1.0) and np.lib.format.write_array(version=(2, 0)) / (3, 0).
+        let expected = (0..<36).map { Float($0) * 0.5 - 3 }
+        for v in 1...3 {
+            let t = try NPYReader.load(path: TestData.fixture("media/clip_v\(v).npy"))
+            #expect(t.dtype == .float32)
+            #expect(t.shape == [1, 6, 3, 2])
+            #expect(t.floats() == expected)
+        }
+        let scalar = try NPYReader.load(path: TestData.fixture("media/scalar_f4.npy"))
+        #expect(scalar.shape == [] && scalar.floats() == [2.5])
+    }
+
+    @Test func refusesWhatItCannotReadFaithfully() throws {
+        for (name, needle) in [("fortran_f4", "Fortran"), ("float64", "'<f8'"), ("bigendian_f4", "'>f4'")] {
+            let path = TestData.fixture("media/\(name).npy")
+            do {
+                _ = try NPYReader.load(path: path)
+                Issue.record("\(name) loaded")
+            } catch let e as BLError {
+                #expect(e.kind == .unsupported && e.message.contains(needle) && e.file == path, "\(e)")
+            }
+        }
+        // Truncated data, a header claiming a huge shape, garbage, and a bad header.
+        let dir = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let good = try Data(contentsOf: URL(fileURLWithPath: TestData.fixture("media/clip_v1.npy")))
+        func header(_ dict: String) -> Data {
+            var h = Array(dict.utf8)
+            while (10 + h.count + 1) % 64 != 0 { h.append(0x20) }
+            h.append(0x0a)
+            return Data([0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, 1, 0, UInt8(h.count & 0xff), UInt8(h.count >> 8)] + h)
+        }
+        let cases: [(String, Data, String)] = [
+            ("truncated", good.prefix(good.count - 4), "needs 36 float32 values"),
+            ("huge", header("{'descr': '<f4', 'fortran_order': False, 'shape': (100000, 100000, 1000), }") + Data(count: 16), "needs"),
+            ("garbage", Data("not numpy at all".utf8), "magic"),
+            ("badheader", header("{'descr': '<f4', 'fortran_order': False, 'shape': [2, 3], }") + Data(count: 24), "malformed"),
+            ("noshape", header("{'descr': '<f4', 'fortran_order': False}") + Data(count: 4), "shape"),
+            ("shortheader", Data([0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, 1, 0, 0xff, 0x00, 0x7b]), "unexpected end"),
+        ]
+        for (name, data, needle) in cases {
+            let path = dir + "/\(name).npy"
+            try data.write(to: URL(fileURLWithPath: path))
+            do {
+                _ = try NPYReader.load(path: path)
+                Issue.record("\(name) loaded")
+            } catch let e as BLError {
+                #expect(e.kind == .format && e.description.contains(needle) && e.file == path, "\(name): \(e)")
+            }
+        }
+    }
+}
