@@ -29,11 +29,19 @@ public struct Image8: Sendable, Equatable {
         self.rgb = rgb
     }
 
+    /// True when the size is positive and `rgb` holds exactly `width * height * 3` bytes.
+    public var isConsistent: Bool {
+        guard width > 0, height > 0 else { return false }
+        let (n, o) = width.multipliedReportingOverflow(by: height)
+        return !o && n <= Int.max / 3 && rgb.count == n * 3
+    }
+
     /// The `w`x`h` region whose top-left corner is (`left`, `top`), as Pillow's `crop`; parts
-    /// outside the image are zero (black), as Pillow fills them.
+    /// outside the image are zero (black), as Pillow fills them. Empty (0 x 0) for a non-positive
+    /// size or an inconsistent image.
     public func cropped(left: Int, top: Int, width w: Int, height h: Int) -> Image8 {
-        var out = [UInt8](repeating: 0, count: max(w, 0) * max(h, 0) * 3)
-        guard w > 0, h > 0 else { return Image8(unchecked: max(w, 0), max(h, 0), out) }
+        guard w > 0, h > 0, isConsistent else { return Image8(unchecked: 0, 0, []) }
+        var out = [UInt8](repeating: 0, count: w * h * 3)
         let x0 = max(left, 0), x1 = min(left + w, width)
         out.withUnsafeMutableBufferPointer { dst in
             rgb.withUnsafeBufferPointer { src in

@@ -81,10 +81,10 @@ public enum PillowResample {
     }
 
     /// Resizes to `width` x `height` exactly as Pillow's `resize((width, height), BILINEAR)` does
-    /// for an RGB image (whole-image box, no `reducing_gap`). A non-positive size gives an empty
-    /// (0 x 0) image.
+    /// for an RGB image (whole-image box, no `reducing_gap`). A non-positive size, or an image whose
+    /// `rgb` does not hold `width * height * 3` bytes, gives an empty (0 x 0) image.
     public static func resizeBilinear(_ img: Image8, width: Int, height: Int) -> Image8 {
-        if width <= 0 || height <= 0 || img.width <= 0 || img.height <= 0 { return Image8(unchecked: 0, 0, []) }
+        if width <= 0 || height <= 0 || !img.isConsistent { return Image8(unchecked: 0, 0, []) }
         if width == img.width && height == img.height { return img }
         let needH = width != img.width
         let needV = height != img.height

@@ -54,7 +54,9 @@ public struct Preprocessing: Sendable {
 
     /// Size after `GroupScale`: torchvision `Resize(scale)` puts the shorter side at `scale` and the
     /// longer at `int(scale * long / short)` (truncated).
+    /// (0, 0) for an empty image.
     public func scaledSize(width: Int, height: Int) -> (width: Int, height: Int) {
+        guard width > 0, height > 0, scale > 0 else { return (0, 0) }
         if width <= height {
             return (scale, Int(Double(scale * height) / Double(width)))
         }
@@ -127,24 +129,53 @@ public struct Preprocessing: Sendable {
         try validate()
         let folder = try FrameFolder(path: path)
         let indices = sampleIndices(frameCount: folder.frameCount)
-        // Decode each distinct frame once (frames repeat when the video is shorter than T).
-        var decoded: [Int: Image8] = [:]
-        var firstSize: (Int, Int, String)?
-        for n in indices where decoded[n] == nil {
+        // Decode, scale and crop each distinct frame once (frames repeat when the video is shorter
+        // than T), two frames at a time.
+        let distinct = Array(Set(indices)).sorted()
+        let results = Self.parallelMap(distinct) { n -> Result<(width: Int, height: Int, image: Image8), BLError> in
             let file = folder.files[n - 1]
-            let img = try ImageDecoder.decode(path: file)
-            if let (w, h, other) = firstSize, w != img.width || h != img.height {
-                throw BLError(.mismatch, "frame is \(img.width)x\(img.height) but \((other as NSString).lastPathComponent) is \(w)x\(h): all frames of a video must have one size", file: file)
+            do {
+                let img = try ImageDecoder.decode(path: file)
+                return .success((img.width, img.height, scaleAndCrop(img)))
+            } catch let e as BLError {
+                return .failure(e.inFile(file))
+            } catch {
+                return .failure(BLError(.io, "\(error)", file: file))
             }
-            if firstSize == nil { firstSize = (img.width, img.height, file) }
-            decoded[n] = img
         }
         var cropped: [Int: Image8] = [:]
-        for (n, img) in decoded { cropped[n] = scaleAndCrop(img) }
+        var firstSize: (Int, Int, String)?
+        for (n, result) in zip(distinct, results) {
+            let r = try result.get()
+            let file = folder.files[n - 1]
+            if let (w, h, other) = firstSize, w != r.width || h != r.height {
+                throw BLError(.mismatch, "frame is \(r.width)x\(r.height) but \((other as NSString).lastPathComponent) is \(w)x\(h): all frames of a video must have one size", file: file)
+            }
+            if firstSize == nil { firstSize = (r.width, r.height, file) }
+            cropped[n] = r.image
+        }
         let frames = try indices.map { n -> Image8 in
             guard let img = cropped[n] else { throw BLError(.format, "frame \(n) was not decoded", file: path) }
             return img
         }
         return (try tensor(fromCropped: frames), indices)
+    }
+
+    /// `body` over `items` on up to two threads (the work per frame is independent), results in order.
+    static func parallelMap<T: Sendable, R: Sendable>(_ items: [T], _ body: @Sendable (T) -> R) -> [R] {
+        if items.count < 2 { return items.map(body) }
+        let out = UnsafeMutableBufferPointer<R?>.allocate(capacity: items.count)
+        out.initialize(repeating: nil)
+        defer { out.deinitialize(); out.deallocate() }
+        nonisolated(unsafe) let slots = out
+        let workers = min(2, items.count)
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            var i = w
+            while i < items.count {
+                slots[i] = body(items[i])  // each index is written by exactly one worker
+                i += workers
+            }
+        }
+        return out.compactMap { $0 }
     }
 }

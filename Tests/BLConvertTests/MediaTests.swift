@@ -84,9 +84,15 @@ private enum FramesMini {
     func compare(folder: String, scale: Int, reference name: String) throws -> (maxAbs: Float, identical: Double, maxPixel: Int)? {
         guard let root = FramesMini.root, let ref = try FramesMini.tensor(name) else { return nil }
         let p = Preprocessing(frames: 8, scale: scale, crop: 224)
-        let start = Date()
-        let (tensor, indices) = try p.clipTensor(fromFolder: root + "/" + folder)
-        let elapsed = Date().timeIntervalSince(start)
+        // Best of 3 runs: the figure to report for preprocessing one 8-frame clip (release build).
+        var elapsed = Double.infinity
+        var result: (tensor: Tensor, indices: [Int])?
+        for _ in 0..<3 {
+            let start = Date()
+            result = try p.clipTensor(fromFolder: root + "/" + folder)
+            elapsed = min(elapsed, Date().timeIntervalSince(start))
+        }
+        guard let (tensor, indices) = result else { return nil }
         #expect(indices == [3, 7, 12, 17, 21, 26, 31, 35])
         #expect(tensor.shape == [1, 24, 224, 224])
         #expect(ref.shape == tensor.shape)
@@ -123,8 +129,12 @@ private enum FramesMini {
     }
 
     @Test func jpegClipAgainstReference() throws {
+        // libjpeg-turbo 2.1.5 with Pillow's settings (ISLOW IDCT, fancy upsampling) decodes these
+        // frames to exactly the pixels the reference's Pillow got: the whole clip is bit-identical.
         guard let r = try compare(folder: "frames_jpg", scale: 224, reference: "input_jpg_scale224") else { return }
-        #expect(r.maxAbs <= 1e-5)
+        #expect(r.maxPixel == 0)
+        #expect(r.maxAbs == 0)
+        #expect(r.identical == 1.0)
     }
 }
 
