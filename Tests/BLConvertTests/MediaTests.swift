@@ -337,6 +337,25 @@ private enum PNGWriter {
         return out + be32(b << 16 | a)
     }
 
+    /// An 8-bit RGB image Adam7-interlaced: the seven passes' sub-images, each row with a filter byte.
+    static func interlacedRGB(width: Int, height: Int, rgb: [UInt8]) -> [UInt8] {
+        let passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+        var raw: [UInt8] = []
+        for (x0, y0, dx, dy) in passes {
+            let xs = Array(stride(from: x0, to: width, by: dx)), ys = Array(stride(from: y0, to: height, by: dy))
+            if xs.isEmpty || ys.isEmpty { continue }
+            for y in ys {
+                raw.append(0)
+                for x in xs { raw += rgb[((y * width + x) * 3)..<((y * width + x) * 3 + 3)] }
+            }
+        }
+        var out: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+        out += chunk("IHDR", be32(UInt32(width)) + be32(UInt32(height)) + [8, 2, 0, 0, 1])
+        out += chunk("IDAT", zlibStored(raw))
+        out += chunk("IEND", [])
+        return out
+    }
+
     /// `rows` are the packed scanlines without filter bytes.
     static func png(width: Int, height: Int, depth: UInt8, colorType: UInt8, rows: [[UInt8]],
                     palette: [UInt8]? = nil, trns: [UInt8]? = nil) -> [UInt8] {
@@ -397,6 +416,38 @@ private func gray(_ values: [UInt8]) -> [UInt8] { values.flatMap { [$0, $0, $0] 
         // Gray 16-bit: Pillow opens it as a 32-bit integer image and clips to 255 when converting.
         img = try decodeBytes(PNGWriter.png(width: 3, height: 1, depth: 16, colorType: 0, rows: [[0x00, 0x07, 0x00, 0xff, 0x01, 0x00]]))
         #expect(img.rgb == gray([7, 255, 255]))
+    }
+
+    @Test func interlacedPNGIsDeinterlaced() throws {
+        let w = 11, h = 9
+        let rgb = (0..<(w * h * 3)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
+        let img = try decodeBytes(PNGWriter.interlacedRGB(width: w, height: h, rgb: rgb))
+        #expect(img.width == w && img.height == h && img.rgb == rgb)
+    }
+
+    @Test func damagedFilesFailCleanly() throws {
+        // Random byte damage must give an image or a BLError: never a crash, hang or other error.
+        guard let root = FramesMini.root else { return }
+        var s: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next() -> Int { s ^= s << 13; s ^= s >> 7; s ^= s << 17; return Int(s >> 1) }
+        for src in ["frames_jpg/00002.jpg", "frames_png/00002.png"] {
+            let original = [UInt8](try Data(contentsOf: URL(fileURLWithPath: root + "/" + src)))
+            var failures = 0
+            for _ in 0..<60 {
+                var bytes = original
+                for _ in 0..<(1 + next() % 8) { bytes[next() % bytes.count] = UInt8(truncatingIfNeeded: next()) }
+                do {
+                    let img = try decodeBytes(bytes)
+                    #expect(img.isConsistent)
+                } catch is BLError {
+                    failures += 1
+                } catch {
+                    Issue.record("unexpected error type: \(error)")
+                }
+            }
+            // PNG chunks carry CRCs: almost every damaged PNG must be refused.
+            if src.hasSuffix("png") { #expect(failures > 50) }
+        }
     }
 
     @Test func corruptAndTruncatedImagesAreErrors() throws {
