@@ -11,7 +11,8 @@ public struct FrameFolder: Sendable {
     public var frameCount: Int { files.count }
 
     /// Lists the frames. Errors: the folder is missing or not a folder, holds no frames, mixes
-    /// PNG and JPEG frames, numbers a frame twice (`1.png` and `0001.png`), or skips a number.
+    /// PNG and JPEG frames, numbers a frame twice (`1.png` and `0001.png`), has a frame 0, or skips
+    /// a number. Other files are ignored.
     public init(path: String) throws {
         self.path = path
         var isDir: ObjCBool = false
@@ -46,6 +47,9 @@ public struct FrameFolder: Sendable {
         }
         if kinds.count > 1 {
             throw BLError(.invalidArgument, "the folder mixes PNG and JPEG frames; keep one format", file: path)
+        }
+        if let zero = byNumber[0] {
+            throw BLError(.invalidArgument, "found frame number 0 (\(zero)): frames are numbered from 1 (00001.png, ...) as the reference loads them", file: path)
         }
         let count = byNumber.keys.max() ?? 0
         var files: [String] = []

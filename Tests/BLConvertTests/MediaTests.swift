@@ -541,6 +541,10 @@ private func gray(_ values: [UInt8]) -> [UInt8] { values.flatMap { [$0, $0, $0] 
         defer { try? FileManager.default.removeItem(atPath: gap) }
         e = error { _ = try p.clipTensor(fromFolder: gap) }
         #expect(e?.message.contains("frame 3 is missing") == true)
+        // Numbering from 0.
+        try Data(smallPNG()).write(to: URL(fileURLWithPath: gap + "/00000.png"))
+        e = error { _ = try p.clipTensor(fromFolder: gap) }
+        #expect(e?.message.contains("frame number 0") == true)
         // Mixed formats.
         let mixed = try makeFolder(count: 6) { _ in smallPNG() }
         defer { try? FileManager.default.removeItem(atPath: mixed) }
