@@ -1,0 +1,38 @@
+import BLCore
+import BLSafetensors
+
+/// `.pth` (or any supported file) to safetensors: every tensor contiguous in its own dtype under its dotted path,
+/// the non-tensor entries as JSON text in `__metadata__`.
+public enum Extractor {
+    public struct Result: Sendable {
+        public var tensorCount: Int
+        public var bytes: Int
+        public var metadataEntries: Int
+    }
+
+    public static func metadata(for checkpoint: Checkpoint, sourceName: String) -> [(String, String)] {
+        var meta: [(String, String)] = [
+            ("blconvert.source", sourceName),
+            ("blconvert.format", checkpoint.format.rawValue),
+        ]
+        for e in checkpoint.entries {
+            meta.append((e.path.isEmpty ? "(root)" : e.path, e.value.json.serialized()))
+        }
+        for s in checkpoint.skipped {
+            meta.append(("blconvert.skipped.\(s.path)", s.reason))
+        }
+        return meta
+    }
+
+    public static func extract(_ checkpoint: Checkpoint, sourceName: String, to output: String) throws -> Result {
+        var seen = Set<String>()
+        for t in checkpoint.tensors {
+            if !seen.insert(t.path).inserted {
+                throw BLError(.format, "two tensors share the name '\(t.path)'", file: checkpoint.path)
+            }
+        }
+        let meta = metadata(for: checkpoint, sourceName: sourceName)
+        try SafetensorsWriter.write(checkpoint.tensors.map { (name: $0.path, tensor: $0.tensor) }, metadata: meta, to: output)
+        return Result(tensorCount: checkpoint.tensors.count, bytes: checkpoint.totalTensorBytes, metadataEntries: meta.count)
+    }
+}

@@ -1,0 +1,48 @@
+import ArgumentParser
+import BLCore
+import BLCheckpoint
+
+struct Extract: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write every tensor of a checkpoint to a safetensors file (the plain .pth -> safetensors conversion).",
+        discussion: """
+        Works on any supported file, model or not. Each tensor is written contiguous, in its own dtype,
+        under its dotted path in the file (state_dict.module.conv1.weight, nested.a.b.0). The non-tensor
+        entries (epoch, arch, optimizer settings, HDF5 attributes) go into __metadata__ as JSON text, with
+        blconvert.source and blconvert.format. The output is written to a temporary file and renamed, so a
+        failure leaves nothing behind.
+
+        Example:
+          blconvert extract train.pth.tar -o train.safetensors
+        """
+    )
+
+    @Argument(help: "Checkpoint file to read.")
+    var file: String
+
+    @Option(name: .shortAndLong, help: "Output .safetensors file.")
+    var output: String
+
+    @OptionGroup var json: JSONOutputOptions
+
+    func validate() throws {
+        if output == file { throw ValidationError("the output must not be the input file") }
+    }
+
+    func run() throws {
+        let result = try reportingErrors { () -> Extractor.Result in
+            let ck = try Checkpoint.open(path: file)
+            return try Extractor.extract(ck, sourceName: file.lastPathComponent, to: output)
+        }
+        if json.json {
+            Console.out(JSON.object([
+                ("output", .string(output)),
+                ("tensor_count", .int(Int64(result.tensorCount))),
+                ("tensor_bytes", .int(Int64(result.bytes))),
+                ("metadata_entries", .int(Int64(result.metadataEntries))),
+            ]).serialized(indent: 2))
+        } else {
+            Console.out("wrote \(output): \(result.tensorCount) tensors, \(Format.bytes(result.bytes)), \(result.metadataEntries) metadata entries")
+        }
+    }
+}

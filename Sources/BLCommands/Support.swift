@@ -1,0 +1,110 @@
+import ArgumentParser
+import BLCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Output helpers shared by the subcommands.
+enum Console {
+    static func out(_ s: String) {
+        var s = s
+        if !s.hasSuffix("\n") { s += "\n" }
+        s.withCString { p in _ = fputs(p, stdout) }
+    }
+
+    static func err(_ s: String) {
+        var s = s
+        if !s.hasSuffix("\n") { s += "\n" }
+        s.withCString { p in _ = fputs(p, stderr) }
+        fflush(stderr)
+    }
+
+    static var stderrIsTerminal: Bool { isatty(2) != 0 }
+
+    /// A progress line on stderr, only when it is a terminal.
+    static func progress(_ s: String) {
+        guard stderrIsTerminal else { return }
+        err("\r\u{1b}[K" + s)
+    }
+}
+
+/// Exit codes: 0 success, 1 a verification failed, 2 bad input.
+enum Exit {
+    static let failed = ExitCode(1)
+    static let badInput = ExitCode(2)
+}
+
+/// Runs a command body, turning blconvert errors into a clear message and exit status 2.
+func reportingErrors<T>(_ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let e as BLError {
+        Console.err("error: \(e)")
+        throw Exit.badInput
+    }
+}
+
+enum Format {
+    static func bytes(_ n: Int) -> String {
+        let d = Double(n)
+        if n < 1024 { return "\(n) B" }
+        if d < 1024 * 1024 { return fixed(d / 1024, 1) + " KiB" }
+        if d < 1024 * 1024 * 1024 { return fixed(d / 1024 / 1024, 1) + " MiB" }
+        return fixed(d / 1024 / 1024 / 1024, 2) + " GiB"
+    }
+
+    static func fixed(_ x: Double, _ digits: Int) -> String {
+        guard x.isFinite else { return "\(x)" }
+        var p = 1.0
+        for _ in 0..<digits { p *= 10 }
+        let r = (abs(x) * p).rounded() / p
+        var s = String(Int64(r))
+        if digits > 0 {
+            let frac = Int64(((r - r.rounded(.down)) * p).rounded())
+            var f = String(frac)
+            while f.count < digits { f = "0" + f }
+            s += "." + f
+        }
+        return (x < 0 && r != 0 ? "-" : "") + s
+    }
+
+    static func sci(_ x: Double) -> String {
+        guard x.isFinite else { return "\(x)" }
+        if x == 0 { return "0" }
+        var e = 0
+        var m = abs(x)
+        while m >= 10 { m /= 10; e += 1 }
+        while m < 1 { m *= 10; e -= 1 }
+        var ms = fixed(m, 1)
+        if ms == "10.0" { ms = "1.0"; e += 1 }
+        return (x < 0 ? "-" : "") + ms + "e" + (e < 0 ? "-" : "+") + (abs(e) < 10 ? "0" : "") + String(abs(e))
+    }
+
+    static func grouped(_ n: Int) -> String {
+        let s = String(abs(n))
+        var out = ""
+        for (i, c) in s.reversed().enumerated() {
+            if i > 0 && i % 3 == 0 { out.append(",") }
+            out.append(c)
+        }
+        return (n < 0 ? "-" : "") + String(out.reversed())
+    }
+
+    static func shape(_ s: [Int]) -> String { "[" + s.map(String.init).joined(separator: ", ") + "]" }
+
+    static func pad(_ s: String, _ n: Int) -> String {
+        s.count >= n ? s : s + String(repeating: " ", count: n - s.count)
+    }
+
+    static func lpad(_ s: String, _ n: Int) -> String {
+        s.count >= n ? s : String(repeating: " ", count: n - s.count) + s
+    }
+}
+
+extension String {
+    var lastPathComponent: String {
+        split(separator: "/", omittingEmptySubsequences: true).last.map(String.init) ?? self
+    }
+}
