@@ -2,9 +2,9 @@ import Foundation
 import Testing
 @testable import BLCore
 @testable import BLMedia
+import BLSafetensors
 
-/// Reference tensors of the frames-mini case, read straight from its safetensors file
-/// (u64 header length, JSON header, raw little-endian data).
+/// Reference tensors of the frames-mini case (`preprocessed.safetensors`).
 private enum FramesMini {
     static let root = TestData.shared("frames-mini")
 
@@ -14,17 +14,11 @@ private enum FramesMini {
         guard FileManager.default.fileExists(atPath: path) else {
             TestData.skipNote("\(path) not found"); return nil
         }
-        let file = try MappedFile(path: path)
-        var r = ByteReader(file.bytes)
-        let n = Int(try r.u64())
-        let header = try JSONParser.parse(try r.slice(n))
-        guard let entry = header[name], let dtypeName = entry["dtype"]?.stringValue,
-              let dtype = DType(safetensorsName: dtypeName),
-              let shape = entry["shape"]?.arrayValue?.compactMap({ $0.intValue }),
-              let offsets = entry["data_offsets"]?.arrayValue?.compactMap({ $0.intValue }), offsets.count == 2
-        else { return nil }
-        return try Tensor(dtype: dtype, shape: shape,
-                          storage: file.storage((8 + n + offsets[0])..<(8 + n + offsets[1])))
+        let file = try SafetensorsFile.load(path: path)
+        guard let t = file.tensor(name) else {
+            Issue.record("\(path) has no tensor '\(name)'"); return nil
+        }
+        return t
     }
 }
 
