@@ -21,7 +21,7 @@ public struct BLConvert: ParsableCommand {
         wrong arguments).
         """,
         version: BLConvertVersion.string,
-        subcommands: [Inspect.self, Extract.self]
+        subcommands: [Inspect.self, Extract.self, Import.self, GraphCommand.self, Verify.self, Run.self, Bench.self]
     )
 }
 

@@ -1,0 +1,125 @@
+import ArgumentParser
+import BLCore
+import BLEngine
+import BLGraph
+import BLVNet
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure time per clip, achieved GFLOP/s and memory on random input.",
+        discussion: """
+        Runs --warmup runs, then --runs timed runs of --clips clips of the given size, and reports the
+        median and minimum time per clip, GFLOP/s (2 x conv+linear multiply-accumulates from the IR /
+        time), the planned activation arena and the process's peak RSS. --profile adds time per op kind.
+
+        Examples:
+          blconvert bench r50.blc --input 224x224 --threads 2 --runs 10
+          blconvert bench r50.blc --json --profile
+        """
+    )
+
+    @OptionGroup var model: ModelOptions
+
+    @Option(name: .long, help: "Input height x width.")
+    var input: InputSize = InputSize(height: 224, width: 224)
+
+    @Option(name: .long, help: "Clips per run (the batch N).")
+    var clips: Int = 1
+
+    @Option(name: .long, help: "Timed runs.")
+    var runs: Int = 5
+
+    @Option(name: .long, help: "Untimed warm-up runs.")
+    var warmup: Int = 1
+
+    @Flag(name: .long, help: "Time per op kind and the ten slowest nodes.")
+    var profile = false
+
+    @OptionGroup var threads: ThreadOptions
+    @OptionGroup var json: JSONOutputOptions
+
+    func validate() throws {
+        if clips < 1 || clips > 64 { throw ValidationError("--clips must be between 1 and 64") }
+        if runs < 1 || runs > 1000 { throw ValidationError("--runs must be between 1 and 1000") }
+        if warmup < 0 { throw ValidationError("--warmup must be >= 0") }
+    }
+
+    func run() throws {
+        let r = try reportingErrors { () -> (times: [Double], macs: Int, plan: MemoryPlanSummary, prof: [String: Double], config: String) in
+            let loaded = try ModelLoader.load(model)
+            let cost = try loaded.graph.cost(batch: clips, height: input.height, width: input.width)
+            let engine = try Engine(graph: loaded.graph, weights: loaded.weights, context: threads.context)
+            let c = loaded.config
+            let shape = [clips, c.frames * c.inputChannels, input.height, input.width]
+            var rng: UInt64 = 0x9e37_79b9_7f4a_7c15
+            let count = shape.reduce(1, *)
+            let clip = try Tensor.make(dtype: .float32, shape: shape) { raw in
+                let p = raw.bindMemory(to: Float.self)
+                for i in 0..<count {
+                    rng = rng &* 6364136223846793005 &+ 1442695040888963407
+                    p[i] = Float(Int64(bitPattern: rng >> 11) % 2_000_001 - 1_000_000) / 1_000_000
+                }
+            }
+            for i in 0..<warmup {
+                Console.progress("warm-up \(i + 1) of \(warmup)")
+                _ = try engine.run(clip)
+            }
+            var times: [Double] = []
+            for i in 0..<runs {
+                Console.progress("run \(i + 1) of \(runs)" + (times.isEmpty ? "" : ", last \(Format.fixed(times.last! / Double(clips), 3)) s per clip"))
+                let t0 = now()
+                _ = try engine.run(clip)
+                times.append((now() - t0) / Double(clips))
+            }
+            Console.progress("")
+            let prof = profile ? try engine.profile(clip) : [:]
+            let plan = try engine.memoryPlan(batch: clips, height: input.height, width: input.width)
+            return (times, cost.convMACs + cost.linearMACs, plan, prof, BLVNetDescription.short(c))
+        }
+        let sorted = r.times.sorted()
+        let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+        let best = sorted.first ?? 0
+        let flopsPerClip = 2.0 * Double(r.macs) / Double(clips)
+        let rss = peakRSS()
+        let profSorted = r.prof.sorted { $0.value > $1.value }
+        if json.json {
+            var obj: [(String, JSON)] = [
+                ("model", .string(model.model)), ("config", .string(r.config)),
+                ("input", .object([("clips", .int(Int64(clips))), ("height", .int(Int64(input.height))), ("width", .int(Int64(input.width)))])),
+                ("threads", .int(Int64(threads.context.threads))),
+                ("runs", .int(Int64(runs))), ("warmup", .int(Int64(warmup))),
+                ("seconds_per_clip_median", .double(median)), ("seconds_per_clip_min", .double(best)),
+                ("seconds_per_clip_all", .array(r.times.map { .double($0) })),
+                ("gflop_per_clip", .double(flopsPerClip / 1e9)),
+                ("gflops_median", .double(flopsPerClip / median / 1e9)), ("gflops_best", .double(flopsPerClip / best / 1e9)),
+                ("planned_activation_bytes", .int(Int64(r.plan.activationBytes))),
+                ("planned_scratch_bytes", .int(Int64(r.plan.scratchBytes))),
+                ("peak_rss_bytes", .int(Int64(rss))),
+            ]
+            if profile {
+                obj.append(("profile_seconds_by_op", .object(profSorted.map { ($0.key, .double($0.value)) })))
+            }
+            Console.out(JSON.object(obj).serialized(indent: 2))
+            return
+        }
+        var s = "model: \(model.model) (\(r.config))\n"
+        s += "input: \(clips) x \(input.height)x\(input.width), \(threads.context.threads) threads, \(runs) runs after \(warmup) warm-up\n"
+        s += "time per clip: median \(Format.fixed(median * 1000, 1)) ms, min \(Format.fixed(best * 1000, 1)) ms\n"
+        s += "throughput: \(Format.fixed(flopsPerClip / median / 1e9, 1)) GFLOP/s at the median (\(Format.fixed(flopsPerClip / 1e9, 2)) GFLOP per clip)\n"
+        s += "memory: planned arena \(Format.bytes(r.plan.activationBytes)) activations + \(Format.bytes(r.plan.scratchBytes)) scratch, peak RSS \(Format.bytes(rss))\n"
+        if profile {
+            let total = profSorted.reduce(0) { $0 + $1.value }
+            s += "\nprofile (one run):\n"
+            for (k, v) in profSorted {
+                s += "  " + Format.pad(k, 24) + Format.lpad(Format.fixed(v * 1000, 1), 9) + " ms  " + Format.lpad(Format.fixed(total > 0 ? 100 * v / total : 0, 1), 5) + "%\n"
+            }
+        }
+        Console.out(s)
+    }
+}
+
+enum BLVNetDescription {
+    static func short(_ c: BLVNet.BLVNetConfig) -> String {
+        "blocks \(c.blocks.map(String.init).joined(separator: ",")), alpha \(c.alpha), T \(c.frames), \(c.numClasses) classes"
+    }
+}

@@ -1,0 +1,100 @@
+import ArgumentParser
+import BLCore
+import BLVNet
+
+struct Import: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import",
+        abstract: "Convert a bLVNet-TAM checkpoint into a model package (graph IR + weights + metadata).",
+        discussion: """
+        Accepts PyTorch legacy and zip files (plain state dicts or training checkpoints with a
+        state_dict), HDF5 exports (flat or nested) and safetensors files. The configuration (blocks per
+        stage, alpha, beta, blending frames, input channels, head, classes) is inferred from the tensor
+        names and shapes. The frame count T is not in the weights: it comes from --frames, else from a
+        training checkpoint's arch, else from the file name (...-f8x2... means T = 16).
+
+        Loading is strict, like load_state_dict(strict=True): every tensor the model needs must be present
+        with its shape and every tensor of the checkpoint must be used; otherwise one error lists the
+        missing, unexpected and mis-shaped names.
+
+        BatchNorm is folded into the convolutions and ReLU fused (--no-optimize keeps the reference
+        graph). The package is a directory written atomically: a failed import leaves nothing behind.
+
+        Examples:
+          blconvert import st2stv2-bLVNet-TAM-50-a2-b4-f8x2.pth.tar -o r50.blc
+          blconvert import model.pth.tar -o mini.blc --frames 8 --dtype f16
+        """
+    )
+
+    @Argument(help: "The checkpoint to convert.")
+    var checkpoint: String
+
+    @Option(name: .shortAndLong, help: "Output model package directory.")
+    var output: String
+
+    @Option(name: .long, help: "Frames per clip T (even). Needed when neither arch nor the file name tells it.")
+    var frames: Int?
+
+    @Option(name: .long, help: "Weight storage: f32, f16 or bf16.")
+    var dtype: String = "f32"
+
+    @Flag(name: .long, help: "Keep BatchNorm and ReLU as separate nodes (the reference graph).")
+    var noOptimize = false
+
+    @Flag(name: .long, help: "Replace an existing package at the output path.")
+    var force = false
+
+    @OptionGroup var json: JSONOutputOptions
+
+    func validate() throws {
+        guard let d = DType(userName: dtype), ModelPackage.storableDTypes.contains(d) else {
+            throw ValidationError("--dtype must be f32, f16 or bf16 (got '\(dtype)')")
+        }
+        if let f = frames, f < 2 || f % 2 != 0 {
+            throw ValidationError("--frames must be an even number >= 2 (got \(f))")
+        }
+        if output == checkpoint { throw ValidationError("the output must not be the checkpoint itself") }
+    }
+
+    func run() throws {
+        let start = now()
+        let storeAs = DType(userName: dtype) ?? .float32
+        let (pkg, tensorCount, format) = try reportingErrors { () -> (ModelPackage, Int, String) in
+            Console.progress("reading \(checkpoint)")
+            let (model, ck) = try ModelLoader.importCheckpoint(checkpoint, frames: frames)
+            Console.progress("hashing source")
+            let source = try ModelPackage.Source.of(file: checkpoint)
+            Console.progress("building package")
+            let pkg = try ModelPackage(importing: model, optimize: !noOptimize, dtype: storeAs, source: source,
+                                       toolVersion: BLConvertVersion.string)
+            Console.progress("writing \(output)")
+            try pkg.write(to: output, overwrite: force)
+            Console.progress("")
+            return (pkg, ck.tensors.count, ck.format.rawValue)
+        }
+        let seconds = now() - start
+        let c = pkg.config
+        if json.json {
+            Console.out(JSON.object([
+                ("output", .string(output)),
+                ("source", .string(checkpoint)),
+                ("source_format", .string(format)),
+                ("source_sha256", .string(pkg.source?.sha256 ?? "")),
+                ("checkpoint_tensors", .int(Int64(tensorCount))),
+                ("config", c.json),
+                ("nodes", .int(Int64(pkg.graph.nodes.count))),
+                ("weights", .int(Int64(pkg.graph.weights.count))),
+                ("dtype", .string(storeAs.torchName)),
+                ("optimized", .bool(!noOptimize)),
+                ("seconds", .double(seconds)),
+            ]).serialized(indent: 2))
+        } else {
+            Console.out("""
+            imported \(checkpoint) (\(format), \(tensorCount) tensors)
+              model: \(BLVNetImporter.describe(c))
+              graph: \(pkg.graph.nodes.count) nodes, \(pkg.graph.weights.count) weights (\(storeAs.torchName))\(noOptimize ? "" : ", BatchNorm folded, ReLU fused")
+              wrote \(output) in \(Format.fixed(seconds, 2)) s
+            """)
+        }
+    }
+}

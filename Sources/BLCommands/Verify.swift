@@ -1,0 +1,109 @@
+import ArgumentParser
+import BLCore
+import BLEngine
+import BLVerify
+
+struct Verify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run reference clips through the Swift model and prove numerical parity with PyTorch.",
+        discussion: """
+        Each CLIP is a safetensors file holding `input` [N, T*C, H, W] and the reference output
+        `logits_f64` (else `logits`), optionally `act.<module>` intermediate outputs (written by
+        tools/export_reference.py). Per clip and sample it reports the max abs error, the max relative
+        error max|swift - ref| / max|ref|, the cosine similarity and whether the top-1 and top-5 classes
+        agree. A clip passes when max|swift - ref| <= atol + rtol * max|ref| (for the logits and every
+        intermediate compared). When an intermediate diverges, the first diverging reference module is
+        named.
+
+        Exit status: 0 every clip passes, 1 some clip fails, 2 bad input.
+
+        Examples:
+          blconvert verify r50.blc clip0.safetensors clip1.safetensors
+          blconvert verify model.pth.tar --frames 8 clips/*.safetensors --json
+          blconvert verify r50.blc clips/*.safetensors --junit parity.xml
+        """
+    )
+
+    @OptionGroup var model: ModelOptions
+
+    @Argument(help: "Reference clip files (.safetensors).")
+    var clips: [String] = []
+
+    @Option(name: .long, help: "Relative tolerance, against max|reference| of each compared tensor.")
+    var rtol: Double = 1e-5
+
+    @Option(name: .long, help: "Absolute tolerance added to rtol * max|reference|.")
+    var atol: Double = 0
+
+    @Flag(name: .long, help: "Also fail a clip whose top-5 classes differ in order from the reference.")
+    var requireTop5 = false
+
+    @Flag(name: .long, help: "Do not compare act.* intermediate outputs.")
+    var noActivations = false
+
+    @Option(name: .long, help: "Write a JUnit XML report to this file.")
+    var junit: String?
+
+    @OptionGroup var threads: ThreadOptions
+    @OptionGroup var json: JSONOutputOptions
+
+    func validate() throws {
+        if clips.isEmpty { throw ValidationError("give at least one reference clip file") }
+        if !(rtol >= 0) || !(atol >= 0) { throw ValidationError("--rtol and --atol must be >= 0") }
+    }
+
+    func run() throws {
+        let options = VerifyOptions(rtol: rtol, atol: atol, requireTop5: requireTop5, compareActivations: !noActivations)
+        var results: [ClipResult] = []
+        try reportingErrors {
+            let loaded = try ModelLoader.load(model)
+            let engine = try Engine(graph: loaded.graph, weights: loaded.weights, context: threads.context)
+            for (i, path) in clips.enumerated() {
+                Console.progress("clip \(i + 1) of \(clips.count): \(path.lastPathComponent)")
+                let clip = try ClipReference.load(path: path)
+                let r = try Verifier.verify(engine: engine, graph: loaded.graph, clip: clip, options: options, clock: now)
+                results.append(r)
+                Console.progress("clip \(i + 1) of \(clips.count): \(path.lastPathComponent) \(r.passed ? "ok" : "FAIL") in \(Format.fixed(r.seconds, 2)) s")
+            }
+            Console.progress("")
+            if let junit {
+                try writeFileAtomically(VerifyReport.junit(results, model: model.model, options: options), to: junit)
+            }
+        }
+        if json.json {
+            Console.out(VerifyReport.json(results, model: model.model, options: options).serialized(indent: 2))
+        } else {
+            Console.out(Self.table(results, options: options))
+        }
+        if !results.allSatisfy({ $0.passed }) { throw Exit.failed }
+    }
+
+    static func table(_ results: [ClipResult], options: VerifyOptions) -> String {
+        var s = Format.pad("clip", 28) + Format.pad("sample", 8) + Format.pad("max abs", 10) + Format.pad("max rel", 10)
+        s += Format.pad("cosine", 12) + Format.pad("top1", 6) + Format.pad("top5", 6) + "result\n"
+        for r in results {
+            let name = r.file.lastPathComponent
+            for smp in r.samples {
+                s += Format.pad(smp.index == 0 ? name : "", 28) + Format.pad(String(smp.index), 8)
+                s += Format.pad(Format.sci(smp.agreement.maxAbsError), 10) + Format.pad(Format.sci(smp.agreement.maxRelError), 10)
+                s += Format.pad(Format.fixed(smp.agreement.cosine, 8), 12)
+                s += Format.pad(smp.top1 ? "yes" : "NO", 6) + Format.pad(smp.top5 ? "yes" : "NO", 6)
+                s += (smp.index == r.samples.count - 1 ? (r.passed ? "pass" : "FAIL") : "") + "\n"
+            }
+            let compared = r.activations.filter { $0.agreement != nil }
+            if !compared.isEmpty {
+                let worst = compared.max { ($0.agreement?.maxRelError ?? 0) < ($1.agreement?.maxRelError ?? 0) }
+                s += "  \(compared.count) intermediate outputs compared"
+                if let w = worst, let a = w.agreement { s += ", worst \(w.module) (rel \(Format.sci(a.maxRelError)))" }
+                s += "\n"
+            }
+            for a in r.activations where a.note != nil { s += "  \(a.module): \(a.note ?? "")\n" }
+            if let d = r.firstDivergence {
+                s += "  first divergence: \(d.module)" + (d.agreement.map { " (rel \(Format.sci($0.maxRelError)))" } ?? "") + "\n"
+            }
+        }
+        let passed = results.filter { $0.passed }.count
+        s += "\n\(passed) of \(results.count) clips pass (rtol \(Format.sci(options.rtol)), atol \(Format.sci(options.atol)))"
+        return s
+    }
+}

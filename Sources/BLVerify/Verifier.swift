@@ -1,0 +1,142 @@
+import BLCore
+import BLGraph
+import BLEngine
+import BLSafetensors
+
+/// A reference clip file as written by the reference exporter: `input`, `logits`, `logits_f64`,
+/// and optionally `act.<module>` intermediate outputs.
+public struct ClipReference: Sendable {
+    public var path: String
+    public var input: Tensor
+    /// The ground truth: `logits_f64` when present, else `logits`.
+    public var reference: Tensor
+    public var referenceName: String
+    public var activations: [(module: String, tensor: Tensor)]
+
+    public static func load(path: String) throws -> ClipReference {
+        let f = try SafetensorsFile.load(path: path)
+        guard let input = f.tensor("input") else {
+            throw BLError(.mismatch, "no tensor 'input' in the clip file (found: \(f.tensors.prefix(8).map { $0.name }.joined(separator: ", ")))", file: path)
+        }
+        guard input.rank == 4 else {
+            throw BLError(.mismatch, "'input' must be [N, T*C, H, W], found shape \(input.shape)", file: path)
+        }
+        let refName: String
+        if f.tensor("logits_f64") != nil { refName = "logits_f64" }
+        else if f.tensor("logits") != nil { refName = "logits" }
+        else { throw BLError(.mismatch, "no reference output ('logits_f64' or 'logits') in the clip file", file: path) }
+        guard let ref = f.tensor(refName), ref.rank == 2, ref.shape[0] == input.shape[0] else {
+            throw BLError(.mismatch, "'\(refName)' must be [N, classes] with N = \(input.shape[0])", file: path)
+        }
+        let acts = f.tensors.filter { $0.name.hasPrefix("act.") }.map { (module: String($0.name.dropFirst(4)), tensor: $0.tensor) }
+        return ClipReference(path: path, input: input, reference: ref, referenceName: refName, activations: acts)
+    }
+}
+
+public struct VerifyOptions: Sendable {
+    /// Pass when max|out - ref| <= atol + rtol * max|ref| (per clip, and per activation).
+    public var rtol: Double = 1e-5
+    public var atol: Double = 0
+    /// Also require the top-5 classes of every sample in the reference's order.
+    public var requireTop5: Bool = false
+    public var compareActivations: Bool = true
+
+    public init(rtol: Double = 1e-5, atol: Double = 0, requireTop5: Bool = false, compareActivations: Bool = true) {
+        self.rtol = rtol
+        self.atol = atol
+        self.requireTop5 = requireTop5
+        self.compareActivations = compareActivations
+    }
+}
+
+public struct SampleResult: Sendable {
+    public var index: Int
+    public var agreement: Agreement
+    public var top1: Bool
+    public var top5: Bool
+    public var referenceTop5: [Int]
+    public var outputTop5: [Int]
+}
+
+public struct ActivationResult: Sendable {
+    public var module: String
+    public var node: Int?
+    public var agreement: Agreement?
+    public var passed: Bool
+    public var note: String?
+}
+
+public struct ClipResult: Sendable {
+    public var file: String
+    public var inputShape: [Int]
+    public var referenceName: String
+    public var overall: Agreement
+    public var samples: [SampleResult]
+    public var activations: [ActivationResult]
+    /// The first reference module (in execution order) whose output is outside tolerance.
+    public var firstDivergence: ActivationResult?
+    public var passed: Bool
+    public var seconds: Double
+}
+
+public enum Verifier {
+    /// Runs one clip and compares the output (and tapped intermediates) with the reference.
+    public static func verify(engine: Engine, graph: Graph, clip: ClipReference, options: VerifyOptions,
+                              clock: () -> Double) throws -> ClipResult {
+        var taps: [(module: String, node: Int?, tensor: Tensor)] = []
+        if options.compareActivations {
+            for a in clip.activations {
+                taps.append((a.module, graph.tap(a.module), a.tensor))
+            }
+        }
+        let capture = Set(taps.compactMap { $0.node })
+        let start = clock()
+        let (out, captured) = try engine.run(clip.input, capture: capture)
+        let seconds = clock() - start
+
+        let ref = clip.reference.doubles()
+        let n = clip.reference.shape[0], k = clip.reference.shape[1]
+        guard out.shape == [n, k] else {
+            throw BLError(.mismatch, "model output \(out.shape) does not match reference '\(clip.referenceName)' \(clip.reference.shape)",
+                          file: clip.path)
+        }
+        let outValues = out.floats()
+        let overall = Agreement.measure(outValues, ref)
+        let refScale = ref.reduce(0) { max($0, abs($1)) }
+        var samples: [SampleResult] = []
+        for s in 0..<n {
+            let o = outValues[(s * k)..<((s + 1) * k)]
+            let r = ref[(s * k)..<((s + 1) * k)]
+            let ag = Agreement.measure(Array(o), Array(r))
+            let rt = Ranking.topK(r, min(5, k)), ot = Ranking.topK(o, min(5, k))
+            samples.append(SampleResult(index: s, agreement: ag, top1: rt.first == ot.first, top5: rt == ot,
+                                        referenceTop5: rt, outputTop5: ot))
+        }
+        var acts: [ActivationResult] = []
+        for t in taps {
+            guard let node = t.node, let got = captured[node] else {
+                acts.append(ActivationResult(module: t.module, node: t.node, agreement: nil, passed: true,
+                                             note: "no node of the graph reproduces this module; not compared"))
+                continue
+            }
+            guard got.elementCount == t.tensor.elementCount else {
+                acts.append(ActivationResult(module: t.module, node: node, agreement: nil, passed: false,
+                                             note: "shape \(got.shape) vs reference \(t.tensor.shape)"))
+                continue
+            }
+            let r = t.tensor.doubles()
+            let ag = Agreement.measure(got.floats(), r)
+            let scale = r.reduce(0) { max($0, abs($1)) }
+            acts.append(ActivationResult(module: t.module, node: node, agreement: ag,
+                                         passed: ag.passes(rtol: options.rtol, atol: options.atol, refScale: scale), note: nil))
+        }
+        // Execution order of the graph decides which divergence came first.
+        let firstBad = acts.filter { !$0.passed }.min { ($0.node ?? Int.max) < ($1.node ?? Int.max) }
+        var passed = overall.passes(rtol: options.rtol, atol: options.atol, refScale: refScale)
+        if options.requireTop5 { passed = passed && samples.allSatisfy { $0.top5 } }
+        passed = passed && acts.allSatisfy { $0.passed }
+        return ClipResult(file: clip.path, inputShape: clip.input.shape, referenceName: clip.referenceName,
+                          overall: overall, samples: samples, activations: acts, firstDivergence: firstBad,
+                          passed: passed, seconds: seconds)
+    }
+}
