@@ -62,6 +62,11 @@ public indirect enum Value: Sendable {
 public struct FlatEntry: Sendable {
     public var path: String
     public var value: Value
+
+    public init(path: String, value: Value) {
+        self.path = path
+        self.value = value
+    }
 }
 
 extension Value {

@@ -20,7 +20,7 @@ public struct SafetensorsFile: Sendable {
 
     /// The tensor called `name`, if present.
     public func tensor(_ name: String) -> Tensor? {
-        tensors.first { $0.name == name }?.tensor
+        tensors.first { $0.name.utf8.elementsEqual(name.utf8) }?.tensor
     }
 
     /// True when the bytes start with a plausible header length (at least 2, at most 100 MB)
@@ -75,7 +75,8 @@ public struct SafetensorsFile: Sendable {
         var entries: [Entry] = []
         entries.reserveCapacity(items.count)
         var metadata: [(String, String)] = []
-        var seen = Set<String>()
+        // Names compare as bytes, as in the reference (Swift's String equality is canonical).
+        var seen = Set<[UInt8]>()
         var sawMetadata = false
 
         for (name, value) in items {
@@ -85,7 +86,7 @@ public struct SafetensorsFile: Sendable {
                 metadata = try parseMetadata(value)
                 continue
             }
-            guard seen.insert(name).inserted else {
+            guard seen.insert(Array(name.utf8)).inserted else {
                 throw BLError(.format, "duplicate tensor name '\(name)'", location: "header")
             }
             entries.append(try parseEntry(name, value))
@@ -114,6 +115,14 @@ public struct SafetensorsFile: Sendable {
                 let (m, o) = count.multipliedReportingOverflow(by: d)
                 if o { throw fail("element count of shape \(e.shape) overflows") }
                 count = m
+            }
+            // Also bound the extent ignoring zero dimensions, so strides of an empty tensor
+            // cannot wrap (the reference accepts [0, 2^62]; no real file has such a shape).
+            var extent = 1
+            for d in e.shape {
+                let (m, o) = extent.multipliedReportingOverflow(by: max(d, 1))
+                if o || m > 1 << 48 { throw fail("shape \(e.shape) is too large") }
+                extent = m
             }
             let (expected, o) = count.multipliedReportingOverflow(by: elementSize)
             if o { throw fail("byte size of shape \(e.shape) in \(e.dtypeName) overflows") }
@@ -172,9 +181,9 @@ public struct SafetensorsFile: Sendable {
         case .null:
             return []
         case .object(let items):
-            var seen = Set<String>()
+            var seen = Set<[UInt8]>()
             return try items.map { k, v in
-                guard seen.insert(k).inserted else {
+                guard seen.insert(Array(k.utf8)).inserted else {
                     throw BLError(.format, "duplicate key '\(k)'", location: "header __metadata__")
                 }
                 guard let s = v.stringValue else {

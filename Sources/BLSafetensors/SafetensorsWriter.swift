@@ -75,12 +75,12 @@ public enum SafetensorsWriter {
 
     /// Tensors in file order; rejects duplicate and reserved names.
     static func layoutOrder(_ tensors: [(name: String, tensor: Tensor)]) throws -> [(name: String, tensor: Tensor)] {
-        var seen = Set<String>()
+        var seen = Set<[UInt8]>()
         for (name, _) in tensors {
             if name == "__metadata__" {
                 throw BLError(.invalidArgument, "'__metadata__' is reserved and cannot name a tensor")
             }
-            if !seen.insert(name).inserted {
+            if !seen.insert(Array(name.utf8)).inserted {
                 throw BLError(.invalidArgument, "duplicate tensor name '\(name)'")
             }
         }
@@ -98,12 +98,12 @@ public enum SafetensorsWriter {
         var first = true
         func comma() { if !first { out.append(UInt8(ascii: ",")) }; first = false }
         if !metadata.isEmpty {
-            var keys = Set<String>()
+            var keys = Set<[UInt8]>()
             comma()
             appendString("__metadata__", to: &out)
             out.append(contentsOf: Array(":{".utf8))
             for (i, (k, v)) in metadata.enumerated() {
-                if !keys.insert(k).inserted {
+                if !keys.insert(Array(k.utf8)).inserted {
                     throw BLError(.invalidArgument, "duplicate metadata key '\(k)'")
                 }
                 if i > 0 { out.append(UInt8(ascii: ",")) }

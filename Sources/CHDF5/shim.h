@@ -1,6 +1,8 @@
 #ifndef BLCONVERT_CHDF5_SHIM_H
 #define BLCONVERT_CHDF5_SHIM_H
 #include <hdf5.h>
+#include <unistd.h>
+#include <sys/syscall.h>
 
 /* Macros such as H5T_NATIVE_FLOAT expand to globals behind H5open(); Swift cannot see them. */
 static inline hid_t blc_h5t_native_float(void)  { return H5T_NATIVE_FLOAT; }
@@ -18,5 +20,24 @@ static inline hid_t blc_h5p_default(void)       { return H5P_DEFAULT; }
 static inline unsigned blc_h5f_acc_rdonly(void) { return H5F_ACC_RDONLY; }
 static inline hid_t blc_h5e_default(void)       { return H5E_DEFAULT; }
 static inline hid_t blc_h5s_all(void)           { return H5S_ALL; }
+static inline hid_t blc_h5t_c_s1(void)          { return H5T_C_S1; }
+static inline size_t blc_h5t_variable(void)     { return H5T_VARIABLE; }
+static inline unsigned blc_h5f_acc_trunc(void)  { return H5F_ACC_TRUNC; }
+static inline hid_t blc_h5p_file_create(void)   { return H5P_FILE_CREATE; }
+static inline hid_t blc_h5p_dataset_create(void) { return H5P_DATASET_CREATE; }
+static inline unsigned blc_h5o_info_basic_attrs(void) { return H5O_INFO_BASIC | H5O_INFO_NUM_ATTRS; }
+
+/* Reads run libhdf5 in a forked child: it keeps only stdin/out/err and its answer pipe, moved to
+   fd 3, so pipes of other concurrent reads do not stay open in it. */
+static inline int blc_child_keep_only(int fd) {
+    if (fd != 3) { if (dup2(fd, 3) < 0) return -1; }
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, 4u, ~0u, 0u) == 0) return 3;
+#endif
+    long max = sysconf(_SC_OPEN_MAX);
+    if (max < 0 || max > 65536) max = 65536;
+    for (int i = 4; i < max; i++) close(i);
+    return 3;
+}
 
 #endif

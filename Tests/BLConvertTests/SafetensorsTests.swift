@@ -140,6 +140,9 @@ import Testing
         out.append(("empty", try Tensor.make(dtype: .float32, shape: [0, 7]) { _ in }))
         out.append(("empty.i64", try Tensor.make(dtype: .int64, shape: [3, 0]) { _ in }))
         out.append(("ünïcode \"quoted\"\n", try Tensor.fromFloats([1], shape: [1, 1])))
+        // Canonically equivalent but different bytes: two names, as in the reference.
+        out.append(("caf\u{e9}", try Tensor.fromFloats([2], shape: [1])))
+        out.append(("cafe\u{301}", try Tensor.fromFloats([3], shape: [1])))
         return out
     }
 
@@ -162,6 +165,7 @@ import Testing
         #expect(f.tensor("expanded")?.floats() == [5, 6, 7, 8, 5, 6, 7, 8, 5, 6, 7, 8])
         #expect(f.tensor("stride3")?.floats() == [2, 5, 8, 11])
         #expect(f.tensor("scalar")?.doubles() == [2.5])
+        #expect(f.tensor("caf\u{e9}")?.floats() == [2] && f.tensor("cafe\u{301}")?.floats() == [3])
         // Layout: descending alignment, then name; every tensor 8-byte aligned in the file... for 8-byte dtypes.
         let dtypesInOrder = f.tensors.map { SafetensorsWriter.alignmentRank($0.tensor.dtype) }
         #expect(dtypesInOrder == dtypesInOrder.sorted(by: >))
@@ -261,10 +265,11 @@ import Testing
         Self.expectError(Self.file(header: "{\(t("a", "F32", "[2]", "0", "8"))}", data: z16), in: dir, mentions: ["cover 8 bytes of the 16"])
         // Overflowing shapes and offsets.
         Self.expectError(Self.file(header: "{\(t("a", "F64", "[4611686018427387904,4]", "0", "16"))}", data: z16), in: dir, mentions: ["overflows", "'a'"])
-        Self.expectError(Self.file(header: "{\(t("a", "F64", "[1152921504606846976]", "0", "16"))}", data: z16), in: dir, mentions: ["overflows"])
+        Self.expectError(Self.file(header: "{\(t("a", "F64", "[1152921504606846976]", "0", "16"))}", data: z16), in: dir, mentions: ["too large"])
         Self.expectError(Self.file(header: "{\(t("a", "F32", "[4]", "0", "99999999999999999999999"))}", data: z16), in: dir, mentions: ["data_offsets"])
         Self.expectError(Self.file(header: "{\(t("a", "F32", "[4]", "0", "9223372036854775807"))}", data: z16), in: dir, mentions: ["past the data buffer"])
         Self.expectError(Self.file(header: "{\(t("a", "F32", "[-4]", "0", "16"))}", data: z16), in: dir, mentions: ["negative"])
+        Self.expectError(Self.file(header: "{\(t("a", "F32", "[0,4611686018427387904,4]", "0", "0"))}", data: []), in: dir, mentions: ["too large", "'a'"])
         Self.expectError(Self.file(header: "{\(t("a", "F32", "[4.0]", "0", "16"))}", data: z16), in: dir, mentions: ["shape"])
         Self.expectError(Self.file(header: "{\"a\":{\"dtype\":\"F32\",\"shape\":[4]}}", data: z16), in: dir, mentions: ["data_offsets"])
         Self.expectError(Self.file(header: "{\"a\":{\"shape\":[4],\"data_offsets\":[0,16]}}", data: z16), in: dir, mentions: ["dtype"])

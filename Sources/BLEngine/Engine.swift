@@ -1,0 +1,366 @@
+import BLCore
+import BLGraph
+import BLKernels
+import Foundation
+
+/// Activation memory of a plan, for reports.
+public struct MemoryPlanSummary: Sendable, Equatable {
+    /// Bytes of the activation region of the arena (values after sharing).
+    public var activationBytes: Int
+    /// Bytes of convolution scratch (im2col) plus per-use weight conversion scratch.
+    public var scratchBytes: Int
+    /// Bytes the values would take if none shared memory.
+    public var unsharedActivationBytes: Int
+    /// Distinct memory blocks the values were packed into.
+    public var blockCount: Int
+    /// Steps a run executes (nodes absorbed by a fusion have none).
+    public var stepCount: Int
+    /// Convolutions fused into a following residual add, and nearest resizes fused into an add.
+    public var fusedConvAdds: Int
+    public var fusedResizeAdds: Int
+    /// TAMs reading a duplicated input without the copy, and TAMs writing the big/little frame
+    /// selections directly.
+    public var fusedDuplicateTAMs: Int
+    public var splitTAMs: Int
+    /// Nodes whose value is another's memory (frame reshapes, selections of duplicated frames).
+    public var views: Int
+
+    /// The whole arena: activations and scratch.
+    public var totalBytes: Int { activationBytes + scratchBytes }
+}
+
+/// Executes a `Graph` on float32 NCHW tensors with the kernels of `BLKernels`.
+///
+/// Weights are bound once; per input size (batch, height, width) a plan is made once and cached:
+/// each value gets a fixed offset in one arena (values whose lifetimes do not overlap share memory;
+/// ReLU, BatchNorm and add run in place when their input dies there), so running allocates nothing
+/// per op (only the returned tensors). The plan also fuses, without changing results beyond float
+/// rounding: a conv into the residual `add` that is its only reader (conv epilogue), a nearest
+/// resize into its `add`, a `duplicateFrames` into the TAM reading it, a TAM into the big/little
+/// `selectFrames` pair reading it, and a `selectFrames` of a `duplicateFrames` into a view.
+/// Captured nodes are never fused away. A run holds a lock: one engine runs one clip at a time.
+public final class Engine: @unchecked Sendable {
+    public let graph: Graph
+    public let context: KernelContext
+    public let weightConversion: WeightConversion
+    let bound: [BoundOp]
+    let consumers: [[Int]]
+    let defaultFusion: Fusion
+
+    private let lock = NSLock()
+    private var plans: [PlanKey: ExecutionPlan] = [:]
+    private var fusions: [[Int]: Fusion] = [:]
+    private var arena: UnsafeMutablePointer<Float>?
+    private var arenaFloats = 0
+
+    struct PlanKey: Hashable {
+        var batch: Int, height: Int, width: Int
+        /// Sorted captured nodes that a fusion could absorb.
+        var unfused: [Int]
+    }
+
+    /// Binds weights (name -> tensor, any floating dtype) and checks that every weight the graph
+    /// declares is present with its shape. Float32 contiguous aligned tensors are used in place
+    /// (the engine keeps their storage alive); others are converted to float32 now, except
+    /// half-precision conv/linear weights under `.perUse`.
+    public init(graph: Graph, weights: [String: Tensor], context: KernelContext = .init(),
+                weightConversion: WeightConversion = .atBind) throws {
+        try graph.validateStructure()
+        try graph.checkWeights(weights.mapValues { $0.shape })
+        self.graph = graph
+        self.context = context
+        self.weightConversion = weightConversion
+        var bound = [BoundOp]()
+        bound.reserveCapacity(graph.nodes.count)
+        for node in graph.nodes {
+            bound.append(try BoundOp.bind(node, tensors: weights, mode: weightConversion))
+        }
+        self.bound = bound
+        consumers = graph.consumers()
+        defaultFusion = Fusion(graph: graph, bound: bound, consumers: consumers, keep: [])
+    }
+
+    deinit { arena?.deallocate() }
+
+    /// Runs a clip `[N, T*C, H, W]` (float32; float64/float16/bfloat16 are converted). Returns the
+    /// output tensor (`[N, classes]` float32 for a classifier).
+    public func run(_ input: Tensor) throws -> Tensor {
+        try run(input, capture: []).output
+    }
+
+    /// Same, also returning copies of the values of the nodes `capture` names.
+    public func run(_ input: Tensor, capture: Set<Int>) throws -> (output: Tensor, captured: [Int: Tensor]) {
+        var unused: [String: Double]? = nil
+        return try run(input, capture: capture, timings: &unused)
+    }
+
+    private func run(_ input: Tensor, capture: Set<Int>, timings: inout [String: Double]?) throws -> (output: Tensor, captured: [Int: Tensor]) {
+        for id in capture where id < 0 || id >= graph.nodes.count {
+            throw BLError(.invalidArgument, "cannot capture node \(id): the graph has \(graph.nodes.count) nodes")
+        }
+        let x = try Engine.float32Input(input)
+        guard x.rank == 4 else {
+            throw BLError(.invalidArgument, "input has shape \(x.shape); expected [N, T*C, H, W]")
+        }
+        let (n, channels, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        if let layout = graph.inputLayout, channels != layout.frames * layout.channels {
+            throw BLError(.invalidArgument,
+                          "input has \(channels) channels; the model expects T*C = \(layout.frames)*\(layout.channels) = \(layout.frames * layout.channels) (shape \(x.shape))")
+        }
+        guard n > 0 else { throw BLError(.invalidArgument, "input batch is empty (shape \(x.shape))") }
+        lock.lock()
+        defer { lock.unlock() }
+        let plan = try plan(batch: n, height: h, width: w, capture: capture)
+        let base = try arenaPointer(floats: plan.totalFloats)
+        try x.withContiguousBytes { raw in
+            guard let src = raw.baseAddress, raw.count == plan.counts[0] * 4 else {
+                throw BLError(.invalidArgument, "input of shape \(x.shape) does not match the plan")
+            }
+            UnsafeMutableRawPointer(base + plan.offsets[0]).copyMemory(from: src, byteCount: raw.count)
+        }
+        try Engine.checkFinite(base + plan.offsets[0], dims: plan.dims[0])
+        context.activate()
+        var captured = [Int: Tensor]()
+        for step in plan.steps {
+            if timings != nil {
+                let start = DispatchTime.now().uptimeNanoseconds
+                try execute(step, plan: plan, base: base)
+                let name: String
+                switch step.kind {
+                case .node, .view: name = graph.nodes[step.node].op.name
+                case .convAdd: name = "conv2d+add"
+                case .resizeAdd: name = "resizeNearest+add"
+                case let .tam(_, duplicated, even, _):
+                    name = (duplicated ? "duplicateFrames+" : "") + "tam" + (even != nil ? "+selectFrames" : "")
+                }
+                timings?[name, default: 0] += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            } else {
+                try execute(step, plan: plan, base: base)
+            }
+            for o in step.outputs where capture.contains(o) {
+                captured[o] = try copyOut(o, plan: plan, base: base)
+            }
+        }
+        return (try copyOut(graph.output, plan: plan, base: base), captured)
+    }
+
+    /// Runs `input` once and returns the time spent per kind of step, in seconds, keyed by op name
+    /// (`conv2d+add` and `resizeNearest+add` for fused steps). For benchmarks.
+    public func profile(_ input: Tensor) throws -> [String: Double] {
+        var times: [String: Double]? = [:]
+        _ = try run(input, capture: [], timings: &times)
+        return times ?? [:]
+    }
+
+    /// Bytes of the arena (activations and scratch) planned for an input of `batch` clips of
+    /// `height` x `width`.
+    public func plannedActivationBytes(batch: Int, height: Int, width: Int) throws -> Int {
+        try memoryPlan(batch: batch, height: height, width: width).totalBytes
+    }
+
+    /// Details of the memory plan for an input size.
+    public func memoryPlan(batch: Int, height: Int, width: Int) throws -> MemoryPlanSummary {
+        lock.lock()
+        defer { lock.unlock() }
+        let p = try plan(batch: batch, height: height, width: width, capture: [])
+        var convAdds = 0, resizeAdds = 0, dupTAMs = 0, splits = 0, views = 0
+        for s in p.steps {
+            switch s.kind {
+            case .convAdd: convAdds += 1
+            case .resizeAdd: resizeAdds += 1
+            case let .tam(_, duplicated, even, _):
+                if duplicated { dupTAMs += 1 }
+                if even != nil { splits += 1 }
+            case .view: views += 1
+            case .node: break
+            }
+        }
+        return MemoryPlanSummary(activationBytes: p.activationFloats * 4,
+                                 scratchBytes: (p.convScratchFloats + p.weightScratchFloats) * 4,
+                                 unsharedActivationBytes: p.unsharedFloats * 4, blockCount: p.blockCount,
+                                 stepCount: p.steps.count, fusedConvAdds: convAdds, fusedResizeAdds: resizeAdds,
+                                 fusedDuplicateTAMs: dupTAMs, splitTAMs: splits, views: views)
+    }
+
+    /// Frees the arena and forgets the cached plans (the next run plans and allocates again).
+    public func releaseMemory() {
+        lock.lock()
+        defer { lock.unlock() }
+        arena?.deallocate()
+        arena = nil
+        arenaFloats = 0
+        plans.removeAll()
+        fusions.removeAll()
+    }
+
+    // MARK: - Plans and arena
+
+    /// The cached plan for a size; captured nodes that a fusion would remove are kept unfused.
+    func plan(batch: Int, height: Int, width: Int, capture: Set<Int>) throws -> ExecutionPlan {
+        // Captured nodes must keep their values: no fusion may absorb them.
+        let unfused = capture.filter { Fusion.mayBeAbsorbed(bound[$0]) }.sorted()
+        let key = PlanKey(batch: batch, height: height, width: width, unfused: unfused)
+        if let p = plans[key] { return p }
+        let fusion: Fusion
+        if unfused.isEmpty {
+            fusion = defaultFusion
+        } else if let f = fusions[unfused] {
+            fusion = f
+        } else {
+            fusion = Fusion(graph: graph, bound: bound, consumers: consumers, keep: Set(unfused))
+            fusions[unfused] = fusion
+        }
+        let p = try ExecutionPlan(graph: graph, bound: bound, fusion: fusion, batch: batch, height: height,
+                                  width: width, context: context)
+        plans[key] = p
+        return p
+    }
+
+    /// The arena, grown (never shrunk) to at least `floats`.
+    private func arenaPointer(floats: Int) throws -> UnsafeMutablePointer<Float> {
+        if let a = arena, arenaFloats >= floats { return a }
+        arena?.deallocate()
+        arena = nil
+        arenaFloats = 0
+        let (bytes, overflow) = max(floats, 16).multipliedReportingOverflow(by: 4)
+        guard !overflow else { throw BLError(.invalidArgument, "activation memory of \(floats) floats overflows") }
+        let physical = ProcessInfo.processInfo.physicalMemory
+        guard UInt64(bytes) <= physical else {
+            throw BLError(.invalidArgument, String(format: "this input needs %.1f GiB of activation memory, more than the machine's %.1f GiB; use a smaller input",
+                                                   Double(bytes) / 1073741824, Double(physical) / 1073741824))
+        }
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        let p = raw.bindMemory(to: Float.self, capacity: max(floats, 16))
+        arena = p
+        arenaFloats = max(floats, 16)
+        return p
+    }
+
+    private func copyOut(_ node: Int, plan: ExecutionPlan, base: UnsafeMutablePointer<Float>) throws -> Tensor {
+        let count = plan.counts[node], offset = plan.offsets[node]
+        guard offset >= 0 else { throw BLError(.invalidArgument, "node \(node) has no value of its own (fused)") }
+        return try Tensor.make(dtype: .float32, shape: plan.dims[node]) { dst in
+            if count > 0 { dst.copyMemory(from: UnsafeRawBufferPointer(start: base + offset, count: count * 4)) }
+        }
+    }
+
+    // MARK: - Input
+
+    /// The input as float32: float32 as is, other floating dtypes converted, anything else refused.
+    static func float32Input(_ t: Tensor) throws -> Tensor {
+        if t.dtype == .float32 { return t }
+        guard t.dtype.isFloatingPoint else {
+            throw BLError(.invalidArgument, "input has dtype \(t.dtype.torchName); expected a floating-point tensor (float32)")
+        }
+        return try t.converted(to: .float32)
+    }
+
+    /// Throws `.numeric` naming the first NaN or infinite element.
+    static func checkFinite(_ p: UnsafePointer<Float>, dims: [Int]) throws {
+        let count = dims.reduce(1, *)
+        var i = 0
+        while i < count {
+            if !p[i].isFinite { break }
+            i += 1
+        }
+        guard i < count else { return }
+        var index = [Int](repeating: 0, count: dims.count)
+        var rest = i
+        for d in stride(from: dims.count - 1, through: 0, by: -1) where dims[d] > 0 {
+            index[d] = rest % dims[d]
+            rest /= dims[d]
+        }
+        throw BLError(.numeric, "input element \(index) (flat index \(i)) is \(p[i]); inputs must be finite")
+    }
+
+    // MARK: - Steps
+
+    private func execute(_ step: Step, plan: ExecutionPlan, base: UnsafeMutablePointer<Float>) throws {
+        let id = step.node
+        let node = graph.nodes[id]
+        func value(_ x: Int) -> UnsafeMutablePointer<Float> { base + plan.offsets[x] }
+        let out = plan.offsets[id] >= 0 ? value(id) : base  // split TAMs write their outputs instead
+        let convScratch = plan.convScratchFloats > 0 ? base + plan.convScratchOffset : nil
+        let weightScratch = plan.weightScratchFloats > 0 ? base + plan.weightScratchOffset : nil
+
+        switch step.kind {
+        case let .convAdd(c, r, relu):
+            guard case let .conv(p, w, bias, _) = bound[c] else { return }
+            let xin = graph.nodes[c].inputs[0], d = plan.dims[xin]
+            try Kernels.conv2d(value(xin), frames: d[0], height: d[2], width: d[3],
+                               weight: try w.resolve(scratch: weightScratch), bias: bias?.pointer, params: p,
+                               residual: value(r), relu: relu, output: out,
+                               scratch: convScratch, scratchCount: plan.convScratchFloats, context: context)
+            return
+        case let .resizeAdd(z, a, relu):
+            let xin = graph.nodes[z].inputs[0], d = plan.dims[xin], o = plan.dims[id]
+            try Kernels.resizeNearest(value(xin), planes: d[0] * d[1], inHeight: d[2], inWidth: d[3],
+                                      outHeight: o[2], outWidth: o[3], addend: value(a), relu: relu,
+                                      output: out, context: context)
+            return
+        case let .tam(source, duplicated, even, odd):
+            guard case let .tam(weights, b, duration) = bound[id] else { return }
+            let d = plan.dims[id]
+            try Kernels.tam(value(source), clips: d[0] / duration, framesPerClip: duration, channels: d[1],
+                            height: d[2], width: d[3], weights: weights.pointer, blending: b,
+                            inputDuplicated: duplicated, output: even.map(value) ?? out,
+                            oddOutput: odd.map(value), context: context)
+            return
+        case .view:
+            return
+        case .node:
+            break
+        }
+
+        let d = node.inputs.isEmpty ? [] : plan.dims[node.inputs[0]]
+        switch bound[id] {
+        case .input, .alias:
+            return
+        case let .conv(p, w, bias, relu):
+            try Kernels.conv2d(value(node.inputs[0]), frames: d[0], height: d[2], width: d[3],
+                               weight: try w.resolve(scratch: weightScratch), bias: bias?.pointer, params: p,
+                               residual: nil, relu: relu, output: out,
+                               scratch: convScratch, scratchCount: plan.convScratchFloats, context: context)
+        case let .scaleShift(scale, shift):
+            EngineOps.scaleShift(value(node.inputs[0]), planes: d[0] * d[1], channels: d[1], planeSize: d[2] * d[3],
+                                 scale: scale.pointer, shift: shift.pointer, output: out, context: context)
+        case .relu:
+            Kernels.relu(value(node.inputs[0]), count: plan.counts[id], output: out, context: context)
+        case .add(let relu):
+            Kernels.add(value(node.inputs[0]), value(node.inputs[1]), count: plan.counts[id], relu: relu,
+                        output: out, context: context)
+        case let .avgPool(k, s, pad):
+            if k == 3 && s == 2 && pad == 1 {
+                try Kernels.avgPool3x3s2p1(value(node.inputs[0]), planes: d[0] * d[1], height: d[2], width: d[3],
+                                           output: out, context: context)
+            } else {
+                let o = plan.dims[id]
+                EngineOps.avgPool(value(node.inputs[0]), planes: d[0] * d[1], height: d[2], width: d[3],
+                                  kernel: k, stride: s, padding: pad, outHeight: o[2], outWidth: o[3],
+                                  output: out, context: context)
+            }
+        case .resizeNearest:
+            let o = plan.dims[id]
+            try Kernels.resizeNearest(value(node.inputs[0]), planes: d[0] * d[1], inHeight: d[2], inWidth: d[3],
+                                      outHeight: o[2], outWidth: o[3], output: out, context: context)
+        case let .tam(weights, b, duration):
+            try Kernels.tam(value(node.inputs[0]), clips: d[0] / duration, framesPerClip: duration, channels: d[1],
+                            height: d[2], width: d[3], weights: weights.pointer, blending: b, output: out,
+                            context: context)
+        case let .selectFrames(period, parity):
+            try Kernels.selectFrames(value(node.inputs[0]), clips: d[0] / period, framesPerClip: period,
+                                     frameSize: d[1] * d[2] * d[3], parity: parity, output: out)
+        case .duplicateFrames:
+            try Kernels.duplicateFrames(value(node.inputs[0]), frames: d[0], frameSize: d[1] * d[2] * d[3], output: out)
+        case .globalAvgPool:
+            try Kernels.globalAvgPool(value(node.inputs[0]), planes: d[0] * d[1], height: d[2], width: d[3],
+                                      output: out, context: context)
+        case let .linear(w, bias, inF, outF):
+            try Kernels.linear(value(node.inputs[0]), rows: d[0], inFeatures: inF, outFeatures: outF,
+                               weight: try w.resolve(scratch: weightScratch), bias: bias.pointer, output: out)
+        case .temporalMean(let frames):
+            try Kernels.temporalMean(value(node.inputs[0]), clips: d[0] / frames, framesPerClip: frames,
+                                     features: d[1], output: out)
+        }
+    }
+}

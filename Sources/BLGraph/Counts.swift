@@ -1,0 +1,98 @@
+import BLCore
+
+/// Per-node cost for one input size and batch.
+public struct NodeCost: Sendable, Equatable {
+    public var node: Int
+    /// Multiply-accumulates (convolutions, TAM blending, linear layers; 0 for the other ops).
+    public var macs: Int
+    /// Bytes of the node's output at `bytesPerElement`.
+    public var outputBytes: Int
+}
+
+/// Costs of running the graph on one input size.
+public struct GraphCost: Sendable, Equatable {
+    public var nodes: [NodeCost]
+    /// MACs of `conv2d` nodes.
+    public var convMACs: Int
+    /// MACs of the TAM blending (depthwise 1x1 `Conv2d` modules in the reference).
+    public var tamMACs: Int
+    /// MACs of `linear` nodes.
+    public var linearMACs: Int
+    /// Learnable parameters: every declared weight except BatchNorm running statistics.
+    public var parameters: Int
+    /// Every declared weight element, running statistics included.
+    public var storedElements: Int
+    /// Sum of all node outputs (what keeping every activation would take).
+    public var totalActivationBytes: Int
+    /// Largest total of live outputs at any step when each output is freed after its last reader
+    /// (the network output is kept).
+    public var peakActivationBytes: Int
+
+    /// All multiply-accumulates: what counting every reference `Conv2d` (TAM included) and
+    /// `Linear` module gives (23.851 G for bLVNet-TAM-50 f8x2 at 224x224).
+    public var totalMACs: Int { convMACs + tamMACs + linearMACs }
+
+    /// `{"macs": {"total", "conv", "tam", "linear"}, "parameters", "stored_elements",
+    ///   "activation_bytes": {"total", "peak"}}`.
+    public var json: JSON {
+        func i(_ x: Int) -> JSON { .int(Int64(x)) }
+        return .object([
+            ("macs", .object([("total", i(totalMACs)), ("conv", i(convMACs)), ("tam", i(tamMACs)), ("linear", i(linearMACs))])),
+            ("parameters", i(parameters)),
+            ("stored_elements", i(storedElements)),
+            ("activation_bytes", .object([("total", i(totalActivationBytes)), ("peak", i(peakActivationBytes))])),
+        ])
+    }
+}
+
+extension Graph {
+    /// Multiply-accumulates, parameter counts and activation memory for `batch` clips of
+    /// `height` x `width` (validates the graph through `inferShapes`).
+    public func cost(batch: Int = 1, height: Int, width: Int, bytesPerElement: Int = 4) throws -> GraphCost {
+        let shapes = try inferShapes(height: height, width: width)
+        var perNode = [NodeCost]()
+        var convMACs = 0, tamMACs = 0, linearMACs = 0
+        for n in nodes {
+            let out = shapes[n.id]
+            let m = batch * out.perClip
+            var macs = 0
+            switch n.op {
+            case .conv2d(let c):
+                macs = m * out.height * out.width * c.outChannels * (c.inChannels / c.groups) * c.kernel * c.kernel
+                convMACs += macs
+            case .linear(let l):
+                macs = m * l.inFeatures * l.outFeatures
+                linearMACs += macs
+            case .tam(let t):
+                macs = m * out.height * out.width * t.channels * t.blendingFrames
+                tamMACs += macs
+            default:
+                break
+            }
+            perNode.append(NodeCost(node: n.id, macs: macs, outputBytes: out.elementCount(batch: batch) * bytesPerElement))
+        }
+        var running = Set<String>()
+        for n in nodes { if case .batchNorm(let b) = n.op { running.insert(b.runningMean); running.insert(b.runningVar) } }
+        var params = 0, stored = 0
+        for w in weights {
+            let c = w.shape.reduce(1, *)
+            stored += c
+            if !running.contains(w.name) { params += c }
+        }
+        // Liveness: an output dies after its last reader runs.
+        var lastUse = Array(0..<nodes.count)
+        for n in nodes { for i in n.inputs { lastUse[i] = max(lastUse[i], n.id) } }
+        lastUse[output] = nodes.count
+        var live = 0, peak = 0
+        var dying = [[Int]](repeating: [], count: nodes.count + 1)
+        for (i, l) in lastUse.enumerated() { dying[l].append(i) }
+        for n in nodes {
+            live += perNode[n.id].outputBytes
+            peak = max(peak, live)
+            for d in dying[n.id] { live -= perNode[d].outputBytes }
+        }
+        return GraphCost(nodes: perNode, convMACs: convMACs, tamMACs: tamMACs, linearMACs: linearMACs, parameters: params,
+                         storedElements: stored, totalActivationBytes: perNode.reduce(0) { $0 + $1.outputBytes },
+                         peakActivationBytes: peak)
+    }
+}

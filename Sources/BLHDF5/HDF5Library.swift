@@ -1,0 +1,78 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import BLCore
+import CHDF5
+
+/// The one door into libhdf5. The library is built without thread safety here, so every call
+/// goes through `withLock`; its default error printing is switched off and its error stack is
+/// turned into `BLError` text instead.
+enum HDF5Library {
+    private final class Lock: @unchecked Sendable {
+        let mutex: UnsafeMutablePointer<pthread_mutex_t>
+        init() {
+            mutex = .allocate(capacity: 1)
+            pthread_mutex_init(mutex, nil)
+        }
+    }
+    private static let lock = Lock()
+
+    /// Runs `body` holding the global libhdf5 lock, with automatic error printing silenced
+    /// and the error stack cleared.
+    static func withLock<R>(_ body: () throws -> R) rethrows -> R {
+        pthread_mutex_lock(lock.mutex)
+        defer { pthread_mutex_unlock(lock.mutex) }
+        _ = H5open()
+        _ = H5Eset_auto2(blc_h5e_default(), nil, nil)
+        _ = H5Eclear2(blc_h5e_default())
+        return try body()
+    }
+
+    private final class Messages {
+        var lines: [String] = []
+    }
+
+    /// The current error stack as text, innermost cause last ("" when empty). Call with the lock held.
+    static func errorStackText() -> String {
+        let box = Messages()
+        let walker: H5E_walk2_t = { _, entry, data in
+            guard let entry, let data else { return 0 }
+            let box = Unmanaged<Messages>.fromOpaque(data).takeUnretainedValue()
+            let e = entry.pointee
+            var text = e.desc.map { String(cString: $0) } ?? ""
+            var minor = [CChar](repeating: 0, count: 256)
+            if H5Eget_msg(e.min_num, nil, &minor, minor.count) > 0 {
+                let m = String(decoding: minor.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                if !m.isEmpty { text += text.isEmpty ? m : " (\(m))" }
+            }
+            if let f = e.func_name { text += " in \(String(cString: f))" }
+            if !text.isEmpty { box.lines.append(text) }
+            return 0
+        }
+        let data = Unmanaged.passUnretained(box).toOpaque()
+        _ = H5Ewalk2(blc_h5e_default(), H5E_WALK_DOWNWARD, walker, data)
+        _ = H5Eclear2(blc_h5e_default())
+        withExtendedLifetime(box) {}
+        return box.lines.joined(separator: "; ")
+    }
+
+    /// A format error for a failed call: what was attempted plus libhdf5's own explanation.
+    static func failure(_ what: String, location: String? = nil) -> BLError {
+        let stack = errorStackText()
+        return BLError(.format, stack.isEmpty ? what : "\(what): libhdf5: \(stack)", location: location)
+    }
+
+    /// Throws `failure(what)` when an identifier call failed, else returns the identifier.
+    @discardableResult
+    static func check(_ id: hid_t, _ what: @autoclosure () -> String, location: String? = nil) throws -> hid_t {
+        if id < 0 { throw failure(what(), location: location) }
+        return id
+    }
+
+    /// Throws when a status call failed (negative herr_t / htri_t).
+    static func check(status: Int32, _ what: @autoclosure () -> String, location: String? = nil) throws {
+        if status < 0 { throw failure(what(), location: location) }
+    }
+}

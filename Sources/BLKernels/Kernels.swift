@@ -1,0 +1,147 @@
+import BLCore
+import COpenBLAS
+import Foundation
+
+/// Float32 NCHW kernels. Every fast kernel has a direct-loop oracle beside it (`...Naive`).
+///
+/// Conventions shared by every kernel:
+/// - Tensors are dense, row-major `Float` buffers passed as raw pointers with explicit dimensions.
+///   A "frame tensor" is `[F, C, H, W]` with `F = N * T` (clips of T frames, frame-major).
+/// - Kernels never allocate in their loops. Kernels that need scratch take a caller-provided buffer;
+///   a matching `...ScratchCount` function says how many floats it needs, so an engine can plan memory.
+/// - Unless a function says otherwise, outputs must not overlap inputs.
+/// - Invalid dimensions are reported as `BLError(.invalidArgument, ...)`; nothing traps.
+public enum Kernels {}
+
+/// Threading and tiling configuration for the kernels.
+///
+/// `threads` is used both for OpenBLAS (via `activate()`, which calls `openblas_set_num_threads`)
+/// and for the kernels' own loops (split with `DispatchQueue.concurrentPerform` when large enough).
+public struct KernelContext: Sendable, Equatable {
+    /// How convolutions use the threads.
+    public enum ConvParallelism: Sendable, Equatable {
+        /// OpenBLAS single-threaded; each worker takes whole tiles (im2col + GEMM + epilogue on
+        /// one core), or, when there are fewer tiles than workers, a share of the output channels.
+        case tiles
+        /// OpenBLAS threads inside every GEMM; im2col and epilogue loops split around it.
+        case blas
+    }
+
+    /// Threads for BLAS and for the kernels' own loops (>= 1).
+    public var threads: Int
+    public var convParallelism: ConvParallelism
+    /// Upper bound, in floats, of one im2col tile (the dominant part of the conv scratch).
+    public var im2colBudget: Int
+    /// Upper bound, in floats, of the GEMM result of one tile (kept small enough for the
+    /// epilogue to find it in cache).
+    public var outputTileBudget: Int
+    /// Convolutions whose output plane (OH*OW) is smaller than this are run as one GEMM over
+    /// several frames (columns of several frames side by side), so each GEMM has at least about
+    /// this many columns.
+    public var minGemmColumns: Int
+    /// Loops touching fewer elements than this stay on the calling thread.
+    public var minParallelElements: Int
+
+    public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount,
+                im2colBudget: Int = 1 << 20,
+                outputTileBudget: Int = 1 << 22,
+                minGemmColumns: Int = 160,
+                minParallelElements: Int = 1 << 15, convParallelism: ConvParallelism = .tiles) {
+        self.threads = max(1, threads)
+        self.convParallelism = convParallelism
+        self.im2colBudget = max(1, im2colBudget)
+        self.outputTileBudget = max(1, outputTileBudget)
+        self.minGemmColumns = max(1, minGemmColumns)
+        self.minParallelElements = max(1, minParallelElements)
+    }
+
+    /// Threads OpenBLAS should run: 1 with `.tiles` (the kernels parallelize around single-threaded
+    /// GEMMs), `threads` with `.blas`.
+    public var blasThreads: Int { convParallelism == .tiles ? 1 : threads }
+
+    /// Applies `blasThreads` to OpenBLAS (a process-wide setting). Call once before running kernels,
+    /// and again after switching between contexts of different parallelism.
+    public func activate() {
+        openblas_set_num_threads(Int32(clamping: blasThreads))
+    }
+
+    /// `activate()` when OpenBLAS runs another thread count (conv2d calls this itself).
+    public func ensureBLASThreads() {
+        let want = Int32(clamping: blasThreads)
+        if openblas_get_num_threads() != want { openblas_set_num_threads(want) }
+    }
+
+    /// Single-threaded context (the oracles never use threads; tests use this to compare paths).
+    public static let serial = KernelContext(threads: 1)
+}
+
+/// A raw pointer that may be captured by the parallel loop bodies. The kernels guarantee that
+/// concurrent iterations write disjoint elements.
+@usableFromInline
+struct SharedPointer<T>: @unchecked Sendable {
+    @usableFromInline let p: UnsafeMutablePointer<T>
+    @inlinable init(_ p: UnsafeMutablePointer<T>) { self.p = p }
+    @inlinable init(_ p: UnsafePointer<T>) { self.p = UnsafeMutablePointer(mutating: p) }
+}
+
+extension KernelContext {
+    /// Runs `body(lo, hi)` over disjoint chunks covering `0..<count`, on up to `threads` threads
+    /// when `work` (elements touched) is at least `minParallelElements`.
+    @inlinable
+    func parallelChunks(_ count: Int, work: Int, _ body: @Sendable (Int, Int) -> Void) {
+        let parts = min(threads, count)
+        if parts <= 1 || work < minParallelElements {
+            if count > 0 { body(0, count) }
+            return
+        }
+        DispatchQueue.concurrentPerform(iterations: parts) { part in
+            let lo = count * part / parts
+            let hi = count * (part + 1) / parts
+            if lo < hi { body(lo, hi) }
+        }
+    }
+}
+
+extension KernelContext {
+    /// Runs `body(part, lo, hi)` for `parts` disjoint chunks covering `0..<count` (on the calling
+    /// thread alone when `work` is below `minParallelElements` or only one part is possible).
+    @inlinable
+    func parallelParts(_ count: Int, parts wanted: Int, work: Int, _ body: @Sendable (Int, Int, Int) -> Void) {
+        let parts = min(wanted, count)
+        if parts <= 1 || work < minParallelElements {
+            if count > 0 { body(0, 0, count) }
+            return
+        }
+        DispatchQueue.concurrentPerform(iterations: parts) { part in
+            let lo = count * part / parts
+            let hi = count * (part + 1) / parts
+            if lo < hi { body(part, lo, hi) }
+        }
+    }
+}
+
+/// Argument checks shared by the kernels.
+enum Check {
+    static func positive(_ values: [(String, Int)], in kernel: String) throws {
+        for (name, v) in values where v <= 0 {
+            throw BLError(.invalidArgument, "\(kernel): \(name) must be positive, found \(v)")
+        }
+    }
+
+    static func nonNegative(_ values: [(String, Int)], in kernel: String) throws {
+        for (name, v) in values where v < 0 {
+            throw BLError(.invalidArgument, "\(kernel): \(name) must not be negative, found \(v)")
+        }
+    }
+
+    /// `a * b * ...` without overflow, or an error.
+    static func product(_ values: [Int], in kernel: String) throws -> Int {
+        var r = 1
+        for v in values {
+            let (m, o) = r.multipliedReportingOverflow(by: v)
+            if o { throw BLError(.invalidArgument, "\(kernel): tensor size overflows (\(values))") }
+            r = m
+        }
+        return r
+    }
+}
