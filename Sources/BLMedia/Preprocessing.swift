@@ -4,6 +4,12 @@ import Foundation
 /// The reference evaluation preprocessing of bLVNet-TAM (`test.py` with one clip and one crop):
 /// `VideoDataSet` uniform fixed-offset sampling, `GroupScale(scale)`, `GroupCenterCrop(crop)`,
 /// `Stack`, `ToTorchFormatTensor`, `GroupNormalize(mean, std)`.
+///
+/// Checked to the bit against the reference's output for PNG and JPEG frames (scale 224 and 256).
+/// Where the reference cannot go, this goes further on purpose: the reference loads frames without
+/// `convert("RGB")`, so only RGB frames work there, while every PNG/JPEG colour type is converted
+/// here as `convert("RGB")` would; and sampled frames of different sizes are refused here although
+/// the reference would scale each on its own.
 public struct Preprocessing: Sendable {
     /// T, the number of frames sampled per clip (the reference's `groups`).
     public var frames: Int
