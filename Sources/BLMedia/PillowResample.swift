@@ -153,10 +153,11 @@ public enum PillowResample {
                             let lo = t.first[y], n = t.count[y], kb = y * t.taps
                             for i in 0..<rowLen { a[i] = half }
                             // Integer sums are exact, so accumulating row by row equals Pillow's per-pixel order.
+                            guard let ap = a.baseAddress, let sp0 = src.baseAddress else { return }
                             for j in 0..<n {
                                 let w = k[kb + j]
-                                let s = (lo + j) * rowLen
-                                for i in 0..<rowLen { a[i] &+= Int32(src[s + i]) &* w }
+                                let sp = sp0 + (lo + j) * rowLen
+                                for i in 0..<rowLen { ap[i] &+= Int32(truncatingIfNeeded: sp[i]) &* w }
                             }
                             let d = y * rowLen
                             for i in 0..<rowLen { dst[d + i] = clip8(a[i]) }
