@@ -1,0 +1,65 @@
+import BLCore
+import Foundation
+
+/// A folder of video frames named by 1-based frame number: `00001.png`, `00002.png`, ...
+/// (any number of digits; `.png`, `.jpg` or `.jpeg`, any letter case).
+public struct FrameFolder: Sendable {
+    public let path: String
+    /// `files[k]` is the path of frame number `k + 1`.
+    public let files: [String]
+
+    public var frameCount: Int { files.count }
+
+    /// Lists the frames. Errors: the folder is missing or not a folder, holds no frames, mixes
+    /// PNG and JPEG frames, numbers a frame twice (`1.png` and `0001.png`), has a frame 0, or skips
+    /// a number. Other files are ignored.
+    public init(path: String) throws {
+        self.path = path
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+            throw BLError(.io, "frame folder does not exist", file: path)
+        }
+        guard isDir.boolValue else {
+            throw BLError(.io, "expected a folder of frames, found a file", file: path)
+        }
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: path)
+        } catch {
+            throw BLError(.io, "cannot list frame folder: \(error.localizedDescription)", file: path)
+        }
+        var byNumber: [Int: String] = [:]
+        var kinds = Set<String>()
+        for name in names.sorted() {
+            guard let dot = name.lastIndex(of: ".") else { continue }
+            let stem = name[..<dot]
+            let ext = name[name.index(after: dot)...].lowercased()
+            guard ["png", "jpg", "jpeg"].contains(ext), !stem.isEmpty, stem.count <= 9,
+                  stem.allSatisfy({ $0.isASCII && $0.isNumber }), let number = Int(stem) else { continue }
+            kinds.insert(ext == "png" ? "PNG" : "JPEG")
+            if let other = byNumber[number] {
+                throw BLError(.invalidArgument, "frame \(number) appears twice: \(other) and \(name)", file: path)
+            }
+            byNumber[number] = name
+        }
+        guard !byNumber.isEmpty else {
+            throw BLError(.invalidArgument, "no frames found (expected files named 00001.png, 00002.png, ... or .jpg)", file: path)
+        }
+        if kinds.count > 1 {
+            throw BLError(.invalidArgument, "the folder mixes PNG and JPEG frames; keep one format", file: path)
+        }
+        if let zero = byNumber[0] {
+            throw BLError(.invalidArgument, "found frame number 0 (\(zero)): frames are numbered from 1 (00001.png, ...) as the reference loads them", file: path)
+        }
+        let count = byNumber.keys.max() ?? 0
+        var files: [String] = []
+        files.reserveCapacity(count)
+        for n in 1...count {
+            guard let name = byNumber[n] else {
+                throw BLError(.invalidArgument, "frame \(n) is missing: frames must be numbered 1...\(count) without gaps", file: path)
+            }
+            files.append((path as NSString).appendingPathComponent(name))
+        }
+        self.files = files
+    }
+}
