@@ -113,6 +113,6 @@ func now() -> Double {
 /// Peak resident set size of this process, in bytes.
 func peakRSS() -> Int {
     var u = rusage()
-    getrusage(RUSAGE_SELF, &u)
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u)
     return Int(u.ru_maxrss) * 1024
 }

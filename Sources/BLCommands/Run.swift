@@ -90,19 +90,23 @@ struct Run: ParsableCommand {
         var text = ""
         if let idx = o.indices { text += "frames used: \(idx.map(String.init).joined(separator: " "))\n" }
         for s in 0..<n {
-            let row = values[(s * k)..<((s + 1) * k)]
-            let probs = Ranking.softmax(row)
-            let best = Ranking.topK(row, min(top, k))
-            text += n > 1 ? "sample \(s):\n" : ""
+            let row: ArraySlice<Float> = values[(s * k)..<((s + 1) * k)]
+            let probs: [Double] = Ranking.softmax(row)
+            let best: [Int] = Ranking.topK(row, min(top, k))
+            if n > 1 { text += "sample \(s):\n" }
             var items: [JSON] = []
             for (rank, c) in best.enumerated() {
-                let name = o.names?[c]
-                text += "  \(rank + 1). " + Format.pad(name ?? "class \(c)", 40) + " " + Format.fixed(probs[c] * 100, 2) + "%  (logit " + Format.fixed(Double(row[row.startIndex + c]), 4) + ")\n"
-                var item: [(String, JSON)] = [("class", .int(Int64(c))), ("probability", .double(probs[c])), ("logit", .double(Double(row[row.startIndex + c])))]
-                if let name { item.append(("label", .string(name))) }
-                items.append(.object(item))
+                let name: String? = o.names?[c]
+                let logit = Double(row[row.startIndex + c])
+                var line = "  \(rank + 1). " + Format.pad(name ?? "class \(c)", 40)
+                line += " " + Format.fixed(probs[c] * 100, 2) + "%  (logit " + Format.fixed(logit, 4) + ")\n"
+                text += line
+                var item: [(String, JSON)] = [("class", JSON.int(Int64(c))), ("probability", JSON.double(probs[c])),
+                                              ("logit", JSON.double(logit))]
+                if let name { item.append(("label", JSON.string(name))) }
+                items.append(JSON.object(item))
             }
-            samples.append(.object([("sample", .int(Int64(s))), ("top", .array(items))]))
+            samples.append(JSON.object([("sample", JSON.int(Int64(s))), ("top", JSON.array(items))]))
         }
         if json.json {
             var obj: [(String, JSON)] = [("model", .string(model.model)), ("input", .string(input)),

@@ -8,17 +8,23 @@ import Darwin
 
 /// Output helpers shared by the subcommands.
 enum Console {
-    static func out(_ s: String) {
-        var s = s
-        if !s.hasSuffix("\n") { s += "\n" }
-        s.withCString { p in _ = fputs(p, stdout) }
-    }
+    static func out(_ s: String) { writeAll(1, s) }
 
-    static func err(_ s: String) {
+    static func err(_ s: String) { writeAll(2, s) }
+
+    /// Writes the whole text (plus a final newline) to a file descriptor, retrying short writes.
+    private static func writeAll(_ fd: Int32, _ s: String) {
         var s = s
         if !s.hasSuffix("\n") { s += "\n" }
-        s.withCString { p in _ = fputs(p, stderr) }
-        fflush(stderr)
+        var bytes = Array(s.utf8)
+        bytes.withUnsafeMutableBytes { buf in
+            var off = 0
+            while off < buf.count {
+                let n = write(fd, buf.baseAddress! + off, buf.count - off)
+                if n <= 0 { if errno == EINTR { continue }; return }
+                off += n
+            }
+        }
     }
 
     static var stderrIsTerminal: Bool { isatty(2) != 0 }
