@@ -9,8 +9,7 @@ struct Bench: ParsableCommand {
         abstract: "Measure time per clip, achieved GFLOP/s and memory on random input.",
         discussion: """
         Runs --warmup runs, then --runs timed runs of --clips clips of the given size, and reports the
-        median and minimum time per clip, GFLOP/s (2 x conv+linear multiply-accumulates from the IR /
-        time), the planned activation arena and the process's peak RSS. --profile adds time per op kind.
+        median and minimum time per clip, GFLOP/s (2 x multiply-accumulates from the IR / time), the planned activation arena and the process's peak RSS. --profile adds time per op kind.
 
         Examples:
           blconvert bench r50.blc --input 224x224 --threads 2 --runs 10
@@ -74,7 +73,7 @@ struct Bench: ParsableCommand {
             Console.progress("")
             let prof = profile ? try engine.profile(clip) : [:]
             let plan = try engine.memoryPlan(batch: clips, height: input.height, width: input.width)
-            return (times, cost.convMACs + cost.linearMACs, plan, prof, BLVNetDescription.short(c))
+            return (times, cost.totalMACs, plan, prof, BLVNetDescription.short(c))
         }
         let sorted = r.times.sorted()
         let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2

@@ -7,9 +7,9 @@ struct GraphCommand: ParsableCommand {
         commandName: "graph",
         abstract: "Show the graph IR: per node the op, output shape, parameters, multiply-accumulates and activation bytes.",
         discussion: """
-        Counts come from the IR for one clip (or --batch clips) of the given input size. Totals count
-        convolution + linear multiply-accumulates (the paper's "GFLOPs"), TAM multiply-adds separately,
-        parameters, and activation memory (sum over nodes and the peak live at once).
+        Counts come from the IR for one clip (or --batch clips) of the given input size. total_macs counts
+        every convolution (the TAM's depthwise 1x1 convolutions included) and the linear layer: the
+        paper's "GFLOPs". Also: parameters, and activation memory (sum over nodes and the peak live at once).
 
         Examples:
           blconvert graph r50.blc --input 224x224
@@ -68,11 +68,11 @@ struct GraphCommand: ParsableCommand {
                 ("input", .object([("batch", .int(Int64(batch))), ("height", .int(Int64(input.height))), ("width", .int(Int64(input.width)))])),
                 ("nodes", .array(nodes)),
                 ("totals", .object([
-                    ("total_macs", .int(Int64(cost.convMACs + cost.linearMACs))),
+                    ("total_macs", .int(Int64(cost.totalMACs))),
                     ("conv_macs", .int(Int64(cost.convMACs))),
                     ("linear_macs", .int(Int64(cost.linearMACs))),
                     ("tam_macs", .int(Int64(cost.tamMACs))),
-                    ("total_flops", .int(Int64(2 * (cost.convMACs + cost.linearMACs)))),
+                    ("total_flops", .int(Int64(2 * cost.totalMACs))),
                     ("parameters", .int(Int64(cost.parameters))),
                     ("activation_bytes_total", .int(Int64(cost.totalActivationBytes))),
                     ("activation_bytes_peak", .int(Int64(cost.peakActivationBytes))),
@@ -83,10 +83,11 @@ struct GraphCommand: ParsableCommand {
         }
         var s = g.textDump(height: input.height, width: input.width)
         if !s.hasSuffix("\n") { s += "\n" }
-        let gmacs = Double(cost.convMACs + cost.linearMACs) / 1e9
+        let gmacs = Double(cost.totalMACs) / 1e9
         s += "\ninput \(batch)x\(loaded.config.frames * loaded.config.inputChannels)x\(input.height)x\(input.width) (T = \(loaded.config.frames))\n"
-        s += "conv + linear: \(Format.fixed(gmacs, 3)) G multiply-accumulates (\(Format.fixed(2 * gmacs, 3)) GFLOP)"
-        s += ", TAM: \(Format.fixed(Double(cost.tamMACs) / 1e6, 2)) M\n"
+        s += "multiply-accumulates: \(Format.fixed(gmacs, 3)) G (\(Format.fixed(2 * gmacs, 3)) GFLOP): convolutions "
+        s += "\(Format.fixed(Double(cost.convMACs) / 1e9, 3)) G, TAM depthwise 1x1 \(Format.fixed(Double(cost.tamMACs) / 1e9, 3)) G, "
+        s += "linear \(Format.fixed(Double(cost.linearMACs) / 1e9, 3)) G\n"
         s += "parameters: \(Format.grouped(cost.parameters))\n"
         s += "activations: \(Format.bytes(cost.totalActivationBytes)) in all, \(Format.bytes(cost.peakActivationBytes)) live at the peak\n"
         Console.out(s)

@@ -59,16 +59,23 @@ struct Import: ParsableCommand {
     func run() throws {
         let start = now()
         let storeAs = DType(userName: dtype) ?? .float32
+        var stages: [(String, Double)] = []
+        func stage(_ name: String, _ t0: Double) { stages.append((name, now() - t0)) }
         let (pkg, tensorCount, format) = try reportingErrors { () -> (ModelPackage, Int, String) in
+            var t = now()
             Console.progress("reading \(checkpoint)")
             let (model, ck) = try ModelLoader.importCheckpoint(checkpoint, frames: frames)
+            stage("read_and_map", t); t = now()
             Console.progress("hashing source")
             let source = try ModelPackage.Source.of(file: checkpoint)
+            stage("sha256", t); t = now()
             Console.progress("building package")
             let pkg = try ModelPackage(importing: model, optimize: !noOptimize, dtype: storeAs, source: source,
                                        toolVersion: BLConvertVersion.string)
+            stage("passes", t); t = now()
             Console.progress("writing \(output)")
             try pkg.write(to: output, overwrite: force)
+            stage("write", t)
             Console.progress("")
             return (pkg, ck.tensors.count, ck.format.rawValue)
         }
@@ -87,6 +94,7 @@ struct Import: ParsableCommand {
                 ("dtype", .string(storeAs.torchName)),
                 ("optimized", .bool(!noOptimize)),
                 ("seconds", .double(seconds)),
+                ("stage_seconds", .object(stages.map { ($0.0, .double($0.1)) })),
             ]).serialized(indent: 2))
         } else {
             Console.out("""
