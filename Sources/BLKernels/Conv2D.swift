@@ -1,5 +1,6 @@
 import BLCore
 import COpenBLAS
+import Foundation
 
 /// Geometry of a 2-D convolution (PyTorch `nn.Conv2d` without dilation).
 public struct Conv2DParams: Sendable, Equatable, CustomStringConvertible {
@@ -55,6 +56,20 @@ public struct Conv2DParams: Sendable, Equatable, CustomStringConvertible {
 
     var isPointwiseStride1: Bool {
         kernelH == 1 && kernelW == 1 && strideH == 1 && strideW == 1 && padH == 0 && padW == 0
+    }
+}
+
+/// Hands out tile indices 0, 1, 2, ... to the workers of one convolution.
+final class TileCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+
+    func take(below limit: Int) -> Int? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard value < limit else { return nil }
+        value += 1
+        return value - 1
     }
 }
 
@@ -202,10 +217,13 @@ extension Kernels {
         let base = scratch ?? output
         if plan.slots > 1 {
             // Workers take whole tiles: im2col, single-threaded GEMM and epilogue stay on one core.
+            // Tiles are handed out one at a time, so a worker slowed by other load does not hold
+            // the others up.
             let ss = SharedPointer(base)
-            context.parallelParts(plan.tileCount, parts: plan.slots, work: work) { part, lo, hi in
+            let next = TileCounter()
+            context.parallelParts(plan.slots, parts: plan.slots, work: work) { part, _, _ in
                 let col = ss.p + part * plan.slotCount
-                for i in lo..<hi {
+                while let i = next.take(below: plan.tileCount) {
                     let t = plan.tile(i)
                     let (b, ldb) = prepareTile(t, UnsafePointer(xs.p), height: height, width: width, p: p, plan: plan,
                                                col: col, context: .serial)

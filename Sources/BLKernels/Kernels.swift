@@ -15,8 +15,14 @@ public enum Kernels {}
 
 /// Threading and tiling configuration for the kernels.
 ///
-/// `threads` is used both for OpenBLAS (via `activate()`, which calls `openblas_set_num_threads`)
-/// and for the kernels' own loops (split with `DispatchQueue.concurrentPerform` when large enough).
+/// `threads` workers run the kernels' own loops (split with `DispatchQueue.concurrentPerform`
+/// when large enough). With the default `.tiles` parallelism OpenBLAS runs single-threaded and
+/// each convolution worker takes whole GEMM tiles; with `.blas` OpenBLAS runs `threads` threads
+/// inside each GEMM. `conv2d` sets OpenBLAS's (process-wide) thread count to match its context;
+/// `activate()` does it explicitly (e.g. before `linear`).
+///
+/// Measured on this 2-core machine (bLVNet-TAM-50 clip, 71 convolutions): `.tiles` ran within
+/// about 8% of the bare SGEMM time, `.blas` about 19% above it.
 public struct KernelContext: Sendable, Equatable {
     /// How convolutions use the threads.
     public enum ConvParallelism: Sendable, Equatable {

@@ -20,21 +20,23 @@ struct KernelBenchmarks {
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 
-    /// Best wall time of `a` and of `b` over interleaved repetitions (the machine is shared:
-    /// interleaving keeps the two figures comparable).
+    /// Best time of `a` and of `b` over `reps` runs each, all runs of `a` first. (Not interleaved:
+    /// after a multi-threaded SGEMM, OpenBLAS's idle threads keep spinning for a while and would
+    /// slow whatever runs next.)
     static func bestSeconds(reps: Int, _ a: () throws -> Void, _ b: () throws -> Void) rethrows -> (Double, Double) {
-        func time(_ f: () throws -> Void) rethrows -> Double {
-            let t0 = now()
-            try f()
-            return now() - t0
+        func best(_ f: () throws -> Void) rethrows -> Double {
+            try f()  // warm-up
+            var t = Double.infinity
+            for _ in 0..<reps {
+                let t0 = now()
+                try f()
+                t = min(t, now() - t0)
+            }
+            return t
         }
-        try a()
-        try b()  // warm-up
-        var ta = Double.infinity, tb = Double.infinity
-        for _ in 0..<reps {
-            ta = min(ta, try time(a))
-            tb = min(tb, try time(b))
-        }
+        let ta = try best(a)
+        let tb = try best(b)
+        usleep(300_000)  // let OpenBLAS's threads go idle
         return (ta, tb)
     }
 
@@ -156,31 +158,56 @@ struct KernelBenchmarks {
         var ctx = KernelContext(threads: threads)
         if env["BLCONVERT_BENCH_MODE"] == "blas" { ctx.convParallelism = .blas }
         let reps = Int(env["BLCONVERT_BENCH_REPS"] ?? "") ?? 3
-        var rng = KernelRNG(11)
-        var macs = 0.0, tConvSum = 0.0, tGemmSum = 0.0, count = 0
-        for (frames, c, k, ks, s, hw, n) in Self.blvnet50Convolutions {
+        func best(_ f: () throws -> Void) rethrows -> Double {
+            try f()
+            var t = Double.infinity
+            for _ in 0..<reps {
+                let t0 = Self.now()
+                try f()
+                t = min(t, Self.now() - t0)
+            }
+            return t
+        }
+        // All convolutions first, then all bare SGEMMs (OpenBLAS's threads spin for a while after
+        // a multi-threaded call and would slow the kernels' own workers).
+        var tConv: [Double] = [], tGemm: [Double] = []
+        ctx.activate()
+        for (frames, c, k, ks, s, hw, _) in Self.blvnet50Convolutions {
+            var rng = KernelRNG(UInt64(c * 7 + k))
             let p = Conv2DParams(inChannels: c, outChannels: k, kernel: (ks, ks), stride: (s, s), padding: (ks / 2, ks / 2))
             let (oh, ow) = try p.outputSize(height: hw, width: hw)
             let x = rng.array(frames * c * hw * hw), w = rng.array(p.weightCount), b = rng.array(k)
             var out = [Float](repeating: 0, count: frames * k * oh * ow)
             let need = try Kernels.conv2dScratchCount(p, frames: frames, height: hw, width: hw, context: ctx)
             var scratch = [Float](repeating: 0, count: max(need, 1))
-            let gk = c * ks * ks, gn = frames * oh * ow
-            let bMat = rng.array(gk * gn)
-            var cMat = [Float](repeating: 0, count: k * gn)
-            ctx.activate()
-            let (tConv, tGemm) = try Self.bestSeconds(reps: reps, {
+            tConv.append(try best {
                 try Kernels.conv2d(x, frames: frames, height: hw, width: hw, weight: w, bias: b, params: p,
                                    relu: true, output: &out, scratch: &scratch, scratchCount: need, context: ctx)
-            }, {
-                openblas_set_num_threads(Int32(threads))
-                defer { ctx.activate() }
+            })
+        }
+        openblas_set_num_threads(Int32(threads))
+        for (frames, c, k, ks, s, hw, _) in Self.blvnet50Convolutions {
+            var rng = KernelRNG(UInt64(c * 7 + k))
+            let oh = (hw + 2 * (ks / 2) - ks) / s + 1
+            let gk = c * ks * ks, gn = frames * oh * oh
+            let w = rng.array(k * gk), bMat = rng.array(gk * gn)
+            var cMat = [Float](repeating: 0, count: k * gn)
+            tGemm.append(best {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(k), Int32(gn), Int32(gk),
                             1, w, Int32(gk), bMat, Int32(gn), 0, &cMat, Int32(gn))
             })
-            macs += Double(n * p.weightCount * oh * ow * frames)
-            tConvSum += Double(n) * tConv
-            tGemmSum += Double(n) * tGemm
+        }
+        ctx.activate()
+        var macs = 0.0, tConvSum = 0.0, tGemmSum = 0.0, count = 0
+        for (i, (frames, c, k, ks, s, hw, n)) in Self.blvnet50Convolutions.enumerated() {
+            let oh = (hw + 2 * (ks / 2) - ks) / s + 1
+            if env["BLCONVERT_BENCH_DETAIL"] == "1" {
+                print(String(format: "  %2d x F%-2d %4d->%-4d k%d s%d @%-3d  conv %7.2f ms  SGEMM %7.2f ms  ratio %.2f",
+                             n, frames, c, k, ks, s, hw, tConv[i] * 1e3, tGemm[i] * 1e3, tConv[i] / tGemm[i]))
+            }
+            macs += Double(n * k * c * ks * ks * oh * oh * frames)
+            tConvSum += Double(n) * tConv[i]
+            tGemmSum += Double(n) * tGemm[i]
             count += n
         }
         print(String(format: "bLVNet-TAM-50 f8x2 clip at 224: %d convolutions, %.3f G MAC; conv2d %.1f ms (%.1f GFLOP/s), "
@@ -235,5 +262,32 @@ struct KernelBenchmarks {
         }))
         print(lines.joined(separator: "\n"))
         #expect(lines.count == 7)
+    }
+
+    /// Small convolutions back to back: how much the worker hand-off costs.
+    @Test func smallConvolutionScaling() throws {
+        var rng = KernelRNG(17)
+        var lines: [String] = []
+        for (c, k, ks, hw) in [(256, 1024, 1, 7), (1024, 256, 1, 7), (128, 128, 3, 14), (64, 256, 1, 28)] {
+            let p = Conv2DParams(inChannels: c, outChannels: k, kernel: (ks, ks), padding: (ks / 2, ks / 2))
+            let frames = 8
+            let x = rng.array(frames * c * hw * hw), w = rng.array(p.weightCount), b = rng.array(k)
+            var out = [Float](repeating: 0, count: frames * k * hw * hw)
+            var line = "\(p) @\(hw):"
+            for ctx in [KernelContext(threads: 1), KernelContext(threads: 2),
+                        KernelContext(threads: 2, convParallelism: .blas)] {
+                let need = try Kernels.conv2dScratchCount(p, frames: frames, height: hw, width: hw, context: ctx)
+                var scratch = [Float](repeating: 0, count: max(need, 1))
+                ctx.activate()
+                let (t, _) = try Self.bestSeconds(reps: 50, {
+                    try Kernels.conv2d(x, frames: frames, height: hw, width: hw, weight: w, bias: b, params: p,
+                                       relu: true, output: &out, scratch: &scratch, scratchCount: need, context: ctx)
+                }, {})
+                line += String(format: "  %d thr %@ %.3f ms", ctx.threads, "\(ctx.convParallelism)" as NSString, t * 1e3)
+            }
+            lines.append(line)
+        }
+        print(lines.joined(separator: "\n"))
+        #expect(lines.count == 4)
     }
 }

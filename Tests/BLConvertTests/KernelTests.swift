@@ -43,6 +43,7 @@ struct ConvCase: CustomStringConvertible {
         KernelContext(threads: 2, im2colBudget: 64, minGemmColumns: 1, minParallelElements: 1, convParallelism: .blas),
         KernelContext(threads: 1, im2colBudget: 600, minGemmColumns: 1),                           // few-row tiles
         KernelContext(threads: 3, im2colBudget: 600, minGemmColumns: 1, minParallelElements: 1),   // uneven parts
+        KernelContext(threads: 2, outputTileBudget: 100, minGemmColumns: 1, minParallelElements: 1), // row tiles, also 1x1
         KernelContext(threads: 2, im2colBudget: 1 << 22, minGemmColumns: 1 << 20, minParallelElements: 1), // frames batched
         KernelContext(threads: 2, im2colBudget: 1 << 22, minGemmColumns: 1 << 20, minParallelElements: 1,
                       convParallelism: .blas),
