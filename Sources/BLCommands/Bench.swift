@@ -8,8 +8,10 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure time per clip, achieved GFLOP/s and memory on random input.",
         discussion: """
-        Runs --warmup runs, then --runs timed runs of --clips clips of the given size, and reports the
-        median and minimum time per clip, GFLOP/s (2 x multiply-accumulates from the IR / time), the planned activation arena and the process's peak RSS. --profile adds time per op kind.
+        Runs --warmup runs, then --runs timed runs of --clips clips of the given
+        size, and reports the median and minimum time per clip, GFLOP/s
+        (2 x multiply-accumulates from the IR / time), the planned activation arena
+        and the process's peak RSS. --profile adds the time per op kind of one run.
 
         Examples:
           blconvert bench r50.blc --input 224x224 --threads 2 --runs 10
@@ -31,7 +33,7 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "Untimed warm-up runs.")
     var warmup: Int = 1
 
-    @Flag(name: .long, help: "Time per op kind and the ten slowest nodes.")
+    @Flag(name: .long, help: "Also time one run per op kind.")
     var profile = false
 
     @OptionGroup var threads: ThreadOptions

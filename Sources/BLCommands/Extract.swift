@@ -6,11 +6,12 @@ struct Extract: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write every tensor of a checkpoint to a safetensors file (the plain .pth -> safetensors conversion).",
         discussion: """
-        Works on any supported file, model or not. Each tensor is written contiguous, in its own dtype,
-        under its dotted path in the file (state_dict.module.conv1.weight, nested.a.b.0). The non-tensor
-        entries (epoch, arch, optimizer settings, HDF5 attributes) go into __metadata__ as JSON text, with
-        blconvert.source and blconvert.format. The output is written to a temporary file and renamed, so a
-        failure leaves nothing behind.
+        Works on any supported file, model or not. Each tensor is written contiguous,
+        in its own dtype, under its dotted path in the file
+        (state_dict.module.conv1.weight, nested.a.b.0). The non-tensor entries (epoch,
+        arch, optimizer settings, HDF5 attributes) go into __metadata__ as JSON text,
+        with blconvert.source and blconvert.format. The output is written to a
+        temporary file and renamed, so a failure leaves nothing behind.
 
         Example:
           blconvert extract train.pth.tar -o train.safetensors

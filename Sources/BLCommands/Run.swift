@@ -13,17 +13,20 @@ struct Run: ParsableCommand {
         abstract: "Predict the action classes of a clip: a folder of frames or a clip tensor file.",
         discussion: """
         INPUT is one of:
-          - a folder of frames 00001.jpg/.png, ...: preprocessed exactly as the reference evaluation does
-            (T frames by uniform fixed-offset sampling, shorter side resized to --scale with PIL's
-            antialiasing bilinear filter, centre crop 224, /255, ImageNet mean/std);
-          - a .safetensors file with a tensor `input` (or a single tensor) [N, T*C, H, W];
-          - a .npy file [N, T*C, H, W] float32.
+          - a folder of frames 00001.jpg/.png, ...: preprocessed exactly as the
+            reference evaluation does (T frames by uniform fixed-offset sampling,
+            shorter side resized to --scale with PIL's antialiasing bilinear filter,
+            centre crop 224, /255, ImageNet mean/std);
+          - a .safetensors file with a tensor `input` (or a single tensor)
+            [N, T*C, H, W];
+          - a .npy file [N, T*C, H, W] (little-endian float32, C order).
         Prints the top-K classes of each sample with softmax probabilities.
 
         Examples:
           blconvert run r50.blc video_frames/ --top 5 --labels labels.txt
           blconvert run r50.blc clip.npy --json
-          blconvert run r50.blc frames/ --output result.safetensors   (logits and the model input)
+          blconvert run r50.blc frames/ --output result.safetensors
+            (also writes the logits and the model input)
         """
     )
 
@@ -74,7 +77,12 @@ struct Run: ParsableCommand {
             let engine = try Engine(graph: loaded.graph, weights: loaded.weights, context: threads.context)
             Console.progress("running")
             let t0 = now()
-            let logits = try engine.run(clip)
+            let logits: Tensor
+            do {
+                logits = try engine.run(clip)
+            } catch let e as BLError {
+                throw e.inFile(input)
+            }
             Console.progress("")
             return Outcome(logits: logits, input: clip, names: names, indices: indices, seconds: now() - t0)
         }

@@ -7,13 +7,16 @@ struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run reference clips through the Swift model and prove numerical parity with PyTorch.",
         discussion: """
-        Each CLIP is a safetensors file holding `input` [N, T*C, H, W] and the reference output
-        `logits_f64` (else `logits`), optionally `act.<module>` intermediate outputs (written by
-        tools/export_reference.py). Per clip and sample it reports the max abs error, the max relative
-        error max|swift - ref| / max|ref|, the cosine similarity and whether the top-1 and top-5 classes
-        agree. A clip passes when max|swift - ref| <= atol + rtol * max|ref| (for the logits and every
-        intermediate compared). When an intermediate diverges, the first diverging reference module is
-        named.
+        Each CLIP is a safetensors file holding `input` [N, T*C, H, W] and the
+        reference output `logits_f64` (else `logits`), optionally `act.<module>`
+        intermediate outputs (written by tools/export_reference.py). Per clip and
+        sample it reports the max abs error, the max relative error
+        max|swift - ref| / max|ref|, the cosine similarity and whether the top-1 and
+        top-5 classes agree. A clip passes when max|swift - ref| <= atol + rtol *
+        max|ref| (for the logits and every intermediate compared). When an
+        intermediate diverges, the first diverging reference module is named.
+        Modules an optimized package folded away are listed as not compared; a
+        package imported with --no-optimize compares them all.
 
         Exit status: 0 every clip passes, 1 some clip fails, 2 bad input.
 
