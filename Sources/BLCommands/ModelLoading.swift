@@ -56,14 +56,17 @@ enum ModelLoader {
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
     }
 
-    /// Imports a checkpoint (not optimized: the caller decides). T comes from `frames`, else the
-    /// checkpoint's `arch`, else the file's own name (not the folders above it).
+    /// Imports a checkpoint (not optimized: the caller decides). T, which decides the computation,
+    /// comes from `frames`, else the checkpoint's `arch`, else the file's own name (never from the
+    /// folders above it); the informational beta may also come from the folder name.
     static func importCheckpoint(_ path: String, frames: Int?) throws -> (ImportedModel, Checkpoint) {
         let ck = try Checkpoint.open(path: path)
         let arch = ck.entry("arch")?.stringValue
+        let t = frames ?? arch.flatMap { BLVNetNameHints($0).frames } ?? BLVNetNameHints(path.lastPathComponent).frames
         do {
             let model = try BLVNetImporter.importModel(tensors: ck.tensors.map { (name: $0.path, tensor: $0.tensor) },
-                                                       frames: frames, sourceName: path.lastPathComponent, arch: arch)
+                                                       frames: t, sourceName: t == nil ? path.lastPathComponent : path,
+                                                       arch: arch)
             return (model, ck)
         } catch let e as BLError {
             throw e.inFile(path)
