@@ -100,7 +100,7 @@ struct Bench: ParsableCommand {
             if profile {
                 obj.append(("profile_seconds_by_op", .object(profSorted.map { ($0.key, .double($0.value)) })))
             }
-            Console.out(JSON.object(obj).serialized(indent: 2))
+            Console.out(JSON.object(obj).strictJSONText)
             return
         }
         var s = "model: \(model.model) (\(r.config))\n"

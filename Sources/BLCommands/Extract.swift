@@ -32,6 +32,7 @@ struct Extract: ParsableCommand {
 
     func run() throws {
         let result = try reportingErrors { () -> Extractor.Result in
+            try checkNotAnInput(output, option: "--output", inputs: [file])
             let ck = try Checkpoint.open(path: file)
             return try Extractor.extract(ck, sourceName: file.lastPathComponent, to: output)
         }
@@ -41,7 +42,7 @@ struct Extract: ParsableCommand {
                 ("tensor_count", .int(Int64(result.tensorCount))),
                 ("tensor_bytes", .int(Int64(result.bytes))),
                 ("metadata_entries", .int(Int64(result.metadataEntries))),
-            ]).serialized(indent: 2))
+            ]).strictJSONText)
         } else {
             Console.out("wrote \(output): \(result.tensorCount) tensors, \(Format.bytes(result.bytes)), \(result.metadataEntries) metadata entries")
         }

@@ -79,7 +79,7 @@ struct GraphCommand: ParsableCommand {
                     ("activation_bytes_peak", .int(Int64(cost.peakActivationBytes))),
                     ("node_count", .int(Int64(g.nodes.count))),
                 ])),
-            ]).serialized(indent: 2))
+            ]).strictJSONText)
             return
         }
         var s = g.textDump(height: input.height, width: input.width)

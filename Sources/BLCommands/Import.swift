@@ -109,7 +109,7 @@ struct Import: ParsableCommand {
                 ("optimized", .bool(!noOptimize)),
                 ("seconds", .double(seconds)),
                 ("stage_seconds", .object(stages.map { ($0.0, .double($0.1)) })),
-            ]).serialized(indent: 2))
+            ]).strictJSONText)
         } else {
             Console.out("""
             imported \(checkpoint) (\(format), \(tensorCount) tensors)

@@ -29,7 +29,7 @@ struct Inspect: ParsableCommand {
     func run() throws {
         let ck = try reportingErrors { try Checkpoint.open(path: file) }
         if output.json {
-            Console.out(Self.json(ck, listTensors: !summary).serialized(indent: 2))
+            Console.out(Self.json(ck, listTensors: !summary).strictJSONText)
         } else {
             Console.out(Self.text(ck, listTensors: !summary))
         }

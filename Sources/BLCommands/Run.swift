@@ -58,6 +58,7 @@ struct Run: ParsableCommand {
     func run() throws {
         struct Outcome { var logits: Tensor; var input: Tensor; var names: [String]?; var indices: [Int]?; var seconds: Double }
         let o = try reportingErrors { () -> Outcome in
+            if let output { try checkNotAnInput(output, option: "--output", inputs: [input, model.model] + (labels.map { [$0] } ?? [])) }
             let loaded = try ModelLoader.load(model)
             let names = try labels.map { try Self.readLabels($0, classes: loaded.config.numClasses) }
             var indices: [Int]? = nil
@@ -121,7 +122,7 @@ struct Run: ParsableCommand {
                                          ("input_shape", .array(o.input.shape.map { .int(Int64($0)) })),
                                          ("seconds", .double(o.seconds)), ("samples", .array(samples))]
             if let idx = o.indices { obj.append(("frames", .array(idx.map { .int(Int64($0)) }))) }
-            Console.out(JSON.object(obj).serialized(indent: 2))
+            Console.out(JSON.object(obj).strictJSONText)
         } else {
             Console.out(text + "(\(Format.fixed(o.seconds, 3)) s)")
         }

@@ -191,3 +191,33 @@ func writeFileAtomically(_ text: String, to path: String) throws {
         throw BLError(.io, "cannot write: \(String(cString: strerror(errno)))", file: path)
     }
 }
+
+extension JSON {
+    /// The same value with NaN and infinities as the strings "NaN", "Infinity" and "-Infinity",
+    /// which strict JSON parsers (jq, browsers) accept; the numbers themselves are not JSON.
+    var strict: JSON {
+        switch self {
+        case .double(let d) where !d.isFinite:
+            return .string(d.isNaN ? "NaN" : d > 0 ? "Infinity" : "-Infinity")
+        case .array(let xs): return .array(xs.map(\.strict))
+        case .object(let items): return .object(items.map { ($0.0, $0.1.strict) })
+        default: return self
+        }
+    }
+
+    /// What `--json` prints: strict JSON, indented.
+    var strictJSONText: String { strict.serialized(indent: 2) }
+}
+
+/// Whether two paths name the same existing file (same device and inode), however spelled.
+func sameFile(_ a: String, _ b: String) -> Bool {
+    var sa = stat(), sb = stat()
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino
+}
+
+/// Refuses an output path that names one of the inputs (it would be replaced).
+func checkNotAnInput(_ output: String, option: String, inputs: [String]) throws {
+    if let input = inputs.first(where: { sameFile(output, $0) }) {
+        throw BLError(.invalidArgument, "\(option) names the input \(input); it would be overwritten", file: output)
+    }
+}

@@ -59,6 +59,7 @@ struct Verify: ParsableCommand {
         let options = VerifyOptions(rtol: rtol, atol: atol, requireTop5: requireTop5, compareActivations: !noActivations)
         var results: [ClipResult] = []
         try reportingErrors {
+            if let junit { try checkNotAnInput(junit, option: "--junit", inputs: clips + [model.model]) }
             let loaded = try ModelLoader.load(model)
             let engine = try Engine(graph: loaded.graph, weights: loaded.weights, context: threads.context)
             for (i, path) in clips.enumerated() {
@@ -74,7 +75,7 @@ struct Verify: ParsableCommand {
             }
         }
         if json.json {
-            Console.out(VerifyReport.json(results, model: model.model, options: options).serialized(indent: 2))
+            Console.out(VerifyReport.json(results, model: model.model, options: options).strictJSONText)
         } else {
             Console.out(Self.table(results, options: options))
         }

@@ -465,6 +465,11 @@ import BLVNet
         #expect(r.json?["input_shape"] as? [Int] == input.shape)
         let logits = try #require(try SafetensorsFile.load(path: out).tensor("logits")).doubles()
         #expect(maxRelative(logits, try #require(clip.tensor("logits_f64")).doubles()) <= 1e-5)
+        // --output naming the input (spelled differently) is refused; the input stays.
+        let before = try sha256(path)
+        let same = CLI.run(["run", pkg, path, "--output", dir + "//clip.npy"])
+        #expect(same.status == 2 && same.stderr.contains("would be overwritten"))
+        #expect(try sha256(path) == before)
     }
 
     /// The frame folder through the reference preprocessing gives the reference logits (S = 224

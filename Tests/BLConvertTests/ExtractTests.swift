@@ -170,4 +170,39 @@ import BLSafetensors
         #expect(r.stdout.isEmpty)
         #expect(listing(dir) == ["cut.pth"])
     }
+    /// The output spelled differently from the input but naming the same file is refused, and the
+    /// input is left as it was.
+    @Test func outputThatIsTheInputIsRefused() throws {
+        let dir = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let input = dir + "/t.pth"
+        try FileManager.default.copyItem(atPath: CLIFixtures.parsers + "/tensors_zip.pth", toPath: input)
+        let before = try sha256(input)
+        let r = CLI.run(["extract", input, "-o", dir + "/./t.pth"])
+        #expect(r.status == 2 && r.stderr.contains("would be overwritten"), "\(r.stderr)")
+        #expect(try sha256(input) == before)
+        #expect(listing(dir) == ["t.pth"])
+    }
+
+    /// Non-finite numbers in a checkpoint (a training loss of inf) still give strict JSON.
+    @Test func nonFiniteEntriesGiveStrictJSON() throws {
+        let dir = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // Protocol 2: {"loss": inf, "nan": nan, "ok": 1.5}
+        var bytes: [UInt8] = [0x80, 0x02, 0x7d, 0x28]
+        for (key, value) in [("loss", Double.infinity), ("nan", Double.nan), ("ok", 1.5)] {
+            bytes += [0x58] + withUnsafeBytes(of: UInt32(key.utf8.count).littleEndian, Array.init) + Array(key.utf8)
+            bytes += [0x47] + withUnsafeBytes(of: value.bitPattern.bigEndian, Array.init)
+        }
+        bytes += [0x75, 0x2e]
+        let path = dir + "/loss.pkl"
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let r = CLI.run(["inspect", path, "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let entries = try #require(r.json?["entries"] as? [[String: Any]], "not strict JSON: \(r.stdout)")
+        let values = Dictionary(uniqueKeysWithValues: entries.map { ($0["name"] as? String ?? "", $0["value"]) })
+        #expect(values["loss"] as? String == "Infinity")
+        #expect(values["nan"] as? String == "NaN")
+        #expect(values["ok"] as? Double == 1.5)
+    }
 }
