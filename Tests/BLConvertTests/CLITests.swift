@@ -7,6 +7,7 @@ import ArgumentParser
 import BLCore
 import BLSafetensors
 import BLVNet
+@testable import BLVerify
 @testable import BLCommands
 
 // End-to-end tests of the command-line tool: in-process through BLConvert.parseAsRoot (fast,
@@ -166,6 +167,11 @@ import BLVNet
                 return n == reshaped.name ? (n, try reshape(t, newShape)) : (n, t)
             }, "missing (2)", [removed, renamed + "_old", "mis-shaped (1)", "unexpected (1)"]),
         ]
+        // Unmodified, the extracted file imports like the checkpoint it came from.
+        let whole = CLI.run(["import", full, "-o", dir + "/whole.blc", "--frames", "8", "--json"])
+        #expect(whole.status == 0, "\(whole.stderr)")
+        #expect(whole.json?["source_format"] as? String == "safetensors")
+        try FileManager.default.removeItem(atPath: dir + "/whole.blc")
         for (input, heading, names) in cases {
             let before = try sha256(input)
             let listed = listing(dir)
@@ -269,6 +275,7 @@ import BLVNet
         let conv1 = try #require(acts2.first { $0["module"] as? String == "baseline_model.conv1" })
         let note = try #require(conv1["note"] as? String)
         #expect(note.contains("folded") && note.contains("BatchNorm") && note.contains("--no-optimize"), "\(note)")
+        #expect(conv1["compared"] as? Bool == false)
         #expect(acts2.filter { $0["max_rel_error"] != nil }.count == 8)
 
         // JUnit: well-formed XML with one testcase per clip, no failures.
@@ -289,7 +296,8 @@ import BLVNet
         let clip = try #require((r.json?["clips"] as? [[String: Any]])?.first)
         let acts = try #require(clip["activations"] as? [[String: Any]])
         #expect(acts.count == 9)
-        #expect(acts.allSatisfy { $0["max_rel_error"] != nil && $0["note"] == nil && $0["passed"] as? Bool == true })
+        #expect(acts.allSatisfy { $0["compared"] as? Bool == true && $0["note"] == nil && $0["passed"] as? Bool == true })
+        #expect(acts.allSatisfy { ($0["max_rel_error"] as? Double ?? 1) <= 1e-5 })
         // The text report says the same.
         let text = CLI.run(["verify", pkg, CLIFixtures.miniClips[2]])
         #expect(text.stdout.contains("9 intermediate outputs compared") && text.stdout.contains("1 of 1 clips pass"))
@@ -576,6 +584,44 @@ final class XMLCounter: NSObject, XMLParserDelegate {
     func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
                 attributes: [String: String] = [:]) {
         count[name, default: 0] += 1
+    }
+}
+
+// MARK: - verification metrics and reports
+
+@Suite struct CLIVerifyMetricsTests {
+    @Test func agreementFollowsTheParityCriterion() {
+        let out: [Float] = [1, 2, 3, -1]
+        let ref: [Double] = [1, 2, 4, -1]
+        let a = Agreement.measure(out, ref)
+        let dot = 1.0 + 4 + 12 + 1, na = (1.0 + 4 + 9 + 1).squareRoot(), nb = (1.0 + 4 + 16 + 1).squareRoot()
+        #expect(a.maxAbsError == 1 && a.maxRelError == 0.25 && a.count == 4 && a.nonFinite == 0)
+        #expect(abs(a.cosine - dot / (na * nb)) < 1e-15)
+        #expect(a.passes(rtol: 0.25, atol: 0, refScale: 4) && !a.passes(rtol: 0.24, atol: 0, refScale: 4))
+        #expect(a.passes(rtol: 0, atol: 1, refScale: 4))
+        let bad = Agreement.measure([1, .nan, 3], [1, 2, 3])
+        #expect(bad.nonFinite == 1 && bad.maxRelError == .infinity && !bad.passes(rtol: 1, atol: 1, refScale: 3))
+    }
+
+    @Test func rankingAndSoftmax() {
+        let v: [Float] = [0.5, 2, 2, -1, 3]
+        #expect(Ranking.topK(v[...], 3) == [4, 1, 2])
+        #expect(Ranking.topK(v[1...], 2) == [3, 0])
+        let p = Ranking.softmax(v[...])
+        #expect(abs(p.reduce(0, +) - 1) < 1e-12 && p[4] > p[1] && p[1] == p[2])
+    }
+
+    @Test func junitEscapesNames() throws {
+        let ag = Agreement.measure([1], [2])
+        let r = ClipResult(file: "a&b<c>\"d\".safetensors", inputShape: [1], referenceName: "logits", overall: ag, samples: [],
+                           activations: [], firstDivergence: nil, passed: false, seconds: 0.5)
+        let xml = VerifyReport.junit([r], model: "m<1>", options: VerifyOptions())
+        let counter = XMLCounter()
+        let parser = XMLParser(data: Data(xml.utf8))
+        parser.delegate = counter
+        #expect(parser.parse())
+        #expect(counter.count["testcase"] == 1 && counter.count["failure"] == 1)
+        #expect(xml.contains("a&amp;b&lt;c&gt;&quot;d&quot;.safetensors"))
     }
 }
 
