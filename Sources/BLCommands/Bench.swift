@@ -104,7 +104,7 @@ struct Bench: ParsableCommand {
             return
         }
         var s = "model: \(model.model) (\(r.config))\n"
-        s += "input: \(clips) x \(input.height)x\(input.width), \(threads.context.threads) threads, \(runs) runs after \(warmup) warm-up\n"
+        s += "input: \(clips) x \(input.height)x\(input.width), \(threads.context.threads) threads, \(runs) run\(runs == 1 ? "" : "s") after \(warmup) warm-up\n"
         s += "time per clip: median \(Format.fixed(median * 1000, 1)) ms, min \(Format.fixed(best * 1000, 1)) ms\n"
         s += "throughput: \(Format.fixed(flopsPerClip / median / 1e9, 1)) GFLOP/s at the median (\(Format.fixed(flopsPerClip / 1e9, 2)) GFLOP per clip)\n"
         s += "memory: planned arena \(Format.bytes(r.plan.activationBytes)) activations + \(Format.bytes(r.plan.scratchBytes)) scratch, peak RSS \(Format.bytes(rss))\n"

@@ -83,12 +83,13 @@ struct Verify: ParsableCommand {
     }
 
     static func table(_ results: [ClipResult], options: VerifyOptions) -> String {
-        var s = Format.pad("clip", 28) + Format.pad("sample", 8) + Format.pad("max abs", 10) + Format.pad("max rel", 10)
+        let width = max(28, (results.map { $0.file.lastPathComponent.count }.max() ?? 0) + 2)
+        var s = Format.pad("clip", width) + Format.pad("sample", 8) + Format.pad("max abs", 10) + Format.pad("max rel", 10)
         s += Format.pad("cosine", 12) + Format.pad("top1", 6) + Format.pad("top5", 6) + "result\n"
         for r in results {
             let name = r.file.lastPathComponent
             for smp in r.samples {
-                s += Format.pad(smp.index == 0 ? name : "", 28) + Format.pad(String(smp.index), 8)
+                s += Format.pad(smp.index == 0 ? name : "", width) + Format.pad(String(smp.index), 8)
                 s += Format.pad(Format.sci(smp.agreement.maxAbsError), 10) + Format.pad(Format.sci(smp.agreement.maxRelError), 10)
                 s += Format.pad(Format.fixed(smp.agreement.cosine, 8), 12)
                 s += Format.pad(smp.top1 ? "yes" : "NO", 6) + Format.pad(smp.top5 ? "yes" : "NO", 6)
