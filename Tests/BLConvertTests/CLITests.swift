@@ -201,6 +201,15 @@ import BLVNet
         #expect(forced.status == 0)
         #expect(try ModelPackage.read(out).optimized == false)
         #expect(listing(dir) == ["m.blc"])
+        // --force never replaces a directory or file that is not a package.
+        let other = dir + "/documents"
+        try FileManager.default.createDirectory(atPath: other, withIntermediateDirectories: false)
+        FileManager.default.createFile(atPath: other + "/notes.txt", contents: Data("keep".utf8))
+        for target in [other, other + "/notes.txt"] {
+            let r = CLI.run(["import", CLIFixtures.miniCheckpoint, "-o", target, "--frames", "8", "--force"])
+            #expect(r.status == 2 && r.stderr.contains("not a model package"), "\(r.stderr)")
+        }
+        #expect(listing(other) == ["notes.txt"] && listing(dir) == ["m.blc", "documents"])
     }
 
     /// --dtype f16 / bf16 store every weight in that dtype.
