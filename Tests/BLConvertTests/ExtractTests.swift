@@ -102,6 +102,18 @@ import BLSafetensors
             #expect(r.status == 0, "\(name): \(r.stderr)")
             #expect(r.json?["format"] as? String == format, "\(name)")
         }
+        // Tensor data holding the HDF5 signature at byte 512 (where a user block would end) is
+        // still read as safetensors.
+        let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]
+        let raw = try Tensor.make(dtype: .uint8, shape: [1024]) { p in
+            for i in 0..<1024 { p[i] = signature[i % 8] }
+        }
+        try writeSafetensors([(name: "bytes", tensor: raw)], to: dir + "/sig.safetensors")
+        let sig = try Data(contentsOf: URL(fileURLWithPath: dir + "/sig.safetensors"))
+        #expect(Array(sig[512..<520]) == signature)
+        let detected = CLI.run(["inspect", dir + "/sig.safetensors", "--json"])
+        #expect(detected.status == 0 && detected.json?["format"] as? String == "safetensors", "\(detected.stderr)")
+
         let clip = dir + "/clip.pth"
         try FileManager.default.copyItem(atPath: CLIFixtures.miniClips[1], toPath: clip)
         #expect(CLI.run(["inspect", clip, "--json"]).json?["format"] as? String == "safetensors")
