@@ -28,8 +28,9 @@ struct Import: ParsableCommand {
         BatchNorm is folded into the convolutions and ReLU fused (--no-optimize keeps
         the reference graph, where every reference module's output can be verified).
         --dtype f16/bf16 halves the package; the weights are rounded, so expect
-        errors near 1e-3 (f16) and 1e-2 (bf16) relative instead of 1e-6. The package
-        is a directory written atomically: a failed import leaves nothing behind.
+        logits errors of the order of 1e-3 (f16) and 1e-2 (bf16) relative instead
+        of 1e-6 (verify --rtol accordingly). The package is a directory written
+        atomically: a failed import leaves nothing behind.
 
         Examples:
           blconvert import st2stv2-bLVNet-TAM-50-a2-b4-f8x2.pth.tar -o r50.blc

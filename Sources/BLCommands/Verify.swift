@@ -2,14 +2,20 @@ import ArgumentParser
 import BLCore
 import BLEngine
 import BLVerify
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run reference clips through the Swift model and prove numerical parity with PyTorch.",
         discussion: """
-        Each CLIP is a safetensors file holding `input` [N, T*C, H, W] and the
-        reference output `logits_f64` (else `logits`), optionally `act.<module>`
-        intermediate outputs (written by tools/export_reference.py). Per clip and
+        Each CLIP is a safetensors file (a folder stands for the .safetensors files
+        in it) holding `input` [N, T*C, H, W] and the reference output
+        `logits_f64` (else `logits`), optionally `act.<module>` intermediate
+        outputs (written by tools/export_reference.py). Per clip and
         sample it reports the max abs error, the max relative error
         max|swift - ref| / max|ref|, the cosine similarity and whether the top-1 and
         top-5 classes agree. A clip passes when max|swift - ref| <= atol + rtol *
@@ -23,13 +29,13 @@ struct Verify: ParsableCommand {
         Examples:
           blconvert verify r50.blc clip0.safetensors clip1.safetensors
           blconvert verify model.pth.tar --frames 8 clips/*.safetensors --json
-          blconvert verify r50.blc clips/*.safetensors --junit parity.xml
+          blconvert verify r50.blc clips/ --junit parity.xml
         """
     )
 
     @OptionGroup var model: ModelOptions
 
-    @Argument(help: "Reference clip files (.safetensors).")
+    @Argument(help: "Reference clip files (.safetensors), or folders: every .safetensors file in them, by name.")
     var clips: [String] = []
 
     @Option(name: .long, help: "Relative tolerance, against max|reference| of each compared tensor.")
@@ -60,6 +66,7 @@ struct Verify: ParsableCommand {
         var results: [ClipResult] = []
         try reportingErrors {
             if let junit { try checkNotAnInput(junit, option: "--junit", inputs: clips + [model.model]) }
+            let clips = try Self.expand(clips)
             let loaded = try ModelLoader.load(model)
             let engine = try Engine(graph: loaded.graph, weights: loaded.weights, context: threads.context)
             for (i, path) in clips.enumerated() {
@@ -80,6 +87,31 @@ struct Verify: ParsableCommand {
             Console.out(Self.table(results, options: options))
         }
         if !results.allSatisfy({ $0.passed }) { throw Exit.failed }
+    }
+
+    /// The clip files: folders replaced by the `.safetensors` files they hold, sorted by name.
+    static func expand(_ paths: [String]) throws -> [String] {
+        var out: [String] = []
+        for p in paths {
+            guard ModelLoader.isDirectory(p) else { out.append(p); continue }
+            guard let dir = opendir(p) else {
+                throw BLError(.io, "cannot list the folder: \(String(cString: strerror(errno)))", file: p)
+            }
+            var names: [String] = []
+            while let entry = readdir(dir) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                    String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+                }
+                if name.hasSuffix(".safetensors") && !name.hasPrefix(".") { names.append(name) }
+            }
+            closedir(dir)
+            guard !names.isEmpty else {
+                throw BLError(.invalidArgument, "the folder holds no .safetensors clip files", file: p)
+            }
+            let base = p.hasSuffix("/") ? p : p + "/"
+            out += names.sorted().map { base + $0 }
+        }
+        return out
     }
 
     static func table(_ results: [ClipResult], options: VerifyOptions) -> String {

@@ -385,6 +385,18 @@ import BLVNet
         #expect(CLI.run(["verify", pkg]).status == 2)
     }
 
+    /// A folder stands for the clip files in it.
+    @Test func clipFolder() throws {
+        let r = CLI.run(["verify", try CLIFixtures.miniPackage("f32"), CLIFixtures.mini, "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let files = (r.json?["clips"] as? [[String: Any]])?.compactMap { $0["file"] as? String }
+        #expect(files == CLIFixtures.miniClips.map { CLIFixtures.mini + "/" + $0.lastPathComponent })
+        let dir = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let empty = CLI.run(["verify", try CLIFixtures.miniPackage("f32"), dir])
+        #expect(empty.status == 2 && empty.stderr.contains("no .safetensors"))
+    }
+
     /// Verifying straight from the checkpoint (imported in memory) works too.
     @Test func verifyDirectlyOnTheCheckpoint() throws {
         let r = CLI.run(["verify", CLIFixtures.miniCheckpoint, "--frames", "8"] + CLIFixtures.miniClips + ["--json"])
