@@ -8,8 +8,10 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure time per clip, achieved GFLOP/s and memory on random input.",
         discussion: """
-        Runs --warmup runs, then --runs timed runs of --clips clips of the given size, and reports the
-        median and minimum time per clip, GFLOP/s (2 x multiply-accumulates from the IR / time), the planned activation arena and the process's peak RSS. --profile adds time per op kind.
+        Runs --warmup runs, then --runs timed runs of --clips clips of the given
+        size, and reports the median and minimum time per clip, GFLOP/s
+        (2 x multiply-accumulates from the IR / time), the planned activation arena
+        and the process's peak RSS. --profile adds the time per op kind of one run.
 
         Examples:
           blconvert bench r50.blc --input 224x224 --threads 2 --runs 10
@@ -31,7 +33,7 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "Untimed warm-up runs.")
     var warmup: Int = 1
 
-    @Flag(name: .long, help: "Time per op kind and the ten slowest nodes.")
+    @Flag(name: .long, help: "Also time one run per op kind.")
     var profile = false
 
     @OptionGroup var threads: ThreadOptions
@@ -98,11 +100,11 @@ struct Bench: ParsableCommand {
             if profile {
                 obj.append(("profile_seconds_by_op", .object(profSorted.map { ($0.key, .double($0.value)) })))
             }
-            Console.out(JSON.object(obj).serialized(indent: 2))
+            Console.out(JSON.object(obj).strictJSONText)
             return
         }
         var s = "model: \(model.model) (\(r.config))\n"
-        s += "input: \(clips) x \(input.height)x\(input.width), \(threads.context.threads) threads, \(runs) runs after \(warmup) warm-up\n"
+        s += "input: \(clips) x \(input.height)x\(input.width), \(threads.context.threads) threads, \(runs) run\(runs == 1 ? "" : "s") after \(warmup) warm-up\n"
         s += "time per clip: median \(Format.fixed(median * 1000, 1)) ms, min \(Format.fixed(best * 1000, 1)) ms\n"
         s += "throughput: \(Format.fixed(flopsPerClip / median / 1e9, 1)) GFLOP/s at the median (\(Format.fixed(flopsPerClip / 1e9, 2)) GFLOP per clip)\n"
         s += "memory: planned arena \(Format.bytes(r.plan.activationBytes)) activations + \(Format.bytes(r.plan.scratchBytes)) scratch, peak RSS \(Format.bytes(rss))\n"
