@@ -55,11 +55,12 @@ public struct ModelPackage: Sendable {
     }
 
     /// A package from an imported checkpoint; with `optimize`, BatchNorm is folded and ReLU fused
-    /// (taps of pre-ReLU modules keep their own ReLU node, see `GraphPasses`).
+    /// (taps of pre-ReLU modules keep their own ReLU node, see `GraphPasses`). The checkpoint pages
+    /// holding weights that folding replaced are released from memory (`model` stays readable).
     public init(importing model: ImportedModel, optimize: Bool = true, dtype: DType = .float32, source: Source?,
                 toolVersion: String) throws {
         var graph = model.graph, weights = model.weights
-        if optimize { (graph, weights) = try GraphPasses.optimize(graph, weights: weights) }
+        if optimize { (graph, weights) = try GraphPasses.optimize(graph, weights: weights, releasingInputs: true) }
         self.init(graph: graph, weights: weights, config: model.config, source: source, dtype: dtype,
                   optimized: optimize, toolVersion: toolVersion)
     }

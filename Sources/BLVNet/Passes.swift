@@ -9,7 +9,12 @@ public enum GraphPasses {
     /// (b = 0 without a bias), computed in double and stored as float32. The folded weight keeps the
     /// convolution's weight name; the bias is named `<conv module>.bias`. Taps on the convolution's old
     /// output are dropped (its value changed); taps on the BatchNorm move to the convolution.
-    public static func foldBatchNorm(_ graph: Graph, weights: [String: Tensor]) throws -> (Graph, [String: Tensor]) {
+    ///
+    /// With `releasingInputs`, the pages of a memory-mapped checkpoint that held a folded weight are
+    /// released once it is folded (`ByteStorage.releasePages`): the input tensors stay readable (the
+    /// pages are read back from the file), but the process no longer holds both copies.
+    public static func foldBatchNorm(_ graph: Graph, weights: [String: Tensor],
+                                     releasingInputs: Bool = false) throws -> (Graph, [String: Tensor]) {
         var g = graph
         var w = weights
         let consumers = g.consumers()
@@ -23,25 +28,30 @@ public enum GraphPasses {
             let gamma = try tensor(w, bn.weight).doubles(), beta = try tensor(w, bn.bias).doubles()
             let mean = try tensor(w, bn.runningMean).doubles(), variance = try tensor(w, bn.runningVar).doubles()
             let cout = conv.outChannels
-            guard wt.shape == conv.weightShape, [gamma, beta, mean, variance].allSatisfy({ $0.count == cout }) else {
+            guard wt.shape == conv.weightShape, cout > 0, [gamma, beta, mean, variance].allSatisfy({ $0.count == cout }) else {
                 throw BLError(.mismatch, "\(g.label(node.id)): weights do not fit the convolution \(g.label(src))")
             }
             let oldBias = try conv.bias.map { try tensor(w, $0).doubles() } ?? [Double](repeating: 0, count: cout)
-            let per = wt.elementCount / cout
-            let values = wt.doubles()
-            var folded = [Float](repeating: 0, count: values.count)
+            guard oldBias.count == cout else {
+                throw BLError(.mismatch, "\(g.label(src)): bias has \(oldBias.count) values for \(cout) channels")
+            }
+            var scales = [Double](repeating: 0, count: cout)
             var bias = [Float](repeating: 0, count: cout)
             for o in 0..<cout {
                 let v = variance[o] + bn.eps
                 guard v > 0 else {
                     throw BLError(.numeric, "\(g.label(node.id)): running_var + eps = \(v) for channel \(o) is not positive")
                 }
-                let scale = gamma[o] / v.squareRoot()
-                for i in 0..<per { folded[o * per + i] = Float(values[o * per + i] * scale) }
-                bias[o] = Float((oldBias[o] - mean[o]) * scale + beta[o])
+                scales[o] = gamma[o] / v.squareRoot()
+                bias[o] = Float((oldBias[o] - mean[o]) * scales[o] + beta[o])
+            }
+            let folded = try scaledRows(wt, scales)
+            if releasingInputs && wt.isContiguous {
+                let start = wt.offset * wt.dtype.byteSize
+                wt.storage.releasePages(start..<(start + wt.byteCount))
             }
             let biasName = conv.bias ?? (conv.weight.hasSuffix(".weight") ? String(conv.weight.dropLast(".weight".count)) + ".bias" : conv.weight + ".bias")
-            w[conv.weight] = try Tensor.fromFloats(folded, shape: wt.shape)
+            w[conv.weight] = folded
             w[biasName] = try Tensor.fromFloats(bias, shape: [cout])
             conv.bias = biasName
             g.nodes[src].op = .conv2d(conv)
@@ -52,6 +62,47 @@ public enum GraphPasses {
         g.taps.removeAll { droppedTaps.contains($0.node) }
         g = rewire(g, replace)
         return (g, pruned(w, g))
+    }
+
+    /// A new float32 tensor of `t`'s shape whose row `o` (of `scales.count` rows along dimension 0)
+    /// is `Float(Double(t[o, ...]) * scales[o])`.
+    /// Shapes: t [O, ...] with O = scales.count, any float dtype and strides -> [O, ...] float32, contiguous.
+    static func scaledRows(_ t: Tensor, _ scales: [Double]) throws -> Tensor {
+        let rows = scales.count
+        let per = rows == 0 ? 0 : t.elementCount / rows
+        return try Tensor.make(dtype: .float32, shape: t.shape) { dst in
+            guard let out = dst.baseAddress?.assumingMemoryBound(to: Float.self), per > 0 else { return }
+            // The common case, read in place from the checkpoint: contiguous float32 or float64,
+            // possibly unaligned in the file.
+            if t.isContiguous && (t.dtype == .float32 || t.dtype == .float64) {
+                t.withContiguousBytes { src in
+                    guard let p = src.baseAddress else { return }
+                    scales.withUnsafeBufferPointer { s in
+                        if t.dtype == .float32 {
+                            for o in 0..<rows {
+                                let scale = s[o], row = o * per
+                                for i in row..<(row + per) {
+                                    out[i] = Float(Double(p.loadUnaligned(fromByteOffset: i &* 4, as: Float.self)) * scale)
+                                }
+                            }
+                        } else {
+                            for o in 0..<rows {
+                                let scale = s[o], row = o * per
+                                for i in row..<(row + per) {
+                                    out[i] = Float(p.loadUnaligned(fromByteOffset: i &* 8, as: Double.self) * scale)
+                                }
+                            }
+                        }
+                    }
+                }
+                return
+            }
+            let values = t.doubles()
+            for o in 0..<rows {
+                let scale = scales[o], row = o * per
+                for i in row..<(row + per) { out[i] = Float(values[i] * scale) }
+            }
+        }
     }
 
     /// Fuses every `relu` into the `conv2d` or `add` before it when that node feeds nothing else.
@@ -85,9 +136,10 @@ public enum GraphPasses {
         return rewire(g, replace)
     }
 
-    /// Both passes: fold BatchNorm, then fuse ReLU.
-    public static func optimize(_ graph: Graph, weights: [String: Tensor], preservingTaps: Bool = true) throws -> (Graph, [String: Tensor]) {
-        let (g, w) = try foldBatchNorm(graph, weights: weights)
+    /// Both passes: fold BatchNorm, then fuse ReLU (`releasingInputs` as for `foldBatchNorm`).
+    public static func optimize(_ graph: Graph, weights: [String: Tensor], preservingTaps: Bool = true,
+                                releasingInputs: Bool = false) throws -> (Graph, [String: Tensor]) {
+        let (g, w) = try foldBatchNorm(graph, weights: weights, releasingInputs: releasingInputs)
         let f = fuseReLU(g, preservingTaps: preservingTaps)
         return (f, pruned(w, f))
     }
