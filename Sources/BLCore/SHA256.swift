@@ -122,34 +122,48 @@ public struct SHA256: Sendable {
     @inline(__always)
     private static func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
 
-    /// FIPS 180-4, 6.2.2, on `blocks` 64-byte blocks; the schedule is a rolling window of 16 words.
+    /// One round (FIPS 180-4, 6.2.2 step 3) with the working variables named by position: instead of
+    /// shifting all eight, only `d` and `h` change and the caller rotates the names.
+    @inline(__always)
+    private static func round(_ a: UInt32, _ b: UInt32, _ c: UInt32, _ d: inout UInt32,
+                              _ e: UInt32, _ f: UInt32, _ g: UInt32, _ h: inout UInt32, _ kw: UInt32) {
+        let t1 = h &+ (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) &+ (g ^ (e & (f ^ g))) &+ kw
+        d &+= t1
+        h = t1 &+ (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) &+ ((a & b) ^ (c & (a ^ b)))
+    }
+
+    /// FIPS 180-4, 6.2.2, on `blocks` 64-byte blocks: eight rounds at a time, the schedule a rolling
+    /// window of 16 words.
     static func portableBlocks(_ state: UnsafeMutablePointer<UInt32>, _ data: UnsafeRawPointer, _ blocks: Int) {
         withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 16) { w in
             sha256RoundConstants.withUnsafeBufferPointer { k in
                 var p = data
                 for _ in 0..<blocks {
                     var a = state[0], b = state[1], c = state[2], d = state[3]
-                    var e = state[4], f = state[5], g = state[6], hh = state[7]
-                    for t in 0..<64 {
-                        let wt: UInt32
-                        if t < 16 {
-                            wt = UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 4 * t, as: UInt32.self))
-                        } else {
-                            let w15 = w[(t - 15) & 15], w2 = w[(t - 2) & 15]
-                            let s0 = rotr(w15, 7) ^ rotr(w15, 18) ^ (w15 >> 3)
-                            let s1 = rotr(w2, 17) ^ rotr(w2, 19) ^ (w2 >> 10)
-                            wt = w[t & 15] &+ s0 &+ w[(t - 7) & 15] &+ s1
+                    var e = state[4], f = state[5], g = state[6], h = state[7]
+                    for t in stride(from: 0, to: 64, by: 8) {
+                        for i in t..<(t + 8) {
+                            if t < 16 {
+                                w[i & 15] = UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))
+                            } else {
+                                let w15 = w[(i - 15) & 15], w2 = w[(i - 2) & 15]
+                                let s0 = rotr(w15, 7) ^ rotr(w15, 18) ^ (w15 >> 3)
+                                let s1 = rotr(w2, 17) ^ rotr(w2, 19) ^ (w2 >> 10)
+                                w[i & 15] = w[i & 15] &+ s0 &+ w[(i - 7) & 15] &+ s1
+                            }
                         }
-                        w[t & 15] = wt
-                        let s1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
-                        let ch = (e & f) ^ (~e & g)
-                        let t1 = hh &+ s1 &+ ch &+ k[t] &+ wt
-                        let s0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
-                        let maj = (a & b) ^ (a & c) ^ (b & c)
-                        hh = g; g = f; f = e; e = d &+ t1; d = c; c = b; b = a; a = t1 &+ s0 &+ maj
+                        let j = t & 15
+                        round(a, b, c, &d, e, f, g, &h, k[t] &+ w[j])
+                        round(h, a, b, &c, d, e, f, &g, k[t + 1] &+ w[j + 1])
+                        round(g, h, a, &b, c, d, e, &f, k[t + 2] &+ w[j + 2])
+                        round(f, g, h, &a, b, c, d, &e, k[t + 3] &+ w[j + 3])
+                        round(e, f, g, &h, a, b, c, &d, k[t + 4] &+ w[j + 4])
+                        round(d, e, f, &g, h, a, b, &c, k[t + 5] &+ w[j + 5])
+                        round(c, d, e, &f, g, h, a, &b, k[t + 6] &+ w[j + 6])
+                        round(b, c, d, &e, f, g, h, &a, k[t + 7] &+ w[j + 7])
                     }
                     state[0] &+= a; state[1] &+= b; state[2] &+= c; state[3] &+= d
-                    state[4] &+= e; state[5] &+= f; state[6] &+= g; state[7] &+= hh
+                    state[4] &+= e; state[5] &+= f; state[6] &+= g; state[7] &+= h
                     p += 64
                 }
             }
