@@ -88,4 +88,43 @@ import BLCheckpoint
         let half = try Tensor.fromFloats(floats, shape: shape).converted(to: .float16)
         try check(half, "f16")
     }
+
+    /// Folded weights placed in the shared arena equal those in memory of their own; a full arena
+    /// falls back to separate allocations.
+    @Test func arenaSlicesEqualSeparateTensors() throws {
+        #expect(WeightArena(capacity: 1 << 20) == nil)  // too small to be worth a mapping
+        let arena = try #require(WeightArena(capacity: 3 << 20))
+        var rng = SeededRandom(state: 21)
+        let shape = [256, 64, 3, 3]  // 576 KiB of float32: five fit, the sixth does not
+        for k in 0..<6 {
+            let t = try Tensor.fromFloats((0..<(256 * 576)).map { _ in Float(rng.uniform(-1, 1)) }, shape: shape)
+            let scales = (0..<256).map { _ in rng.uniform(0.1, 4) }
+            let a = try GraphPasses.scaledRows(t, scales, arena: arena)
+            let b = try GraphPasses.scaledRows(t, scales)
+            #expect(a.contiguousBytes() == b.contiguousBytes(), "tensor \(k)")
+            #expect(Int(bitPattern: a.storage.bytes.baseAddress) % 64 == 0)
+        }
+        #expect(arena.take(1) != nil && arena.take(1 << 20) == nil)
+    }
+
+    /// On the R50 checkpoint (folded through the arena, its pages released), folded convolutions
+    /// equal the formula evaluated from a separate import.
+    @Test func r50FoldedWeightsEqualTheFormula() throws {
+        guard let path = TestData.shared("r50-a2b4-f8x2-ssv2/model.pth.tar") else { return }
+        let model = try BLVNetImporter.importModel(checkpoint: try Checkpoint.open(path: path))
+        let fresh = try BLVNetImporter.importModel(checkpoint: try Checkpoint.open(path: path))
+        let (_, folded) = try GraphPasses.optimize(model.graph, weights: model.weights, releasingInputs: true)
+        let p = "baseline_model."
+        for (conv, bn) in [("conv1", "bn1"), ("layer4.2.conv2", "layer4.2.bn2"), ("layer3.big.0.conv1", "layer3.big.0.bn1")] {
+            let w = try #require(fresh.weights[p + conv + ".weight"])
+            func values(_ name: String) throws -> [Double] { try #require(fresh.weights[p + bn + "." + name]).doubles() }
+            let (g, var_, cout) = (try values("weight"), try values("running_var"), w.shape[0])
+            let per = w.elementCount / cout
+            let x = w.doubles()
+            let expected = (0..<x.count).map { i in Float(x[i] * (g[i / per] / (var_[i / per] + 1e-5).squareRoot())) }
+            let got = try #require(folded[p + conv + ".weight"])
+            #expect(got.floats() == expected, "\(conv)")
+        }
+        #expect(try #require(model.weights[p + "conv1.weight"]).contiguousBytes() == fresh.weights[p + "conv1.weight"]?.contiguousBytes())
+    }
 }
