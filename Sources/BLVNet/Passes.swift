@@ -32,9 +32,13 @@ public enum GraphPasses {
             return (bn, src, conv)
         }
         // All folded weights in one mapping: a few huge-page faults instead of one per 4 KiB page.
+        // Only views with no more elements than their storage holds count (a broadcast view's
+        // size is not backed by the file); the others get memory of their own.
         var total = 0
         for node in g.nodes {
-            if let (_, _, conv) = foldable(node), let t = w[conv.weight] { total += (t.elementCount * 4 + 63) / 64 * 64 }
+            if let (_, _, conv) = foldable(node), let t = w[conv.weight], t.elementCount <= t.storage.count / t.dtype.byteSize {
+                total += (t.elementCount * 4 + 63) / 64 * 64
+            }
         }
         let arena = WeightArena(capacity: total)
         for node in g.nodes {
@@ -86,7 +90,7 @@ public enum GraphPasses {
     static func scaledRows(_ t: Tensor, _ scales: [Double], arena: WeightArena? = nil) throws -> Tensor {
         let rows = scales.count
         let per = rows == 0 ? 0 : t.elementCount / rows
-        if let arena, let storage = arena.take(try Tensor.checkedCount(t.shape) * 4) {
+        if let arena, t.elementCount <= t.storage.count / t.dtype.byteSize, let storage = arena.take(t.elementCount * 4) {
             fillScaledRows(t, scales, per: per, UnsafeMutableRawBufferPointer(mutating: storage.bytes))
             return try Tensor(dtype: .float32, shape: t.shape, storage: storage)
         }
