@@ -3,6 +3,7 @@ import PackageDescription
 
 // Module map (one job each):
 //   C*            system libraries (libhdf5, zlib, OpenBLAS, libjpeg/libpng) through shim headers
+//   CSHA256       SHA-256 blocks with the x86 SHA extensions (the portable path is in BLCore)
 //   BLCore        dtypes, byte readers, memory-mapped files, strided tensors, the value tree, errors
 //   BLPickle      the pickle reader: records opcodes into values, never executes anything
 //   BLTorch       PyTorch checkpoints: zip (torch >= 1.6) and legacy (torch < 1.6) containers
@@ -35,7 +36,8 @@ let package = Package(
         .systemLibrary(name: "CImageIO", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev", "libjpeg62-turbo-dev"])]),
 
-        .target(name: "BLCore"),
+        .target(name: "CSHA256"),
+        .target(name: "BLCore", dependencies: ["CSHA256"]),
         .target(name: "BLPickle", dependencies: ["BLCore"]),
         .target(name: "BLTorch", dependencies: ["BLCore", "BLPickle", "CZlib"]),
         .target(name: "BLHDF5", dependencies: ["BLCore", "CHDF5"]),

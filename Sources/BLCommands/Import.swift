@@ -88,16 +88,15 @@ struct Import: ParsableCommand {
             Console.progress("reading \(checkpoint)")
             let (model, ck) = try ModelLoader.importCheckpoint(checkpoint, frames: frames)
             stage("read_and_map", t); t = now()
-            Console.progress("hashing source")
-            let source = try ModelPackage.Source.of(file: checkpoint)
-            stage("sha256", t); t = now()
+            let source = ModelPackage.PendingSource(file: checkpoint)  // hashed on its own thread meanwhile
             Console.progress("building package")
-            let pkg = try ModelPackage(importing: model, optimize: !noOptimize, dtype: storeAs, source: source,
+            var pkg = try ModelPackage(importing: model, optimize: !noOptimize, dtype: storeAs, source: nil,
                                        toolVersion: BLConvertVersion.string)
             stage("passes", t); t = now()
             Console.progress("writing \(output)")
-            try pkg.write(to: output, overwrite: force)
+            try pkg.write(to: output, overwrite: force, source: source)
             stage("write", t)
+            stages.append(("sha256", source.seconds))  // concurrent with passes and write
             Console.progress("")
             return (pkg, ck.tensors.count, ck.format.rawValue)
         }

@@ -56,7 +56,7 @@ public final class MappedFile: @unchecked Sendable {
 /// or memory it owns (inflated zip members, HDF5 reads, conversions).
 public final class ByteStorage: @unchecked Sendable {
     public let bytes: UnsafeRawBufferPointer
-    private let owner: AnyObject?
+    let owner: AnyObject?
     private let owned: UnsafeMutableRawPointer?
 
     public init(slice: UnsafeRawBufferPointer, owner: AnyObject) {

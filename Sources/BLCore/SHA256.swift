@@ -1,26 +1,36 @@
+import CSHA256
+
 /// SHA-256 (FIPS 180-4), streaming: `update` any number of times, then `finalize`.
+///
+/// Blocks are compressed with the CPU's SHA extensions when it has them (x86 SHA-NI, about
+/// 1.5 GB/s), else by a portable implementation.
 public struct SHA256: Sendable {
+    /// The compression function behind a hasher.
+    public enum Implementation: Sendable, Equatable {
+        /// Plain Swift, any CPU.
+        case portable
+        /// The x86 SHA extensions (SHA256RNDS2 / SHA256MSG1 / SHA256MSG2).
+        case shaExtensions
+    }
+
+    /// The fastest implementation this CPU runs.
+    public static let fastest: Implementation = csha256_has_shani() != 0 ? .shaExtensions : .portable
+
+    /// The implementation this hasher uses.
+    public let implementation: Implementation
     private var h: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) =
         (0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19)
     private var buffer = [UInt8](repeating: 0, count: 64)
     private var buffered = 0
     private var length: UInt64 = 0
 
-    private static let k: [UInt32] = [
-        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-        0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-        0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-        0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-        0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-        0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-        0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
-    ]
-
-    public init() {}
+    /// A hasher using `implementation` when this CPU runs it, else the portable one.
+    public init(implementation: Implementation = SHA256.fastest) {
+        self.implementation = implementation == .shaExtensions && SHA256.fastest == .shaExtensions ? .shaExtensions : .portable
+    }
 
     public mutating func update(_ bytes: UnsafeRawBufferPointer) {
-        guard bytes.count > 0 else { return }
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
         length &+= UInt64(bytes.count)
         var i = 0
         if buffered > 0 {
@@ -29,14 +39,15 @@ public struct SHA256: Sendable {
             buffered += n
             i = n
             if buffered == 64 {
-                let copy = buffer
-                copy.withUnsafeBytes { compress($0.baseAddress!) }
+                let block = buffer
+                block.withUnsafeBytes { compress($0.baseAddress!, blocks: 1) }
                 buffered = 0
             }
         }
-        while bytes.count - i >= 64 {
-            compress(bytes.baseAddress! + i)
-            i += 64
+        let whole = (bytes.count - i) / 64
+        if whole > 0 {
+            compress(base + i, blocks: whole)
+            i += whole * 64
         }
         for j in i..<bytes.count { buffer[buffered] = bytes[j]; buffered += 1 }
     }
@@ -73,10 +84,20 @@ public struct SHA256: Sendable {
         bytes.withUnsafeBytes { hex($0) }
     }
 
-    /// Lower-case hex digest of a file's contents (read through a memory mapping).
+    /// Lower-case hex digest of a file's contents, read through a memory mapping in chunks whose
+    /// pages are released once hashed (the resident memory stays at one chunk).
     public static func hex(file path: String) throws -> String {
         let file = try MappedFile(path: path)
-        return hex(file.bytes)
+        var s = SHA256()
+        let chunk = 4 << 20
+        var start = 0
+        while start < file.count {
+            let end = min(start + chunk, file.count)
+            s.update(UnsafeRawBufferPointer(rebasing: file.bytes[start..<end]))
+            file.release(start..<end)
+            start = end
+        }
+        return hexString(s.finalize())
     }
 
     public static func hexString(_ digest: [UInt8]) -> String {
@@ -86,32 +107,78 @@ public struct SHA256: Sendable {
         return String(decoding: out, as: UTF8.self)
     }
 
+    private mutating func compress(_ p: UnsafeRawPointer, blocks: Int) {
+        let shani = implementation == .shaExtensions
+        withUnsafeMutableBytes(of: &h) { raw in
+            let state = raw.baseAddress!.assumingMemoryBound(to: UInt32.self)
+            if shani {
+                csha256_blocks_shani(state, p.assumingMemoryBound(to: UInt8.self), blocks)
+            } else {
+                SHA256.portableBlocks(state, p, blocks)
+            }
+        }
+    }
+
     @inline(__always)
     private static func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
 
-    private mutating func compress(_ p: UnsafeRawPointer) {
-        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { w in
-            for t in 0..<16 {
-                w[t] = UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 4 * t, as: UInt32.self))
-            }
-            for t in 16..<64 {
-                let s0 = SHA256.rotr(w[t - 15], 7) ^ SHA256.rotr(w[t - 15], 18) ^ (w[t - 15] >> 3)
-                let s1 = SHA256.rotr(w[t - 2], 17) ^ SHA256.rotr(w[t - 2], 19) ^ (w[t - 2] >> 10)
-                w[t] = w[t - 16] &+ s0 &+ w[t - 7] &+ s1
-            }
-            var (a, b, c, d, e, f, g, hh) = h
-            SHA256.k.withUnsafeBufferPointer { k in
-                for t in 0..<64 {
-                    let s1 = SHA256.rotr(e, 6) ^ SHA256.rotr(e, 11) ^ SHA256.rotr(e, 25)
-                    let ch = (e & f) ^ (~e & g)
-                    let t1 = hh &+ s1 &+ ch &+ k[t] &+ w[t]
-                    let s0 = SHA256.rotr(a, 2) ^ SHA256.rotr(a, 13) ^ SHA256.rotr(a, 22)
-                    let maj = (a & b) ^ (a & c) ^ (b & c)
-                    let t2 = s0 &+ maj
-                    hh = g; g = f; f = e; e = d &+ t1; d = c; c = b; b = a; a = t1 &+ t2
+    /// One round (FIPS 180-4, 6.2.2 step 3) with the working variables named by position: instead of
+    /// shifting all eight, only `d` and `h` change and the caller rotates the names.
+    @inline(__always)
+    private static func round(_ a: UInt32, _ b: UInt32, _ c: UInt32, _ d: inout UInt32,
+                              _ e: UInt32, _ f: UInt32, _ g: UInt32, _ h: inout UInt32, _ kw: UInt32) {
+        let t1 = h &+ (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) &+ (g ^ (e & (f ^ g))) &+ kw
+        d &+= t1
+        h = t1 &+ (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) &+ ((a & b) ^ (c & (a ^ b)))
+    }
+
+    /// FIPS 180-4, 6.2.2, on `blocks` 64-byte blocks: eight rounds at a time, the schedule a rolling
+    /// window of 16 words.
+    static func portableBlocks(_ state: UnsafeMutablePointer<UInt32>, _ data: UnsafeRawPointer, _ blocks: Int) {
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 16) { w in
+            sha256RoundConstants.withUnsafeBufferPointer { k in
+                var p = data
+                for _ in 0..<blocks {
+                    var a = state[0], b = state[1], c = state[2], d = state[3]
+                    var e = state[4], f = state[5], g = state[6], h = state[7]
+                    for t in stride(from: 0, to: 64, by: 8) {
+                        for i in t..<(t + 8) {
+                            if t < 16 {
+                                w[i & 15] = UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))
+                            } else {
+                                let w15 = w[(i - 15) & 15], w2 = w[(i - 2) & 15]
+                                let s0 = rotr(w15, 7) ^ rotr(w15, 18) ^ (w15 >> 3)
+                                let s1 = rotr(w2, 17) ^ rotr(w2, 19) ^ (w2 >> 10)
+                                w[i & 15] = w[i & 15] &+ s0 &+ w[(i - 7) & 15] &+ s1
+                            }
+                        }
+                        let j = t & 15
+                        round(a, b, c, &d, e, f, g, &h, k[t] &+ w[j])
+                        round(h, a, b, &c, d, e, f, &g, k[t + 1] &+ w[j + 1])
+                        round(g, h, a, &b, c, d, e, &f, k[t + 2] &+ w[j + 2])
+                        round(f, g, h, &a, b, c, d, &e, k[t + 3] &+ w[j + 3])
+                        round(e, f, g, &h, a, b, c, &d, k[t + 4] &+ w[j + 4])
+                        round(d, e, f, &g, h, a, b, &c, k[t + 5] &+ w[j + 5])
+                        round(c, d, e, &f, g, h, a, &b, k[t + 6] &+ w[j + 6])
+                        round(b, c, d, &e, f, g, h, &a, k[t + 7] &+ w[j + 7])
+                    }
+                    state[0] &+= a; state[1] &+= b; state[2] &+= c; state[3] &+= d
+                    state[4] &+= e; state[5] &+= f; state[6] &+= g; state[7] &+= h
+                    p += 64
                 }
             }
-            h = (h.0 &+ a, h.1 &+ b, h.2 &+ c, h.3 &+ d, h.4 &+ e, h.5 &+ f, h.6 &+ g, h.7 &+ hh)
         }
     }
 }
+
+/// FIPS 180-4, 4.2.2.
+private let sha256RoundConstants: [UInt32] = [
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+]

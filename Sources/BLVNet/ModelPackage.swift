@@ -33,6 +33,48 @@ public struct ModelPackage: Sendable {
         }
     }
 
+    /// `Source.of(file:)` computed on a thread of its own, started at `init`, so that hashing the
+    /// checkpoint overlaps the passes and the writing; `wait()` joins it.
+    public final class PendingSource: @unchecked Sendable {
+        public let path: String
+        private let lock = NSCondition()
+        private var result: Result<Source, Error>?
+        private var elapsed = 0.0
+
+        public init(file path: String) {
+            self.path = path
+            let thread = Thread { [self] in
+                let start = DispatchTime.now().uptimeNanoseconds
+                let r = Result { try Source.of(file: path) }
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                lock.lock()
+                result = r
+                elapsed = seconds
+                lock.broadcast()
+                lock.unlock()
+            }
+            thread.name = "sha256"
+            thread.start()
+        }
+
+        /// The source once hashed (waits for the thread; the same answer on every call).
+        public func wait() throws -> Source {
+            lock.lock()
+            defer { lock.unlock() }
+            while true {
+                if let r = result { return try r.get() }
+                lock.wait()
+            }
+        }
+
+        /// Seconds the hashing took on its thread (0 until it has finished).
+        public var seconds: Double {
+            lock.lock()
+            defer { lock.unlock() }
+            return elapsed
+        }
+    }
+
     public var graph: Graph
     /// Weights as stored (the package's dtype; use `Tensor.floats()` or `converted(to:)` to compute).
     public var weights: [String: Tensor]
@@ -55,11 +97,12 @@ public struct ModelPackage: Sendable {
     }
 
     /// A package from an imported checkpoint; with `optimize`, BatchNorm is folded and ReLU fused
-    /// (taps of pre-ReLU modules keep their own ReLU node, see `GraphPasses`).
+    /// (taps of pre-ReLU modules keep their own ReLU node, see `GraphPasses`). The checkpoint pages
+    /// holding weights that folding replaced are released from memory (`model` stays readable).
     public init(importing model: ImportedModel, optimize: Bool = true, dtype: DType = .float32, source: Source?,
                 toolVersion: String) throws {
         var graph = model.graph, weights = model.weights
-        if optimize { (graph, weights) = try GraphPasses.optimize(graph, weights: weights) }
+        if optimize { (graph, weights) = try GraphPasses.optimize(graph, weights: weights, releasingInputs: true) }
         self.init(graph: graph, weights: weights, config: model.config, source: source, dtype: dtype,
                   optimized: optimize, toolVersion: toolVersion)
     }
@@ -88,6 +131,22 @@ public struct ModelPackage: Sendable {
     /// temporary directory beside it, then renamed into place; on failure nothing is left behind.
     /// An existing `path` is replaced only with `overwrite`.
     public func write(to path: String, overwrite: Bool = false) throws {
+        try write(to: path, overwrite: overwrite) { metadataJSON }
+    }
+
+    /// As `write(to:overwrite:)` while the source's digest is still being computed: the graph and
+    /// the weights are written meanwhile, then `metadata.json` once `pending` is done; `source`
+    /// becomes its result. A failed digest fails the write (nothing is left behind).
+    public mutating func write(to path: String, overwrite: Bool = false, source pending: PendingSource) throws {
+        var package = self
+        try write(to: path, overwrite: overwrite) {
+            package.source = try pending.wait()
+            return package.metadataJSON
+        }
+        source = package.source
+    }
+
+    private func write(to path: String, overwrite: Bool, metadata: () throws -> JSON) throws {
         guard ModelPackage.storableDTypes.contains(dtype) else {
             throw BLError(.invalidArgument, "weights can be stored as f32, f16 or bf16, not \(dtype.torchName)")
         }
@@ -127,7 +186,7 @@ public struct ModelPackage: Sendable {
             }
             let stMeta = [("format", ModelPackage.format), ("blconvert_version", toolVersion)]
             try SafetensorsWriter.write(stored, metadata: stMeta, to: temp.appendingPathComponent(ModelPackage.weightsFile).path)
-            try writeText(metadataJSON.serialized(indent: 1) + "\n", to: temp.appendingPathComponent(ModelPackage.metadataFile).path)
+            try writeText(try metadata().serialized(indent: 1) + "\n", to: temp.appendingPathComponent(ModelPackage.metadataFile).path)
             if exists {
                 let old = parent.appendingPathComponent(".\(name).old-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
                 try renameOrThrow(url.path, old.path)
