@@ -16,6 +16,7 @@
 #   --runs N --warmup N   timed / warm-up runs per measurement (default 10 / 2)
 #   --threads N       threads for every engine (default 2)
 #   --no-eager --no-compile   skip those peers (torch.compile compiles for ~100 s the first time)
+#   --blas-core NAME  also time blconvert with OPENBLAS_CORETYPE=NAME (e.g. SKYLAKEX), in the same rounds
 #   --model-args "..."        peer model options (default: bLVNet-TAM-50 a2 b4 f8x2, 174 classes; see
 #                             tools/peers/peer_bench.py)
 # Environment: BLVNET_REF, PEER_VENV may replace --ref / --venv.
@@ -29,7 +30,7 @@ CLIP=/work/shared/fixtures/r50-a2b4-f8x2-ssv2/clip0.safetensors
 ONNX=""
 PKG=/tmp/compare_peers.blc
 BLC=$root/.build/release/blconvert
-ROUNDS=5 RUNS=10 WARMUP=2 THREADS=2 EAGER=1 COMPILE=1 MODEL_ARGS=""
+ROUNDS=5 RUNS=10 WARMUP=2 THREADS=2 EAGER=1 COMPILE=1 MODEL_ARGS="" CORE2=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --venv) VENV=$2; shift ;;
@@ -46,6 +47,7 @@ while [ $# -gt 0 ]; do
     --no-eager) EAGER=0 ;;
     --no-compile) COMPILE=0 ;;
     --model-args) MODEL_ARGS=$2; shift ;;
+    --blas-core) CORE2=$2; shift ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d'; exit 0 ;;
     *) echo "compare_peers: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -71,6 +73,9 @@ for r in $(seq 1 "$ROUNDS"); do
   echo "round $r of $ROUNDS" >&2
   peer time ort --onnx "$ONNX" --runs "$RUNS" --warmup "$WARMUP" > "$out/ort.$r.json"
   "$BLC" bench "$PKG" --threads "$THREADS" --runs "$RUNS" --warmup "$WARMUP" --json 2>/dev/null > "$out/blc.$r.json"
+  if [ -n "$CORE2" ]; then
+    OPENBLAS_CORETYPE=$CORE2 "$BLC" bench "$PKG" --threads "$THREADS" --runs "$RUNS" --warmup "$WARMUP" --json 2>/dev/null > "$out/blc2.$r.json"
+  fi
 done
 if [ "$EAGER" = 1 ]; then peer time eager --runs "$RUNS" --warmup "$WARMUP" > "$out/eager.json"; fi
 if [ "$COMPILE" = 1 ]; then timeout 900 "$PY" "$PB" time compile --ref "$REF" --checkpoint "$CKPT" --clip "$CLIP" \
@@ -86,6 +91,7 @@ whole() {  # name, command...
   echo "{\"engine\": \"$name\", \"wall\": \"$wall\", \"rss_kib\": ${rss:-0}}" > "$out/whole.$name.json"
 }
 whole blconvert "$BLC" run "$PKG" "$CLIP" --threads "$THREADS"
+[ -n "$CORE2" ] && whole blconvert-core2 env OPENBLAS_CORETYPE="$CORE2" "$BLC" run "$PKG" "$CLIP" --threads "$THREADS"
 whole ort "$PY" "$PB" once ort --onnx "$ONNX" --clip "$CLIP" --threads "$THREADS"
 [ "$EAGER" = 1 ] && whole eager "$PY" "$PB" once eager --ref "$REF" --checkpoint "$CKPT" --clip "$CLIP" --threads "$THREADS" $MODEL_ARGS
 
@@ -113,19 +119,28 @@ def row(name, med, mn, rss, note=""):
 row("blconvert", statistics.median(b["seconds_per_clip_median"] for b, _ in pairs),
     min(b["seconds_per_clip_min"] for b, _ in pairs), max(b["peak_rss_bytes"] for b, _ in pairs),
     "OpenBLAS " + pairs[0][0].get("openblas_core", "?"))
+blc2 = [load(f"{d}/blc2.{r}.json") for r in range(1, rounds + 1)]
+trip = [(b, o) for b, o in zip(blc2, ort) if b and o]
+if trip:
+    row("blconvert*", statistics.median(b["seconds_per_clip_median"] for b, _ in trip),
+        min(b["seconds_per_clip_min"] for b, _ in trip), max(b["peak_rss_bytes"] for b, _ in trip),
+        "OpenBLAS " + trip[0][0].get("openblas_core", "?") + " (--blas-core)")
 row("onnxruntime", statistics.median(o["median"] for _, o in pairs), min(o["min"] for _, o in pairs),
     max(o["peak_rss_bytes"] for _, o in pairs), pairs[0][1]["note"])
 for name in ("eager", "compile"):
     j = load(f"{d}/{name}.json")
     if j: row("torch " + name, j["median"], j["min"], j["peak_rss_bytes"], j["note"])
-ort_med = rows[1][1]
+ort_med = next(r[1] for r in rows if r[0] == "onnxruntime")
 print(f"per clip ({len(pairs)} alternated rounds; medians of medians; GFLOP per clip {gflop:.2f})")
 print(f"{'engine':14s} {'median s':>9s} {'min s':>7s} {'GFLOP/s':>8s} {'x ort':>6s} {'peak RSS':>9s}  note")
 for name, med, mn, gf, rss, note in rows:
     print(f"{name:14s} {med:9.3f} {mn:7.3f} {gf:8.1f} {med / ort_med:6.2f} {rss / 2**20:6.0f} MiB  {note}")
 print(f"blconvert / onnxruntime per round: {' '.join(f'{x:.3f}' for x in ratios)}; median {statistics.median(ratios):.3f}")
+if trip:
+    r2 = [b["seconds_per_clip_median"] / o["median"] for b, o in trip]
+    print(f"blconvert* / onnxruntime per round: {' '.join(f'{x:.3f}' for x in r2)}; median {statistics.median(r2):.3f}")
 print("whole process (load + one clip + top-5), /usr/bin/time -v:")
-for name in ("blconvert", "ort", "eager"):
+for name in ("blconvert", "blconvert-core2", "ort", "eager"):
     j = load(f"{d}/whole.{name}.json")
     if j and j["wall"]:
         print(f"  {name:12s} wall {secs(j['wall']):6.2f} s  max RSS {j['rss_kib'] / 1024:6.0f} MiB")

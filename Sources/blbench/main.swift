@@ -7,6 +7,7 @@
 //     --filter TEXT   only cases whose name contains TEXT
 //     --no-model      skip the whole-clip cases
 //     --json          one JSON object on stdout instead of the table
+//     --im2col-budget N   floats per im2col tile (KernelContext.im2colBudget; default 1 Mi)
 //
 // Cases: the convolution shapes of bLVNet-TAM-50 at 56/28/14/7 (1x1, 3x3, strided), the bare SGEMM
 // of one of them (the BLAS ceiling), TAM, 3x3/2 average pooling, nearest resize with its add,
@@ -22,6 +23,7 @@ import Foundation
 
 struct Options {
     var threads = 2, runs = 7, warmup = 1
+    var im2colBudget: Int? = nil
     var filter: String? = nil
     var json = false, model = true
 
@@ -44,6 +46,7 @@ struct Options {
             case "--filter": filter = next()
             case "--json": json = true
             case "--no-model": model = false
+            case "--im2col-budget": im2colBudget = max(1, Int(next()) ?? 0)
             case "-h", "--help": Options.usage(nil)
             default: Options.usage("unknown argument \(args[i])")
             }
@@ -52,7 +55,7 @@ struct Options {
     }
 
     static func usage(_ error: String?) -> Never {
-        let text = "usage: blbench [--threads N] [--runs N] [--warmup N] [--filter TEXT] [--no-model] [--json]\n"
+        let text = "usage: blbench [--threads N] [--runs N] [--warmup N] [--filter TEXT] [--no-model] [--json] [--im2col-budget N]\n"
         if let error {
             FileHandle.standardError.write(Data("blbench: \(error)\n\(text)".utf8))
             exit(2)
@@ -67,18 +70,34 @@ struct Result {
     var name: String
     var detail: String
     var seconds: [Double]
+    /// Process CPU seconds (user + system, all threads) per run: less sensitive to other load.
+    var cpu: [Double]
     var flops: Double
     var median: Double {
         let s = seconds.sorted()
         return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
     }
     var best: Double { seconds.min() ?? 0 }
+    var cpuMedian: Double {
+        let s = cpu.sorted()
+        return s.isEmpty ? 0 : s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
     var gflops: Double { flops > 0 && median > 0 ? flops / median / 1e9 : 0 }
 }
 
 let options = Options(CommandLine.arguments)
-let context = KernelContext(threads: options.threads)
+let context: KernelContext = {
+    var c = KernelContext(threads: options.threads)
+    if let b = options.im2colBudget { c.im2colBudget = b }
+    return c
+}()
 var results: [Result] = []
+
+func cpuClock() -> Double {
+    var u = rusage()
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u)
+    return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6
+}
 
 func wallClock() -> Double {
     var ts = timespec()
@@ -95,13 +114,14 @@ func wallClock() -> Double {
 @MainActor func measure(_ name: String, _ detail: String, flops: Double, _ body: () throws -> Void) rethrows {
     guard wanted(name) else { return }
     for _ in 0..<options.warmup { try body() }
-    var times: [Double] = []
+    var times: [Double] = [], cpu: [Double] = []
     for _ in 0..<options.runs {
-        let t0 = wallClock()
+        let c0 = cpuClock(), t0 = wallClock()
         try body()
         times.append(wallClock() - t0)
+        cpu.append(cpuClock() - c0)
     }
-    let r = Result(name: name, detail: detail, seconds: times, flops: flops)
+    let r = Result(name: name, detail: detail, seconds: times, cpu: cpu, flops: flops)
     results.append(r)
     if !options.json {
         FileHandle.standardError.write(Data("  \(name): \(String(format: "%.3f", r.median * 1000)) ms\n".utf8))
@@ -124,6 +144,9 @@ func randomBuffer(_ count: Int, seed: UInt64) -> UnsafeMutablePointer<Float> {
 /// (name, C, K, kernel, stride, input size, frames): the big-branch shapes of bLVNet-TAM-50 at 224
 /// (8 frames per clip after the big/little split; the little branch runs the same shapes at half size).
 let convCases: [(String, Int, Int, Int, Int, Int, Int)] = [
+    ("conv112_7x7s2_3-64", 3, 64, 7, 2, 224, 16),
+    ("conv112_3x3_64-32", 64, 32, 3, 1, 112, 8),
+    ("conv56_3x3s2_64-64", 64, 64, 3, 2, 112, 8),
     ("conv56_1x1_256-64", 256, 64, 1, 1, 56, 8),
     ("conv56_3x3_64-64", 64, 64, 3, 1, 56, 8),
     ("conv56_1x1_64-256", 64, 256, 1, 1, 56, 8),
@@ -278,6 +301,7 @@ if options.json {
         .object([("name", .string(r.name)), ("detail", .string(r.detail)),
                  ("seconds_median", .double(r.median)), ("seconds_min", .double(r.best)),
                  ("seconds_all", .array(r.seconds.map { .double($0) })),
+                 ("cpu_seconds_median", .double(r.cpuMedian)),
                  ("gflop", .double(r.flops / 1e9)), ("gflops_median", .double(r.gflops))])
     })))
     print(JSON.object(obj).serialized(indent: 2))
@@ -286,10 +310,10 @@ if options.json {
     func lpad(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
     print("blbench: \(options.threads) threads, median of \(options.runs) runs after \(options.warmup) warm-up, OpenBLAS \(core) kernels")
     if let advice = BLASRuntime.kernelAdvice() { print("note: \(advice)") }
-    print(pad("case", 26) + lpad("median ms", 11) + lpad("min ms", 10) + lpad("GFLOP/s", 9) + "  detail")
+    print(pad("case", 26) + lpad("median ms", 11) + lpad("min ms", 10) + lpad("cpu ms", 9) + lpad("GFLOP/s", 9) + "  detail")
     for r in results {
         print(pad(r.name, 26) + lpad(String(format: "%.3f", r.median * 1000), 11)
-              + lpad(String(format: "%.3f", r.best * 1000), 10)
+              + lpad(String(format: "%.3f", r.best * 1000), 10) + lpad(String(format: "%.1f", r.cpuMedian * 1000), 9)
               + lpad(r.flops > 0 ? String(format: "%.1f", r.gflops) : "-", 9) + "  " + r.detail)
     }
 }
