@@ -18,43 +18,45 @@ extension Kernels {
         }
     }
 
-    @inline(__always)
+    /// Branch-free scalar loops over typed pointers, which the compiler vectorizes; odd addresses
+    /// (never produced by the package writer) take the unaligned path.
     static func widenHalfRange(_ s: UnsafeRawPointer, from start: Int, to end: Int, bfloat16: Bool,
                                output o: UnsafeMutablePointer<Float>) {
-        var i = start
-        if bfloat16 {
-            while i + 8 <= end {
-                let h = s.loadUnaligned(fromByteOffset: 2 * i, as: SIMD8<UInt16>.self)
-                let w = SIMD8<UInt32>(truncatingIfNeeded: h) &<< 16
-                UnsafeMutableRawPointer(o + i).storeBytes(of: w, as: SIMD8<UInt32>.self)
-                i += 8
-            }
-            while i < end {
-                o[i] = HalfConversion.bfloat16ToFloat(s.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
-                i += 1
+        guard start < end else { return }
+        if Int(bitPattern: s) % 2 != 0 {
+            for i in start..<end {
+                let h = s.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)
+                o[i] = bfloat16 ? HalfConversion.bfloat16ToFloat(h) : HalfConversion.halfToFloat(h)
             }
             return
         }
-        let expMask = SIMD8<UInt32>(repeating: 0x7c00 << 13)
-        let rebias = SIMD8<UInt32>(repeating: 112 << 23)
-        let magic = SIMD8<Float>(repeating: Float(bitPattern: 113 << 23))
-        while i + 8 <= end {
-            let h = SIMD8<UInt32>(truncatingIfNeeded: s.loadUnaligned(fromByteOffset: 2 * i, as: SIMD8<UInt16>.self))
-            var v = (h & 0x7fff) &<< 13  // exponent and mantissa in float position
+        let h = s.assumingMemoryBound(to: UInt16.self)
+        if bfloat16 {
+            widenBFloat16(h + start, count: end - start, output: o + start)
+        } else {
+            widenFloat16(h + start, count: end - start, output: o + start)
+        }
+    }
+
+    static func widenBFloat16(_ h: UnsafePointer<UInt16>, count n: Int, output o: UnsafeMutablePointer<Float>) {
+        for i in 0..<n { o[i] = Float(bitPattern: UInt32(h[i]) &<< 16) }
+    }
+
+    /// float16 -> float32 by exponent rebias; subnormals renormalized through a float subtraction,
+    /// infinities/NaN get the all-ones exponent (payload kept).
+    static func widenFloat16(_ h: UnsafePointer<UInt16>, count n: Int, output o: UnsafeMutablePointer<Float>) {
+        let expMask: UInt32 = 0x7c00 << 13, rebias: UInt32 = 112 << 23
+        let magic = Float(bitPattern: 113 << 23)
+        for i in 0..<n {
+            let x = UInt32(h[i])
+            var v = (x & 0x7fff) &<< 13
             let e = v & expMask
             v &+= rebias
-            // Infinity / NaN: exponent all ones.
-            v.replace(with: v &+ rebias, where: e .== expMask)
-            // Zero / subnormal: renormalize through a float subtraction.
-            let sub = unsafeBitCast(unsafeBitCast(v &+ (1 << 23), to: SIMD8<Float>.self) - magic, to: SIMD8<UInt32>.self)
-            v.replace(with: sub, where: e .== 0)
-            v |= (h & 0x8000) &<< 16
-            UnsafeMutableRawPointer(o + i).storeBytes(of: v, as: SIMD8<UInt32>.self)
-            i += 8
-        }
-        while i < end {
-            o[i] = HalfConversion.halfToFloat(s.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
-            i += 1
+            let special = v &+ rebias
+            let sub = (Float(bitPattern: v &+ (1 << 23)) - magic).bitPattern
+            v = e == expMask ? special : v
+            v = e == 0 ? sub : v
+            o[i] = Float(bitPattern: v | ((x & 0x8000) &<< 16))
         }
     }
 }
