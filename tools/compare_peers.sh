@@ -136,9 +136,13 @@ print(f"{'engine':14s} {'median s':>9s} {'min s':>7s} {'GFLOP/s':>8s} {'x ort':>
 for name, med, mn, gf, rss, note in rows:
     print(f"{name:14s} {med:9.3f} {mn:7.3f} {gf:8.1f} {med / ort_med:6.2f} {rss / 2**20:6.0f} MiB  {note}")
 print(f"blconvert / onnxruntime per round: {' '.join(f'{x:.3f}' for x in ratios)}; median {statistics.median(ratios):.3f}")
+mins = [b["seconds_per_clip_min"] / o["min"] for b, o in pairs]
+print(f"  same with each round's fastest runs (less sensitive to load): {' '.join(f'{x:.3f}' for x in mins)}; median {statistics.median(mins):.3f}")
 if trip:
     r2 = [b["seconds_per_clip_median"] / o["median"] for b, o in trip]
     print(f"blconvert* / onnxruntime per round: {' '.join(f'{x:.3f}' for x in r2)}; median {statistics.median(r2):.3f}")
+    m2 = [b["seconds_per_clip_min"] / o["min"] for b, o in trip]
+    print(f"  same with each round's fastest runs: {' '.join(f'{x:.3f}' for x in m2)}; median {statistics.median(m2):.3f}")
 print("whole process (load + one clip + top-5), /usr/bin/time -v:")
 for name in ("blconvert", "blconvert-core2", "ort", "eager"):
     j = load(f"{d}/whole.{name}.json")

@@ -10,7 +10,7 @@ struct Bench: ParsableCommand {
         abstract: "Measure time per clip, achieved GFLOP/s and memory on random input.",
         discussion: """
         Runs --warmup runs, then --runs timed runs of --clips clips of the given size, and reports the
-        median and minimum time per clip, GFLOP/s (2 x multiply-accumulates from the IR / time), the planned activation arena and the process's peak RSS. --profile adds time per op kind.
+        median and minimum time per clip, GFLOP/s (2 x multiply-accumulates from the IR / time), the planned activation arena and the process's peak RSS. --profile adds time per op kind and the ten slowest steps (time, GFLOP/s, op, shape, reference module). The OpenBLAS kernel family in use is printed too: OPENBLAS_CORETYPE chooses it when the library loads.
 
         Examples:
           blconvert bench r50.blc --input 224x224 --threads 2 --runs 10

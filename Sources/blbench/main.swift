@@ -6,6 +6,7 @@
 //     --warmup N      untimed runs per case (default 1)
 //     --filter TEXT   only cases whose name contains TEXT
 //     --no-model      skip the whole-clip cases
+//     --mini          whole clips of the bundled mini model even when the r50 fixture exists
 //     --json          one JSON object on stdout instead of the table
 //     --im2col-budget N   floats per im2col tile (KernelContext.im2colBudget; default 1 Mi)
 //
@@ -25,7 +26,7 @@ struct Options {
     var threads = 2, runs = 7, warmup = 1
     var im2colBudget: Int? = nil
     var filter: String? = nil
-    var json = false, model = true
+    var json = false, model = true, mini = false
 
     init(_ args: [String]) {
         var i = 1
@@ -46,6 +47,7 @@ struct Options {
             case "--filter": filter = next()
             case "--json": json = true
             case "--no-model": model = false
+            case "--mini": mini = true
             case "--im2col-budget": im2colBudget = max(1, Int(next()) ?? 0)
             case "-h", "--help": Options.usage(nil)
             default: Options.usage("unknown argument \(args[i])")
@@ -55,7 +57,7 @@ struct Options {
     }
 
     static func usage(_ error: String?) -> Never {
-        let text = "usage: blbench [--threads N] [--runs N] [--warmup N] [--filter TEXT] [--no-model] [--json] [--im2col-budget N]\n"
+        let text = "usage: blbench [--threads N] [--runs N] [--warmup N] [--filter TEXT] [--no-model] [--mini] [--json] [--im2col-budget N]\n"
         if let error {
             FileHandle.standardError.write(Data("blbench: \(error)\n\(text)".utf8))
             exit(2)
@@ -253,7 +255,7 @@ do {
     if options.model {
         let r50 = "/work/shared/fixtures/r50-a2b4-f8x2-ssv2/model.pth.tar"
         let mini = ["Fixtures/mini-a2b4-f4x2/model.pth.tar", "/work/shared/fixtures/mini-a2b4-f4x2/model.pth.tar"]
-        let (label, path, size): (String, String?, Int) = FileManager.default.fileExists(atPath: r50)
+        let (label, path, size): (String, String?, Int) = !options.mini && FileManager.default.fileExists(atPath: r50)
             ? ("r50", r50, 224)
             : ("mini", mini.first { FileManager.default.fileExists(atPath: $0) }, 64)
         if let path, wanted("clip") {
