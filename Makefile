@@ -13,11 +13,14 @@ deps:
 build: deps
 	$(SWIFT) build $(RELEASE) --product blconvert
 
-# Import the bundled mini checkpoint and verify it against its reference clips.
+# Import the bundled mini checkpoint, verify it against its reference clips, predict one clip.
 demo: build
 	@mkdir -p $(DEMO_DIR)
 	$(BIN) inspect $(MINI)/model.pth.tar --summary
-	$(BIN) extract $(MINI)/model.pth.tar -o $(DEMO_DIR)/mini-weights.safetensors
+	$(BIN) import $(MINI)/model.pth.tar -o $(DEMO_DIR)/mini.blc --frames 8 --force
+	$(BIN) graph $(DEMO_DIR)/mini.blc --input 64x64 | tail -n 4
+	$(BIN) verify $(DEMO_DIR)/mini.blc $(MINI)/clip0.safetensors $(MINI)/clip1.safetensors $(MINI)/clip2.safetensors
+	$(BIN) run $(DEMO_DIR)/mini.blc $(MINI)/clip1.safetensors --top 3
 
 # The whole test suite, optimized (numeric tests are 10-100x slower in debug builds).
 test: deps

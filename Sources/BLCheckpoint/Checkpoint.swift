@@ -38,13 +38,16 @@ public struct Checkpoint: Sendable {
     /// Keeps the mapping alive for tensors that point into it.
     public let fileSize: Int
 
-    /// Detects the format from the first bytes.
+    /// Detects the format from the first bytes. Signatures at the start of the file come first; an
+    /// HDF5 signature further in (after a user block, at byte 512, 1024, ...) is tried last, so the
+    /// data of another format that happens to hold those bytes there cannot mislead detection.
     public static func detect(_ bytes: UnsafeRawBufferPointer) -> CheckpointFormat? {
         if TorchFile.looksLikeZip(bytes) { return .torchZip }
-        if HDF5Reader.looksLikeHDF5(bytes) { return .hdf5 }
+        if HDF5Reader.looksLikeHDF5(UnsafeRawBufferPointer(rebasing: bytes.prefix(8))) { return .hdf5 }
         if TorchFile.looksLikeLegacy(bytes) { return .torchLegacy }
         if SafetensorsFile.looksLikeSafetensors(bytes) { return .safetensors }
         if PickleFile.looksLikePickle(bytes) { return .pickle }
+        if HDF5Reader.looksLikeHDF5(bytes) { return .hdf5 }
         return nil
     }
 

@@ -1,5 +1,10 @@
 import ArgumentParser
 import BLCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The `blconvert` command: bLVNet-TAM checkpoints in, a verified Swift-native model out.
 public struct BLConvert: ParsableCommand {
@@ -10,20 +15,48 @@ public struct BLConvert: ParsableCommand {
         abstract: "Convert bLVNet-TAM PyTorch checkpoints into a Swift-native CPU model and prove parity.",
         discussion: """
         Typical flow:
-          blconvert inspect model.pth.tar              what is in a checkpoint (read safely, nothing executed)
+          blconvert inspect model.pth.tar            what a checkpoint holds (nothing
+                                                     in it is executed)
           blconvert import model.pth.tar -o m.blc --frames 16
-          blconvert verify m.blc clip0.safetensors     parity against reference clips
-          blconvert run m.blc frames/ --top 5          predictions for a folder of frames or a clip tensor
-          blconvert graph m.blc --input 224x224        the graph with FLOPs and memory
-          blconvert bench m.blc                        speed
+          blconvert verify m.blc clip0.safetensors   parity against reference clips
+          blconvert run m.blc frames/ --top 5        predictions for a folder of
+                                                     frames or a clip tensor
+          blconvert graph m.blc --input 224x224      the graph, FLOPs and memory
+          blconvert bench m.blc                      speed
 
-        Exit status: 0 success, 1 verification failed, 2 bad input (unreadable, corrupt or refused file,
-        wrong arguments).
+        Exit status: 0 success, 1 verification failed, 2 bad input (unreadable,
+        corrupt or refused file, wrong arguments).
         """,
         version: BLConvertVersion.string,
         subcommands: [Inspect.self, Extract.self, Import.self, GraphCommand.self, Verify.self, Run.self, Bench.self]
     )
+
+    /// Parses the process's arguments, runs the subcommand and exits with the documented status:
+    /// 0 success (and `--help`, `--version`), 1 a verification failed, 2 any bad input, usage
+    /// errors included (ArgumentParser alone would use 64 for those).
+    public static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let status = exitStatus(for: error)
+            if status == 0 || error is ExitCode { exit(withError: error) }
+            Console.err(fullMessage(for: error))
+            terminate(status)
+        }
+    }
+
+    /// The exit status for an error a command threw: `ExitCode`s keep theirs (1 or 2),
+    /// help and version requests 0, everything else (usage errors included) 2.
+    public static func exitStatus(for error: Error) -> Int32 {
+        if let e = error as? ExitCode { return e.rawValue }
+        let code = exitCode(for: error)
+        return code == .success ? 0 : 2
+    }
 }
+
+/// Ends the process (a free function: inside a command, `exit` names ArgumentParser's).
+private func terminate(_ status: Int32) -> Never { exit(status) }
 
 public enum BLConvertVersion {
     public static let string = "0.1.0"

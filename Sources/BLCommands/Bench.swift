@@ -9,8 +9,13 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure time per clip, achieved GFLOP/s and memory on random input.",
         discussion: """
-        Runs --warmup runs, then --runs timed runs of --clips clips of the given size, and reports the
-        median and minimum time per clip, GFLOP/s (2 x multiply-accumulates from the IR / time), the planned activation arena and the process's peak RSS. --profile adds time per op kind and the ten slowest steps (time, GFLOP/s, op, shape, reference module). The OpenBLAS kernel family in use is printed too: OPENBLAS_CORETYPE chooses it when the library loads.
+        Runs --warmup runs, then --runs timed runs of --clips clips of the given
+        size, and reports the median and minimum time per clip, GFLOP/s
+        (2 x multiply-accumulates from the IR / time), the planned activation arena
+        and the process's peak RSS. --profile adds the time per op kind of one run
+        and its ten slowest steps (time, GFLOP/s, op, shape, reference module).
+        The OpenBLAS kernel family in use is printed too: OPENBLAS_CORETYPE chooses
+        it when the library loads.
 
         Examples:
           blconvert bench r50.blc --input 224x224 --threads 2 --runs 10
@@ -32,7 +37,7 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "Untimed warm-up runs.")
     var warmup: Int = 1
 
-    @Flag(name: .long, help: "Time per op kind and the ten slowest nodes.")
+    @Flag(name: .long, help: "Also time one run per op kind and list its ten slowest steps.")
     var profile = false
 
     @OptionGroup var threads: ThreadOptions
@@ -108,11 +113,11 @@ struct Bench: ParsableCommand {
                              ("origin", t.origin.map { .string($0) } ?? .null), ("detail", .string(t.detail))])
                 })))
             }
-            Console.out(JSON.object(obj).serialized(indent: 2))
+            Console.out(JSON.object(obj).strictJSONText)
             return
         }
         var s = "model: \(model.model) (\(r.config))\n"
-        s += "input: \(clips) x \(input.height)x\(input.width), \(threads.context.threads) threads, \(runs) runs after \(warmup) warm-up\n"
+        s += "input: \(clips) x \(input.height)x\(input.width), \(threads.context.threads) threads, \(runs) run\(runs == 1 ? "" : "s") after \(warmup) warm-up\n"
         s += "time per clip: median \(Format.fixed(median * 1000, 1)) ms, min \(Format.fixed(best * 1000, 1)) ms\n"
         s += "throughput: \(Format.fixed(flopsPerClip / median / 1e9, 1)) GFLOP/s at the median (\(Format.fixed(flopsPerClip / 1e9, 2)) GFLOP per clip)\n"
         s += "blas: OpenBLAS \(BLASRuntime.coreName) kernels" + (BLASRuntime.kernelAdvice().map { " (note: \($0))" } ?? "") + "\n"

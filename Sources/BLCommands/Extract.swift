@@ -6,11 +6,12 @@ struct Extract: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write every tensor of a checkpoint to a safetensors file (the plain .pth -> safetensors conversion).",
         discussion: """
-        Works on any supported file, model or not. Each tensor is written contiguous, in its own dtype,
-        under its dotted path in the file (state_dict.module.conv1.weight, nested.a.b.0). The non-tensor
-        entries (epoch, arch, optimizer settings, HDF5 attributes) go into __metadata__ as JSON text, with
-        blconvert.source and blconvert.format. The output is written to a temporary file and renamed, so a
-        failure leaves nothing behind.
+        Works on any supported file, model or not. Each tensor is written contiguous,
+        in its own dtype, under its dotted path in the file
+        (state_dict.module.conv1.weight, nested.a.b.0). The non-tensor entries (epoch,
+        arch, optimizer settings, HDF5 attributes) go into __metadata__ as JSON text,
+        with blconvert.source and blconvert.format. The output is written to a
+        temporary file and renamed, so a failure leaves nothing behind.
 
         Example:
           blconvert extract train.pth.tar -o train.safetensors
@@ -31,6 +32,7 @@ struct Extract: ParsableCommand {
 
     func run() throws {
         let result = try reportingErrors { () -> Extractor.Result in
+            try checkNotAnInput(output, option: "--output", inputs: [file])
             let ck = try Checkpoint.open(path: file)
             return try Extractor.extract(ck, sourceName: file.lastPathComponent, to: output)
         }
@@ -40,7 +42,7 @@ struct Extract: ParsableCommand {
                 ("tensor_count", .int(Int64(result.tensorCount))),
                 ("tensor_bytes", .int(Int64(result.bytes))),
                 ("metadata_entries", .int(Int64(result.metadataEntries))),
-            ]).serialized(indent: 2))
+            ]).strictJSONText)
         } else {
             Console.out("wrote \(output): \(result.tensorCount) tensors, \(Format.bytes(result.bytes)), \(result.metadataEntries) metadata entries")
         }

@@ -7,9 +7,10 @@ struct GraphCommand: ParsableCommand {
         commandName: "graph",
         abstract: "Show the graph IR: per node the op, output shape, parameters, multiply-accumulates and activation bytes.",
         discussion: """
-        Counts come from the IR for one clip (or --batch clips) of the given input size. total_macs counts
-        every convolution (the TAM's depthwise 1x1 convolutions included) and the linear layer: the
-        paper's "GFLOPs". Also: parameters, and activation memory (sum over nodes and the peak live at once).
+        Counts come from the IR for one clip (or --batch clips) of the given input
+        size. total_macs counts every convolution (the TAM's depthwise 1x1
+        convolutions included) and the linear layer: the paper's "GFLOPs". Also:
+        parameters, and activation memory (sum over nodes and the peak live at once).
 
         Examples:
           blconvert graph r50.blc --input 224x224
@@ -78,7 +79,7 @@ struct GraphCommand: ParsableCommand {
                     ("activation_bytes_peak", .int(Int64(cost.peakActivationBytes))),
                     ("node_count", .int(Int64(g.nodes.count))),
                 ])),
-            ]).serialized(indent: 2))
+            ]).strictJSONText)
             return
         }
         var s = g.textDump(height: input.height, width: input.width)

@@ -1,24 +1,36 @@
 import ArgumentParser
 import BLCore
 import BLVNet
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "import",
         abstract: "Convert a bLVNet-TAM checkpoint into a model package (graph IR + weights + metadata).",
         discussion: """
-        Accepts PyTorch legacy and zip files (plain state dicts or training checkpoints with a
-        state_dict), HDF5 exports (flat or nested) and safetensors files. The configuration (blocks per
-        stage, alpha, beta, blending frames, input channels, head, classes) is inferred from the tensor
-        names and shapes. The frame count T is not in the weights: it comes from --frames, else from a
-        training checkpoint's arch, else from the file name (...-f8x2... means T = 16).
+        Accepts PyTorch legacy and zip files (plain state dicts or training
+        checkpoints with a state_dict), HDF5 exports (flat or nested) and safetensors
+        files. The configuration (blocks per stage, alpha, beta, blending frames,
+        input channels, head, classes) is inferred from the tensor names and shapes.
+        The frame count T is not in the weights: it comes from --frames, else from a
+        training checkpoint's arch, else from the file name (...-f8x2... means
+        T = 16).
 
-        Loading is strict, like load_state_dict(strict=True): every tensor the model needs must be present
-        with its shape and every tensor of the checkpoint must be used; otherwise one error lists the
-        missing, unexpected and mis-shaped names.
+        Loading is strict, like load_state_dict(strict=True): every tensor the model
+        needs must be present with its shape and every tensor of the checkpoint must
+        be used; otherwise one error lists the missing, unexpected and mis-shaped
+        names.
 
-        BatchNorm is folded into the convolutions and ReLU fused (--no-optimize keeps the reference
-        graph). The package is a directory written atomically: a failed import leaves nothing behind.
+        BatchNorm is folded into the convolutions and ReLU fused (--no-optimize keeps
+        the reference graph, where every reference module's output can be verified).
+        --dtype f16/bf16 halves the package; the weights are rounded, so expect
+        logits errors of the order of 1e-3 (f16) and 1e-2 (bf16) relative instead
+        of 1e-6 (verify --rtol accordingly). The package is a directory written
+        atomically: a failed import leaves nothing behind.
 
         Examples:
           blconvert import st2stv2-bLVNet-TAM-50-a2-b4-f8x2.pth.tar -o r50.blc
@@ -62,6 +74,16 @@ struct Import: ParsableCommand {
         var stages: [(String, Double)] = []
         func stage(_ name: String, _ t0: Double) { stages.append((name, now() - t0)) }
         let (pkg, tensorCount, format) = try reportingErrors { () -> (ModelPackage, Int, String) in
+            if access(output, F_OK) == 0 {
+                if !force {
+                    throw BLError(.invalidArgument, "already exists: choose another output or pass --force to replace it", file: output)
+                }
+                // --force replaces a model package, never some other directory or file.
+                guard ModelLoader.isDirectory(output), access(output + "/" + ModelPackage.metadataFile, F_OK) == 0,
+                      access(output + "/" + ModelPackage.graphFile, F_OK) == 0 else {
+                    throw BLError(.invalidArgument, "exists and is not a model package; --force only replaces a package written by blconvert import", file: output)
+                }
+            }
             var t = now()
             Console.progress("reading \(checkpoint)")
             let (model, ck) = try ModelLoader.importCheckpoint(checkpoint, frames: frames)
@@ -95,11 +117,11 @@ struct Import: ParsableCommand {
                 ("optimized", .bool(!noOptimize)),
                 ("seconds", .double(seconds)),
                 ("stage_seconds", .object(stages.map { ($0.0, .double($0.1)) })),
-            ]).serialized(indent: 2))
+            ]).strictJSONText)
         } else {
             Console.out("""
             imported \(checkpoint) (\(format), \(tensorCount) tensors)
-              model: \(BLVNetImporter.describe(c))
+              model: \(BLVNetImporter.describe(c).unparenthesized)
               graph: \(pkg.graph.nodes.count) nodes, \(pkg.graph.weights.count) weights (\(storeAs.torchName))\(noOptimize ? "" : ", BatchNorm folded, ReLU fused")
               wrote \(output) in \(Format.fixed(seconds, 2)) s
             """)

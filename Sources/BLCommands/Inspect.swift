@@ -6,10 +6,11 @@ struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List what a checkpoint holds, read safely (nothing in it is ever executed).",
         discussion: """
-        The format is detected from the bytes, not the name: PyTorch zip (torch >= 1.6) and legacy
-        (torch < 1.6) files, training checkpoints, HDF5 and safetensors files, bare pickles.
-        Pickles may only name the globals torch.load(weights_only=True) allows; any other global
-        (os.system, eval, ...) is refused with its name and byte offset.
+        The format is detected from the bytes, not the name: PyTorch zip (torch >= 1.6)
+        and legacy (torch < 1.6) files, training checkpoints, HDF5 and safetensors
+        files, bare pickles. Pickles may only name the globals that
+        torch.load(weights_only=True) allows; any other global (os.system, eval, ...)
+        is refused with its name and byte offset.
 
         Examples:
           blconvert inspect model.pth.tar
@@ -28,7 +29,7 @@ struct Inspect: ParsableCommand {
     func run() throws {
         let ck = try reportingErrors { try Checkpoint.open(path: file) }
         if output.json {
-            Console.out(Self.json(ck, listTensors: !summary).serialized(indent: 2))
+            Console.out(Self.json(ck, listTensors: !summary).strictJSONText)
         } else {
             Console.out(Self.text(ck, listTensors: !summary))
         }

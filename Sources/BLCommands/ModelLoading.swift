@@ -56,13 +56,17 @@ enum ModelLoader {
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
     }
 
-    /// Imports a checkpoint (not optimized: the caller decides).
+    /// Imports a checkpoint (not optimized: the caller decides). T, which decides the computation,
+    /// comes from `frames`, else the checkpoint's `arch`, else the file's own name (never from the
+    /// folders above it); the informational beta may also come from the folder name.
     static func importCheckpoint(_ path: String, frames: Int?) throws -> (ImportedModel, Checkpoint) {
         let ck = try Checkpoint.open(path: path)
         let arch = ck.entry("arch")?.stringValue
+        let t = frames ?? arch.flatMap { BLVNetNameHints($0).frames } ?? BLVNetNameHints(path.lastPathComponent).frames
         do {
             let model = try BLVNetImporter.importModel(tensors: ck.tensors.map { (name: $0.path, tensor: $0.tensor) },
-                                                       frames: frames, sourceName: path, arch: arch)
+                                                       frames: t, sourceName: t == nil ? path.lastPathComponent : path,
+                                                       arch: arch)
             return (model, ck)
         } catch let e as BLError {
             throw e.inFile(path)
@@ -72,6 +76,9 @@ enum ModelLoader {
     static func load(_ options: ModelOptions) throws -> LoadedModel {
         let path = options.model
         if isDirectory(path) {
+            if access(path + "/graph.json", F_OK) != 0 {
+                throw BLError(.invalidArgument, "a directory but not a model package (no graph.json): give a package written by `blconvert import` or a checkpoint file", file: path)
+            }
             let p = try ModelPackage.read(path)
             if let f = options.frames, f != p.config.frames {
                 throw BLError(.invalidArgument, "--frames \(f) does not match the package's T = \(p.config.frames) (the frame count is fixed at import)", file: path)

@@ -13,17 +13,20 @@ struct Run: ParsableCommand {
         abstract: "Predict the action classes of a clip: a folder of frames or a clip tensor file.",
         discussion: """
         INPUT is one of:
-          - a folder of frames 00001.jpg/.png, ...: preprocessed exactly as the reference evaluation does
-            (T frames by uniform fixed-offset sampling, shorter side resized to --scale with PIL's
-            antialiasing bilinear filter, centre crop 224, /255, ImageNet mean/std);
-          - a .safetensors file with a tensor `input` (or a single tensor) [N, T*C, H, W];
-          - a .npy file [N, T*C, H, W] float32.
+          - a folder of frames 00001.jpg/.png, ...: preprocessed exactly as the
+            reference evaluation does (T frames by uniform fixed-offset sampling,
+            shorter side resized to --scale with PIL's antialiasing bilinear filter,
+            centre crop 224, /255, ImageNet mean/std);
+          - a .safetensors file with a tensor `input` (or a single tensor)
+            [N, T*C, H, W];
+          - a .npy file [N, T*C, H, W] (little-endian float32, C order).
         Prints the top-K classes of each sample with softmax probabilities.
 
         Examples:
           blconvert run r50.blc video_frames/ --top 5 --labels labels.txt
           blconvert run r50.blc clip.npy --json
-          blconvert run r50.blc frames/ --output result.safetensors   (logits and the model input)
+          blconvert run r50.blc frames/ --output result.safetensors
+            (also writes the logits and the model input)
         """
     )
 
@@ -56,6 +59,7 @@ struct Run: ParsableCommand {
     func run() throws {
         struct Outcome { var logits: Tensor; var input: Tensor; var names: [String]?; var indices: [Int]?; var seconds: Double }
         let o = try reportingErrors { () -> Outcome in
+            if let output { try checkNotAnInput(output, option: "--output", inputs: [input, model.model] + (labels.map { [$0] } ?? [])) }
             let loaded = try ModelLoader.load(model)
             let names = try labels.map { try Self.readLabels($0, classes: loaded.config.numClasses) }
             var indices: [Int]? = nil
@@ -76,7 +80,12 @@ struct Run: ParsableCommand {
                                     weightConversion: weightMemory.conversion(for: loaded.dtype))
             Console.progress("running")
             let t0 = now()
-            let logits = try engine.run(clip)
+            let logits: Tensor
+            do {
+                logits = try engine.run(clip)
+            } catch let e as BLError {
+                throw e.inFile(input)
+            }
             Console.progress("")
             return Outcome(logits: logits, input: clip, names: names, indices: indices, seconds: now() - t0)
         }
@@ -115,7 +124,7 @@ struct Run: ParsableCommand {
                                          ("input_shape", .array(o.input.shape.map { .int(Int64($0)) })),
                                          ("seconds", .double(o.seconds)), ("samples", .array(samples))]
             if let idx = o.indices { obj.append(("frames", .array(idx.map { .int(Int64($0)) }))) }
-            Console.out(JSON.object(obj).serialized(indent: 2))
+            Console.out(JSON.object(obj).strictJSONText)
         } else {
             Console.out(text + "(\(Format.fixed(o.seconds, 3)) s)")
         }

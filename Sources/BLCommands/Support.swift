@@ -6,22 +6,67 @@ import Glibc
 import Darwin
 #endif
 
-/// Output helpers shared by the subcommands.
-enum Console {
-    static func out(_ s: String) { writeAll(1, s) }
+/// Collects what a command writes, instead of the process's stdout and stderr (set with
+/// `Console.$capture.withValue(...)`, for running commands inside another program).
+public final class OutputCapture: @unchecked Sendable {
+    private var lock = pthread_mutex_t()
+    private var outText = ""
+    private var errText = ""
 
-    static func err(_ s: String) { writeAll(2, s) }
+    public init() { pthread_mutex_init(&lock, nil) }
+    deinit { pthread_mutex_destroy(&lock) }
 
-    /// Writes the whole text (plus a final newline) to a file descriptor, retrying short writes.
-    private static func writeAll(_ fd: Int32, _ s: String) {
+    /// Everything written to standard output so far.
+    public var stdout: String { locked { outText } }
+    /// Everything written to standard error so far.
+    public var stderr: String { locked { errText } }
+
+    func append(_ s: String, toError: Bool) {
+        locked { if toError { errText += s } else { outText += s } }
+    }
+
+    private func locked<T>(_ body: () -> T) -> T {
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        return body()
+    }
+}
+
+/// Output helpers shared by the subcommands: results on stdout, messages on stderr, and a
+/// progress line on stderr only when it is a terminal.
+public enum Console {
+    /// When set, output goes here instead of file descriptors 1 and 2 (and no progress is shown).
+    @TaskLocal public static var capture: OutputCapture?
+
+    /// Whether a progress line is on the terminal and must be cleared before other stderr text.
+    nonisolated(unsafe) private static var progressShown = false
+
+    static func out(_ s: String) { emit(s, fd: 1) }
+
+    static func err(_ s: String) {
+        clearProgress()
+        emit(s, fd: 2)
+    }
+
+    private static func emit(_ s: String, fd: Int32) {
         var s = s
         if !s.hasSuffix("\n") { s += "\n" }
+        if let c = capture {
+            c.append(s, toError: fd == 2)
+        } else {
+            writeAll(fd, s)
+        }
+    }
+
+    /// Writes all the bytes to a file descriptor, retrying short writes.
+    private static func writeAll(_ fd: Int32, _ s: String) {
         var bytes = Array(s.utf8)
         bytes.withUnsafeMutableBytes { buf in
+            guard let base = buf.baseAddress else { return }
             var off = 0
             while off < buf.count {
-                let n = write(fd, buf.baseAddress! + off, buf.count - off)
-                if n <= 0 { if errno == EINTR { continue }; return }
+                let n = write(fd, base + off, buf.count - off)
+                if n <= 0 { if n < 0 && errno == EINTR { continue }; return }
                 off += n
             }
         }
@@ -29,10 +74,22 @@ enum Console {
 
     static var stderrIsTerminal: Bool { isatty(2) != 0 }
 
-    /// A progress line on stderr, only when it is a terminal.
+    /// Replaces the progress line on stderr (in place), only when stderr is a terminal; an empty
+    /// text clears it.
     static func progress(_ s: String) {
-        guard stderrIsTerminal else { return }
-        err("\r\u{1b}[K" + s)
+        guard capture == nil, stderrIsTerminal else { return }
+        if s.isEmpty {
+            clearProgress()
+            return
+        }
+        writeAll(2, "\r\u{1b}[K" + s)
+        progressShown = true
+    }
+
+    private static func clearProgress() {
+        guard progressShown, capture == nil else { return }
+        writeAll(2, "\r\u{1b}[K")
+        progressShown = false
     }
 }
 
@@ -110,6 +167,11 @@ enum Format {
 }
 
 extension String {
+    /// The text without one pair of enclosing parentheses.
+    var unparenthesized: String {
+        hasPrefix("(") && hasSuffix(")") && count >= 2 ? String(dropFirst().dropLast()) : self
+    }
+
     var lastPathComponent: String {
         split(separator: "/", omittingEmptySubsequences: true).last.map(String.init) ?? self
     }
@@ -127,5 +189,35 @@ func writeFileAtomically(_ text: String, to path: String) throws {
     if !ok || !closed || rename(temp, path) != 0 {
         unlink(temp)
         throw BLError(.io, "cannot write: \(String(cString: strerror(errno)))", file: path)
+    }
+}
+
+extension JSON {
+    /// The same value with NaN and infinities as the strings "NaN", "Infinity" and "-Infinity",
+    /// which strict JSON parsers (jq, browsers) accept; the numbers themselves are not JSON.
+    var strict: JSON {
+        switch self {
+        case .double(let d) where !d.isFinite:
+            return .string(d.isNaN ? "NaN" : d > 0 ? "Infinity" : "-Infinity")
+        case .array(let xs): return .array(xs.map(\.strict))
+        case .object(let items): return .object(items.map { ($0.0, $0.1.strict) })
+        default: return self
+        }
+    }
+
+    /// What `--json` prints: strict JSON, indented.
+    var strictJSONText: String { strict.serialized(indent: 2) }
+}
+
+/// Whether two paths name the same existing file (same device and inode), however spelled.
+func sameFile(_ a: String, _ b: String) -> Bool {
+    var sa = stat(), sb = stat()
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino
+}
+
+/// Refuses an output path that names one of the inputs (it would be replaced).
+func checkNotAnInput(_ output: String, option: String, inputs: [String]) throws {
+    if let input = inputs.first(where: { sameFile(output, $0) }) {
+        throw BLError(.invalidArgument, "\(option) names the input \(input); it would be overwritten", file: output)
     }
 }

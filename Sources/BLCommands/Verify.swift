@@ -2,31 +2,40 @@ import ArgumentParser
 import BLCore
 import BLEngine
 import BLVerify
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run reference clips through the Swift model and prove numerical parity with PyTorch.",
         discussion: """
-        Each CLIP is a safetensors file holding `input` [N, T*C, H, W] and the reference output
-        `logits_f64` (else `logits`), optionally `act.<module>` intermediate outputs (written by
-        tools/export_reference.py). Per clip and sample it reports the max abs error, the max relative
-        error max|swift - ref| / max|ref|, the cosine similarity and whether the top-1 and top-5 classes
-        agree. A clip passes when max|swift - ref| <= atol + rtol * max|ref| (for the logits and every
-        intermediate compared). When an intermediate diverges, the first diverging reference module is
-        named.
+        Each CLIP is a safetensors file (a folder stands for the .safetensors files
+        in it) holding `input` [N, T*C, H, W] and the reference output
+        `logits_f64` (else `logits`), optionally `act.<module>` intermediate
+        outputs (written by tools/export_reference.py). Per clip and
+        sample it reports the max abs error, the max relative error
+        max|swift - ref| / max|ref|, the cosine similarity and whether the top-1 and
+        top-5 classes agree. A clip passes when max|swift - ref| <= atol + rtol *
+        max|ref| (for the logits and every intermediate compared). When an
+        intermediate diverges, the first diverging reference module is named.
+        Modules an optimized package folded away are listed as not compared; a
+        package imported with --no-optimize compares them all.
 
         Exit status: 0 every clip passes, 1 some clip fails, 2 bad input.
 
         Examples:
           blconvert verify r50.blc clip0.safetensors clip1.safetensors
           blconvert verify model.pth.tar --frames 8 clips/*.safetensors --json
-          blconvert verify r50.blc clips/*.safetensors --junit parity.xml
+          blconvert verify r50.blc clips/ --junit parity.xml
         """
     )
 
     @OptionGroup var model: ModelOptions
 
-    @Argument(help: "Reference clip files (.safetensors).")
+    @Argument(help: "Reference clip files (.safetensors), or folders: every .safetensors file in them, by name.")
     var clips: [String] = []
 
     @Option(name: .long, help: "Relative tolerance, against max|reference| of each compared tensor.")
@@ -57,6 +66,8 @@ struct Verify: ParsableCommand {
         let options = VerifyOptions(rtol: rtol, atol: atol, requireTop5: requireTop5, compareActivations: !noActivations)
         var results: [ClipResult] = []
         try reportingErrors {
+            if let junit { try checkNotAnInput(junit, option: "--junit", inputs: clips + [model.model]) }
+            let clips = try Self.expand(clips)
             let loaded = try ModelLoader.load(model)
             let engine = try Engine(graph: loaded.graph, weights: loaded.weights, context: threads.context,
                                     weightConversion: weightMemory.conversion(for: loaded.dtype))
@@ -73,20 +84,46 @@ struct Verify: ParsableCommand {
             }
         }
         if json.json {
-            Console.out(VerifyReport.json(results, model: model.model, options: options).serialized(indent: 2))
+            Console.out(VerifyReport.json(results, model: model.model, options: options).strictJSONText)
         } else {
             Console.out(Self.table(results, options: options))
         }
         if !results.allSatisfy({ $0.passed }) { throw Exit.failed }
     }
 
+    /// The clip files: folders replaced by the `.safetensors` files they hold, sorted by name.
+    static func expand(_ paths: [String]) throws -> [String] {
+        var out: [String] = []
+        for p in paths {
+            guard ModelLoader.isDirectory(p) else { out.append(p); continue }
+            guard let dir = opendir(p) else {
+                throw BLError(.io, "cannot list the folder: \(String(cString: strerror(errno)))", file: p)
+            }
+            var names: [String] = []
+            while let entry = readdir(dir) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                    String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+                }
+                if name.hasSuffix(".safetensors") && !name.hasPrefix(".") { names.append(name) }
+            }
+            closedir(dir)
+            guard !names.isEmpty else {
+                throw BLError(.invalidArgument, "the folder holds no .safetensors clip files", file: p)
+            }
+            let base = p.hasSuffix("/") ? p : p + "/"
+            out += names.sorted().map { base + $0 }
+        }
+        return out
+    }
+
     static func table(_ results: [ClipResult], options: VerifyOptions) -> String {
-        var s = Format.pad("clip", 28) + Format.pad("sample", 8) + Format.pad("max abs", 10) + Format.pad("max rel", 10)
+        let width = max(28, (results.map { $0.file.lastPathComponent.count }.max() ?? 0) + 2)
+        var s = Format.pad("clip", width) + Format.pad("sample", 8) + Format.pad("max abs", 10) + Format.pad("max rel", 10)
         s += Format.pad("cosine", 12) + Format.pad("top1", 6) + Format.pad("top5", 6) + "result\n"
         for r in results {
             let name = r.file.lastPathComponent
             for smp in r.samples {
-                s += Format.pad(smp.index == 0 ? name : "", 28) + Format.pad(String(smp.index), 8)
+                s += Format.pad(smp.index == 0 ? name : "", width) + Format.pad(String(smp.index), 8)
                 s += Format.pad(Format.sci(smp.agreement.maxAbsError), 10) + Format.pad(Format.sci(smp.agreement.maxRelError), 10)
                 s += Format.pad(Format.fixed(smp.agreement.cosine, 8), 12)
                 s += Format.pad(smp.top1 ? "yes" : "NO", 6) + Format.pad(smp.top5 ? "yes" : "NO", 6)

@@ -24,7 +24,8 @@ public enum VerifyReport {
                 ])
             })))
             items.append(("activations", .array(r.activations.map { a in
-                var o: [(String, JSON)] = [("module", .string(a.module)), ("passed", .bool(a.passed))]
+                var o: [(String, JSON)] = [("module", .string(a.module)), ("compared", .bool(a.agreement != nil)),
+                                           ("passed", .bool(a.passed))]
                 if let n = a.node { o.append(("node", .int(Int64(n)))) }
                 if let g = a.agreement { o += ag(g) }
                 if let note = a.note { o.append(("note", .string(note))) }

@@ -80,6 +80,22 @@ public struct ClipResult: Sendable {
 }
 
 public enum Verifier {
+    /// Why a reference module has no node to compare with: the optimized graph folded its output
+    /// away (a convolution whose BatchNorm was folded into it, a ReLU fused into the node before),
+    /// or the graph has no such module at all.
+    public static func untappedNote(_ module: String, graph: Graph) -> String {
+        let unoptimized = "import the checkpoint with `blconvert import --no-optimize` to compare it"
+        if let node = graph.nodes.first(where: { $0.origin == module }) {
+            if case .conv2d = node.op {
+                let into = graph.taps.filter { $0.node == node.id }.map(\.module)
+                let compared = into.isEmpty ? "" : " (\(into.joined(separator: ", ")), compared instead)"
+                return "not compared: the optimized graph folded this convolution into the following BatchNorm\(compared), so its own output no longer exists; \(unoptimized)"
+            }
+            return "not compared: the optimized graph fused this module into node \(node.id) (\(node.op.name)); \(unoptimized)"
+        }
+        return "not compared: no node of the graph reproduces this module"
+    }
+
     /// Runs one clip and compares the output (and tapped intermediates) with the reference.
     public static func verify(engine: Engine, graph: Graph, clip: ClipReference, options: VerifyOptions,
                               clock: () -> Double) throws -> ClipResult {
@@ -91,7 +107,12 @@ public enum Verifier {
         }
         let capture = Set(taps.compactMap { $0.node })
         let start = clock()
-        let (out, captured) = try engine.run(clip.input, capture: capture)
+        let out: Tensor, captured: [Int: Tensor]
+        do {
+            (out, captured) = try engine.run(clip.input, capture: capture)
+        } catch let e as BLError {
+            throw e.inFile(clip.path)
+        }
         let seconds = clock() - start
 
         let ref = clip.reference.doubles()
@@ -116,7 +137,7 @@ public enum Verifier {
         for t in taps {
             guard let node = t.node, let got = captured[node] else {
                 acts.append(ActivationResult(module: t.module, node: t.node, agreement: nil, passed: true,
-                                             note: "no node of the graph reproduces this module; not compared"))
+                                             note: untappedNote(t.module, graph: graph)))
                 continue
             }
             guard got.elementCount == t.tensor.elementCount else {
