@@ -17,11 +17,13 @@ import PackageDescription
 //   BLMedia       frame folders: PNG/JPEG decoding and the reference preprocessing
 //   BLVerify      parity against reference clips
 //   BLCommands    the command-line interface (one file per subcommand)
+//   blbench       benchmark suite: hot kernels and whole clips (release builds)
 let package = Package(
     name: "blconvert",
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "blconvert", targets: ["blconvert"]),
+        .executable(name: "blbench", targets: ["blbench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -59,6 +61,8 @@ let package = Package(
                     .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 ]),
         .executableTarget(name: "blconvert", dependencies: ["BLCommands"]),
+        .executableTarget(name: "blbench",
+                          dependencies: ["BLCore", "BLKernels", "BLEngine", "BLVNet", "BLCheckpoint", "COpenBLAS"]),
 
         .testTarget(name: "BLConvertTests",
                     dependencies: [

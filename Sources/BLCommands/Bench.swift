@@ -2,6 +2,7 @@ import ArgumentParser
 import BLCore
 import BLEngine
 import BLGraph
+import BLKernels
 import BLVNet
 
 struct Bench: ParsableCommand {
@@ -11,7 +12,10 @@ struct Bench: ParsableCommand {
         Runs --warmup runs, then --runs timed runs of --clips clips of the given
         size, and reports the median and minimum time per clip, GFLOP/s
         (2 x multiply-accumulates from the IR / time), the planned activation arena
-        and the process's peak RSS. --profile adds the time per op kind of one run.
+        and the process's peak RSS. --profile adds the time per op kind of one run
+        and its ten slowest steps (time, GFLOP/s, op, shape, reference module).
+        The OpenBLAS kernel family in use is printed too: OPENBLAS_CORETYPE chooses
+        it when the library loads.
 
         Examples:
           blconvert bench r50.blc --input 224x224 --threads 2 --runs 10
@@ -33,10 +37,11 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "Untimed warm-up runs.")
     var warmup: Int = 1
 
-    @Flag(name: .long, help: "Also time one run per op kind.")
+    @Flag(name: .long, help: "Also time one run per op kind and list its ten slowest steps.")
     var profile = false
 
     @OptionGroup var threads: ThreadOptions
+    @OptionGroup var weightMemory: WeightMemoryOptions
     @OptionGroup var json: JSONOutputOptions
 
     func validate() throws {
@@ -46,10 +51,11 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
-        let r = try reportingErrors { () -> (times: [Double], macs: Int, plan: MemoryPlanSummary, prof: [String: Double], config: String) in
+        let r = try reportingErrors { () -> (times: [Double], macs: Int, plan: MemoryPlanSummary, prof: EngineProfile?, config: String) in
             let loaded = try ModelLoader.load(model)
             let cost = try loaded.graph.cost(batch: clips, height: input.height, width: input.width)
-            let engine = try Engine(graph: loaded.graph, weights: loaded.weights, context: threads.context)
+            let engine = try Engine(graph: loaded.graph, weights: loaded.weights, context: threads.context,
+                                    weightConversion: weightMemory.conversion(for: loaded.dtype))
             let c = loaded.config
             let shape = [clips, c.frames * c.inputChannels, input.height, input.width]
             var rng: UInt64 = 0x9e37_79b9_7f4a_7c15
@@ -73,7 +79,7 @@ struct Bench: ParsableCommand {
                 times.append((now() - t0) / Double(clips))
             }
             Console.progress("")
-            let prof = profile ? try engine.profile(clip) : [:]
+            let prof = profile ? try engine.profileSteps(clip) : nil
             let plan = try engine.memoryPlan(batch: clips, height: input.height, width: input.width)
             return (times, cost.totalMACs, plan, prof, BLVNetDescription.short(c))
         }
@@ -82,7 +88,8 @@ struct Bench: ParsableCommand {
         let best = sorted.first ?? 0
         let flopsPerClip = 2.0 * Double(r.macs) / Double(clips)
         let rss = peakRSS()
-        let profSorted = r.prof.sorted { $0.value > $1.value }
+        let profSorted = (r.prof?.secondsByOp ?? [:]).sorted { $0.value > $1.value }
+        let slowest = r.prof?.slowest(10) ?? []
         if json.json {
             var obj: [(String, JSON)] = [
                 ("model", .string(model.model)), ("config", .string(r.config)),
@@ -96,9 +103,15 @@ struct Bench: ParsableCommand {
                 ("planned_activation_bytes", .int(Int64(r.plan.activationBytes))),
                 ("planned_scratch_bytes", .int(Int64(r.plan.scratchBytes))),
                 ("peak_rss_bytes", .int(Int64(rss))),
+                ("openblas_core", .string(BLASRuntime.coreName)),
             ]
             if profile {
                 obj.append(("profile_seconds_by_op", .object(profSorted.map { ($0.key, .double($0.value)) })))
+                obj.append(("profile_slowest_steps", .array(slowest.map { t in
+                    .object([("node", .int(Int64(t.node))), ("op", .string(t.op)), ("seconds", .double(t.seconds)),
+                             ("gflops", .double(t.gflops)), ("macs", .int(Int64(t.macs))),
+                             ("origin", t.origin.map { .string($0) } ?? .null), ("detail", .string(t.detail))])
+                })))
             }
             Console.out(JSON.object(obj).strictJSONText)
             return
@@ -107,12 +120,20 @@ struct Bench: ParsableCommand {
         s += "input: \(clips) x \(input.height)x\(input.width), \(threads.context.threads) threads, \(runs) run\(runs == 1 ? "" : "s") after \(warmup) warm-up\n"
         s += "time per clip: median \(Format.fixed(median * 1000, 1)) ms, min \(Format.fixed(best * 1000, 1)) ms\n"
         s += "throughput: \(Format.fixed(flopsPerClip / median / 1e9, 1)) GFLOP/s at the median (\(Format.fixed(flopsPerClip / 1e9, 2)) GFLOP per clip)\n"
+        s += "blas: OpenBLAS \(BLASRuntime.coreName) kernels" + (BLASRuntime.kernelAdvice().map { " (note: \($0))" } ?? "") + "\n"
         s += "memory: planned arena \(Format.bytes(r.plan.activationBytes)) activations + \(Format.bytes(r.plan.scratchBytes)) scratch, peak RSS \(Format.bytes(rss))\n"
         if profile {
             let total = profSorted.reduce(0) { $0 + $1.value }
             s += "\nprofile (one run):\n"
             for (k, v) in profSorted {
-                s += "  " + Format.pad(k, 24) + Format.lpad(Format.fixed(v * 1000, 1), 9) + " ms  " + Format.lpad(Format.fixed(total > 0 ? 100 * v / total : 0, 1), 5) + "%\n"
+                s += "  " + Format.pad(k, 32) + Format.lpad(Format.fixed(v * 1000, 1), 9) + " ms  " + Format.lpad(Format.fixed(total > 0 ? 100 * v / total : 0, 1), 5) + "%\n"
+            }
+            s += "\nslowest steps (same run):\n"
+            s += "  " + Format.pad("node", 6) + Format.lpad("ms", 8) + Format.lpad("GFLOP/s", 9) + "  " + Format.pad("op", 18) + Format.pad("shape", 28) + "origin\n"
+            for t in slowest {
+                s += "  " + Format.pad(String(t.node), 6) + Format.lpad(Format.fixed(t.seconds * 1000, 1), 8)
+                    + Format.lpad(t.macs > 0 ? Format.fixed(t.gflops, 1) : "-", 9) + "  " + Format.pad(t.op, 18)
+                    + Format.pad(t.detail, 28) + (t.origin ?? "") + "\n"
             }
         }
         Console.out(s)

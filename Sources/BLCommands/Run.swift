@@ -48,6 +48,7 @@ struct Run: ParsableCommand {
     var output: String?
 
     @OptionGroup var threads: ThreadOptions
+    @OptionGroup var weightMemory: WeightMemoryOptions
     @OptionGroup var json: JSONOutputOptions
 
     func validate() throws {
@@ -75,7 +76,8 @@ struct Run: ParsableCommand {
             } else {
                 clip = try Self.loadClipTensor(input)
             }
-            let engine = try Engine(graph: loaded.graph, weights: loaded.weights, context: threads.context)
+            let engine = try Engine(graph: loaded.graph, weights: loaded.weights, context: threads.context,
+                                    weightConversion: weightMemory.conversion(for: loaded.dtype))
             Console.progress("running")
             let t0 = now()
             let logits: Tensor

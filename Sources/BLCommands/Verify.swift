@@ -54,6 +54,7 @@ struct Verify: ParsableCommand {
     var junit: String?
 
     @OptionGroup var threads: ThreadOptions
+    @OptionGroup var weightMemory: WeightMemoryOptions
     @OptionGroup var json: JSONOutputOptions
 
     func validate() throws {
@@ -68,7 +69,8 @@ struct Verify: ParsableCommand {
             if let junit { try checkNotAnInput(junit, option: "--junit", inputs: clips + [model.model]) }
             let clips = try Self.expand(clips)
             let loaded = try ModelLoader.load(model)
-            let engine = try Engine(graph: loaded.graph, weights: loaded.weights, context: threads.context)
+            let engine = try Engine(graph: loaded.graph, weights: loaded.weights, context: threads.context,
+                                    weightConversion: weightMemory.conversion(for: loaded.dtype))
             for (i, path) in clips.enumerated() {
                 Console.progress("clip \(i + 1) of \(clips.count): \(path.lastPathComponent)")
                 let clip = try ClipReference.load(path: path)

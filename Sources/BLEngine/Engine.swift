@@ -90,11 +90,11 @@ public final class Engine: @unchecked Sendable {
 
     /// Same, also returning copies of the values of the nodes `capture` names.
     public func run(_ input: Tensor, capture: Set<Int>) throws -> (output: Tensor, captured: [Int: Tensor]) {
-        var unused: [String: Double]? = nil
+        var unused: [StepTiming]? = nil
         return try run(input, capture: capture, timings: &unused)
     }
 
-    private func run(_ input: Tensor, capture: Set<Int>, timings: inout [String: Double]?) throws -> (output: Tensor, captured: [Int: Tensor]) {
+    private func run(_ input: Tensor, capture: Set<Int>, timings: inout [StepTiming]?) throws -> (output: Tensor, captured: [Int: Tensor]) {
         for id in capture where id < 0 || id >= graph.nodes.count {
             throw BLError(.invalidArgument, "cannot capture node \(id): the graph has \(graph.nodes.count) nodes")
         }
@@ -125,15 +125,8 @@ public final class Engine: @unchecked Sendable {
             if timings != nil {
                 let start = DispatchTime.now().uptimeNanoseconds
                 try execute(step, plan: plan, base: base)
-                let name: String
-                switch step.kind {
-                case .node, .view: name = graph.nodes[step.node].op.name
-                case .convAdd: name = "conv2d+add"
-                case .resizeAdd: name = "resizeNearest+add"
-                case let .tam(_, duplicated, even, _):
-                    name = (duplicated ? "duplicateFrames+" : "") + "tam" + (even != nil ? "+selectFrames" : "")
-                }
-                timings?[name, default: 0] += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                timings?.append(stepTiming(step, plan: plan, seconds: seconds))
             } else {
                 try execute(step, plan: plan, base: base)
             }
@@ -147,9 +140,59 @@ public final class Engine: @unchecked Sendable {
     /// Runs `input` once and returns the time spent per kind of step, in seconds, keyed by op name
     /// (`conv2d+add` and `resizeNearest+add` for fused steps). For benchmarks.
     public func profile(_ input: Tensor) throws -> [String: Double] {
-        var times: [String: Double]? = [:]
+        try profileSteps(input).secondsByOp
+    }
+
+    /// Runs `input` once and returns the time of every step (in run order) with its work, and the
+    /// sums per kind of step. For benchmarks.
+    public func profileSteps(_ input: Tensor) throws -> EngineProfile {
+        var times: [StepTiming]? = []
         _ = try run(input, capture: [], timings: &times)
-        return times ?? [:]
+        return EngineProfile(steps: times ?? [])
+    }
+
+    /// The timing record of one executed step: its name, the nodes it computes and their MACs.
+    private func stepTiming(_ step: Step, plan: ExecutionPlan, seconds: Double) -> StepTiming {
+        let name: String
+        var nodes = [step.node]
+        switch step.kind {
+        case .node, .view:
+            name = graph.nodes[step.node].op.name
+        case let .convAdd(c, _, _):
+            name = "conv2d+add"
+            nodes = [c, step.node]
+        case let .resizeAdd(z, _, _):
+            name = "resizeNearest+add"
+            nodes = [z, step.node]
+        case let .tam(_, duplicated, even, odd):
+            name = (duplicated ? "duplicateFrames+" : "") + "tam" + (even != nil ? "+selectFrames" : "")
+            nodes = [step.node] + [even, odd].compactMap { $0 }
+        }
+        var macs = 0
+        var detail = ""
+        for id in nodes {
+            let dims = plan.dims[id]
+            switch bound[id] {
+            case let .conv(p, _, _, _):
+                // MACs: output elements x (C/groups) x kh x kw.
+                let outCount = plan.counts[id]
+                macs += outCount * (p.inChannels / max(p.groups, 1)) * p.kernelH * p.kernelW
+                let x = plan.dims[graph.nodes[id].inputs[0]]
+                detail = "\(p.inChannels)->\(p.outChannels) k\(p.kernelH)x\(p.kernelW) s\(p.strideH)"
+                    + (p.groups > 1 ? " g\(p.groups)" : "") + " \(x[0])x\(x[2])x\(x[3])"
+            case let .tam(_, blending, _):
+                macs += plan.counts[id] * blending
+                detail = dims.map(String.init).joined(separator: "x")
+            case let .linear(_, _, inF, outF):
+                macs += (dims.first ?? 0) * inF * outF
+                detail = "\(inF)->\(outF)"
+            default:
+                if detail.isEmpty { detail = dims.map(String.init).joined(separator: "x") }
+            }
+        }
+        let origin = (nodes.first { graph.nodes[$0].origin != nil }).flatMap { graph.nodes[$0].origin }
+        return StepTiming(node: step.node, nodes: nodes, op: name, seconds: seconds, macs: macs,
+                          origin: origin, detail: detail)
     }
 
     /// Bytes of the arena (activations and scratch) planned for an input of `batch` clips of
@@ -288,7 +331,7 @@ public final class Engine: @unchecked Sendable {
             guard case let .conv(p, w, bias, _) = bound[c] else { return }
             let xin = graph.nodes[c].inputs[0], d = plan.dims[xin]
             try Kernels.conv2d(value(xin), frames: d[0], height: d[2], width: d[3],
-                               weight: try w.resolve(scratch: weightScratch), bias: bias?.pointer, params: p,
+                               weight: try w.resolve(scratch: weightScratch, context: context), bias: bias?.pointer, params: p,
                                residual: value(r), relu: relu, output: out,
                                scratch: convScratch, scratchCount: plan.convScratchFloats, context: context)
             return
@@ -318,7 +361,7 @@ public final class Engine: @unchecked Sendable {
             return
         case let .conv(p, w, bias, relu):
             try Kernels.conv2d(value(node.inputs[0]), frames: d[0], height: d[2], width: d[3],
-                               weight: try w.resolve(scratch: weightScratch), bias: bias?.pointer, params: p,
+                               weight: try w.resolve(scratch: weightScratch, context: context), bias: bias?.pointer, params: p,
                                residual: nil, relu: relu, output: out,
                                scratch: convScratch, scratchCount: plan.convScratchFloats, context: context)
         case let .scaleShift(scale, shift):
@@ -357,7 +400,7 @@ public final class Engine: @unchecked Sendable {
                                       output: out, context: context)
         case let .linear(w, bias, inF, outF):
             try Kernels.linear(value(node.inputs[0]), rows: d[0], inFeatures: inF, outFeatures: outF,
-                               weight: try w.resolve(scratch: weightScratch), bias: bias.pointer, output: out)
+                               weight: try w.resolve(scratch: weightScratch, context: context), bias: bias.pointer, output: out)
         case .temporalMean(let frames):
             try Kernels.temporalMean(value(node.inputs[0]), clips: d[0] / frames, framesPerClip: frames,
                                      features: d[1], output: out)

@@ -85,7 +85,8 @@ enum WeightRef: @unchecked Sendable {
     }
 
     /// Float32 values: the bound data, or `scratch` after converting into it.
-    func resolve(scratch: UnsafeMutablePointer<Float>?) throws -> UnsafePointer<Float> {
+    /// The conversion is vectorized and split over `context`'s threads.
+    func resolve(scratch: UnsafeMutablePointer<Float>?, context: KernelContext = .serial) throws -> UnsafePointer<Float> {
         switch self {
         case .ready(let d):
             return d.pointer
@@ -94,11 +95,8 @@ enum WeightRef: @unchecked Sendable {
             let n = t.elementCount
             let bf16 = t.dtype == .bfloat16
             t.withContiguousBytes { raw in
-                guard let b = raw.baseAddress else { return }
-                for i in 0..<n {
-                    let h = b.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)
-                    scratch[i] = bf16 ? HalfConversion.bfloat16ToFloat(h) : HalfConversion.halfToFloat(h)
-                }
+                guard let b = raw.baseAddress, raw.count >= 2 * n else { return }
+                Kernels.widenHalf(b, count: n, bfloat16: bf16, output: scratch, context: context)
             }
             return UnsafePointer(scratch)
         }
