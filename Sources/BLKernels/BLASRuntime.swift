@@ -58,7 +58,7 @@ public enum BLASRuntime {
         let core = coreName
         guard ["haswell", "zen"].contains(core.lowercased()), avx512Available() else { return nil }
         if let set = environment[coreTypeVariable] {
-            return "OpenBLAS runs \(core) (AVX2) kernels because \(coreTypeVariable)=\(set) is set, but this CPU has AVX-512: unset it (or set SKYLAKEX) for about 1.5x faster convolutions"
+            return "OpenBLAS runs \(core) (AVX2) kernels because \(coreTypeVariable)=\(set) is set, but this CPU has AVX-512: where your OpenBLAS build supports this CPU, unsetting it (or OPENBLAS_CORETYPE=SKYLAKEX) gives about 1.5x faster convolutions; check with blconvert verify"
         }
         return "OpenBLAS runs \(core) (AVX2) kernels on an AVX-512 CPU: \(coreTypeVariable)=SKYLAKEX gives about 1.5x faster convolutions"
     }

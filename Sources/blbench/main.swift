@@ -253,8 +253,10 @@ do {
     // MARK: - Whole clips
 
     if options.model {
-        let r50 = "/work/shared/fixtures/r50-a2b4-f8x2-ssv2/model.pth.tar"
-        let mini = ["Fixtures/mini-a2b4-f4x2/model.pth.tar", "/work/shared/fixtures/mini-a2b4-f4x2/model.pth.tar"]
+        // The heavy fixtures live beside the repository (../shared/fixtures) or at $BLCONVERT_SHARED_FIXTURES.
+        let shared = ProcessInfo.processInfo.environment["BLCONVERT_SHARED_FIXTURES"] ?? "../shared/fixtures"
+        let r50 = shared + "/r50-a2b4-f8x2-ssv2/model.pth.tar"
+        let mini = ["Fixtures/mini-a2b4-f4x2/model.pth.tar", shared + "/mini-a2b4-f4x2/model.pth.tar"]
         let (label, path, size): (String, String?, Int) = !options.mini && FileManager.default.fileExists(atPath: r50)
             ? ("r50", r50, 224)
             : ("mini", mini.first { FileManager.default.fileExists(atPath: $0) }, 64)
