@@ -64,7 +64,8 @@ enum ModelLoader {
         let arch = ck.entry("arch")?.stringValue
         let t = frames ?? arch.flatMap { BLVNetNameHints($0).frames } ?? BLVNetNameHints(path.lastPathComponent).frames
         do {
-            let model = try BLVNetImporter.importModel(tensors: ck.tensors.map { (name: $0.path, tensor: $0.tensor) },
+            // The model weights: a training checkpoint's `state_dict` (or `model_state_dict`, ...) subtree.
+            let model = try BLVNetImporter.importModel(tensors: ck.stateDict().tensors,
                                                        frames: t, sourceName: t == nil ? path.lastPathComponent : path,
                                                        arch: arch)
             return (model, ck)
