@@ -209,24 +209,31 @@ public struct ModelPackage: Sendable {
         }
         do {
             try writeText(graph.json.serialized(indent: 1) + "\n", to: temp.appendingPathComponent(ModelPackage.graphFile).path)
-            var stored = [(name: String, tensor: Tensor)]()
+            // Each weight is converted to its stored dtype just before it is written, so at most one
+            // converted copy is in memory; the writer takes the names, dtypes and shapes first.
             let half = dtype == .float32 ? [] : ModelPackage.halfPrecisionWeights(in: graph)
+            let shapeOnly = ByteStorage(copying: [UInt8](repeating: 0, count: 8))
+            var declared = [(name: String, tensor: Tensor)]()
             for spec in graph.weights {
                 guard let t = weights[spec.name] else { throw BLError(.mismatch, "weight '\(spec.name)' is missing") }
+                let target = half.contains(spec.name) ? dtype : .float32
+                declared.append((spec.name, try Tensor(dtype: target, shape: t.shape, strides: t.shape.map { _ in 0 },
+                                                       storage: shapeOnly)))
+            }
+            let stMeta = [("format", ModelPackage.format), ("blconvert_version", toolVersion)]
+            try SafetensorsWriter.write(declared, metadata: stMeta, to: temp.appendingPathComponent(ModelPackage.weightsFile).path) { name, d in
+                guard let t = weights[name] else { throw BLError(.mismatch, "weight '\(name)' is missing") }
                 do {
-                    let target = half.contains(spec.name) ? dtype : .float32
-                    let s = try t.converted(to: target)
+                    let s = try t.converted(to: d.dtype)
                     // A mapped checkpoint's pages read for a copy are dropped (they stay readable).
                     if s.storage !== t.storage, t.isContiguous {
                         t.storage.releasePages((t.offset * t.dtype.byteSize)..<((t.offset + t.elementCount) * t.dtype.byteSize))
                     }
-                    stored.append((spec.name, s))
+                    return s
                 } catch let e as BLError {
-                    throw e.at("weight '\(spec.name)'")
+                    throw e.at("weight '\(name)'")
                 }
             }
-            let stMeta = [("format", ModelPackage.format), ("blconvert_version", toolVersion)]
-            try SafetensorsWriter.write(stored, metadata: stMeta, to: temp.appendingPathComponent(ModelPackage.weightsFile).path)
             try writeText(try metadata().serialized(indent: 1) + "\n", to: temp.appendingPathComponent(ModelPackage.metadataFile).path)
             if exists {
                 let old = parent.appendingPathComponent(".\(name).old-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
