@@ -92,3 +92,100 @@ struct HalfPrecisionCase: Sendable, CustomTestStringConvertible {
         #expect(loose.status == 0, "\(loose.stdout)")
     }
 }
+
+@Suite struct ModelPackageHalfPrecisionTests {
+    /// Float32 values covering round-to-nearest-even ties, subnormal and overflowing halves, signed
+    /// zeros, infinities and NaN, plus pseudo-random values.
+    static func awkwardFloats() -> [Float] {
+        var v: [Float] = [0, -0, 1, -1, 65504, 65520, 1e6, -1e6, 6.1e-5, 5.96e-8, 2.98e-8, 1e-10,
+                          .infinity, -.infinity, .nan, .leastNonzeroMagnitude, .greatestFiniteMagnitude,
+                          Float(bitPattern: 0x3f80_1000), Float(bitPattern: 0x3f80_3000),  // half ties
+                          Float(bitPattern: 0x3f80_8000), Float(bitPattern: 0x3f81_8000)]  // bfloat16 ties
+        var x: UInt32 = 12345
+        for _ in 0..<1000 {
+            x = x &* 1_664_525 &+ 1_013_904_223
+            v.append(Float(bitPattern: (x & 0x807f_ffff) | (UInt32(100 + x % 56) << 23)))
+        }
+        return v
+    }
+
+    static func reference(_ f: Float, _ d: DType) -> UInt16 {
+        d == .float16 ? HalfConversion.floatToHalf(f) : HalfConversion.floatToBFloat16(f)
+    }
+
+    static func bits(_ t: Tensor) -> [UInt16] {
+        t.withContiguousBytes { raw in (0..<t.elementCount).map { raw.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self) } }
+    }
+
+    /// The direct float32 path (contiguous, at an odd element offset inside a shared storage) and
+    /// the element-wise path (a transposed view, a float64 source) give `HalfConversion`'s bits.
+    @Test(arguments: [DType.float16, .bfloat16])
+    func conversionMatchesHalfConversion(_ d: DType) throws {
+        let values = Self.awkwardFloats()
+        let n = values.count
+        let storage = try Tensor.fromFloats([7] + values, shape: [n + 1]).storage
+        let view = try Tensor(dtype: .float32, shape: [n], offset: 1, storage: storage)
+        let direct = try view.converted(to: d)
+        #expect(direct.dtype == d && direct.shape == [n] && direct.isContiguous)
+        #expect(Self.bits(direct) == values.map { Self.reference($0, d) })
+
+        let rows = 2, cols = n / 2
+        let m = try Tensor.fromFloats(Array(values.prefix(rows * cols)), shape: [rows, cols])
+        let transposed = try Tensor(dtype: .float32, shape: [cols, rows], strides: [1, cols], storage: m.storage)
+        let t = try transposed.converted(to: d)
+        var expected = [UInt16]()
+        for c in 0..<cols { for r in 0..<rows { expected.append(Self.reference(values[r * cols + c], d)) } }
+        #expect(t.shape == [cols, rows] && Self.bits(t) == expected)
+
+        let wide = try Tensor.make(dtype: .float64, shape: [n]) { raw in
+            for (i, v) in values.enumerated() { raw.storeBytes(of: Double(v), toByteOffset: i * 8, as: Double.self) }
+        }
+        #expect(Self.bits(try wide.converted(to: d)) == values.map { Self.reference($0, d) })
+        // And back: float16/bfloat16 -> float32 is exact.
+        let back = try direct.converted(to: .float32).floats()
+        let widened = values.map { d == .float16 ? HalfConversion.halfToFloat(Self.reference($0, d)) : HalfConversion.bfloat16ToFloat(Self.reference($0, d)) }
+        #expect(zip(back, widened).allSatisfy { $0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN) })
+    }
+
+    /// The producing writer calls back in file order and refuses a tensor unlike its declaration.
+    @Test func producingWriterChecksWhatItWrites() throws {
+        let dir = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let a = try Tensor.fromFloats([1, 2, 3, 4], shape: [2, 2]), b = try Tensor.fromFloats([5, 6], shape: [2])
+        let declared = [(name: "b", tensor: try a.converted(to: .float16)), (name: "a", tensor: b)]
+        var calls = [String]()
+        try SafetensorsWriter.write(declared, to: dir + "/ok.safetensors") { name, d in
+            calls.append(name)
+            return try (name == "b" ? a : b).converted(to: d.dtype)
+        }
+        #expect(calls == ["a", "b"])  // F32 before F16
+        let st = try SafetensorsFile.load(path: dir + "/ok.safetensors")
+        #expect(st.tensor("b")?.dtype == .float16 && st.tensor("b")?.floats() == [1, 2, 3, 4])
+        #expect(st.tensor("a")?.dtype == .float32 && st.tensor("a")?.floats() == [5, 6])
+        #expect { try SafetensorsWriter.write(declared, to: dir + "/bad.safetensors") { _, _ in b } } throws: { e in
+            "\(e)".contains("declared")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["ok.safetensors"])
+    }
+
+    /// A package storing every weight in float16 (as written before vectors stayed float32) still
+    /// reads and verifies.
+    @Test func allHalfPackagesStillRead() throws {
+        let dir = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let mixed = try CLIFixtures.miniPackage("f16", ["--dtype", "f16"])
+        let pkg = dir + "/all-half.blc"
+        try FileManager.default.createDirectory(atPath: pkg, withIntermediateDirectories: false)
+        for f in [ModelPackage.graphFile, ModelPackage.metadataFile] {
+            try FileManager.default.copyItem(atPath: mixed + "/" + f, toPath: pkg + "/" + f)
+        }
+        let st = try SafetensorsFile.load(path: mixed + "/" + ModelPackage.weightsFile)
+        #expect(st.tensors.contains { $0.tensor.dtype == .float32 })
+        try SafetensorsWriter.write(try st.tensors.map { (name: $0.name, tensor: try $0.tensor.converted(to: .float16)) },
+                                    to: pkg + "/" + ModelPackage.weightsFile)
+        let read = try ModelPackage.read(pkg)
+        #expect(read.dtype == .float16 && read.weights.values.allSatisfy { $0.dtype == .float16 })
+        let r = CLI.run(["verify", pkg] + CLIFixtures.miniClips + ["--rtol", "1e-2"])
+        #expect(r.status == 0, "\(r.stdout)")
+    }
+}
