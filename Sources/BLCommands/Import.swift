@@ -27,7 +27,8 @@ struct Import: ParsableCommand {
 
         BatchNorm is folded into the convolutions and ReLU fused (--no-optimize keeps
         the reference graph, where every reference module's output can be verified).
-        --dtype f16/bf16 halves the package; the weights are rounded, so expect
+        --dtype f16/bf16 halves the package: convolution and linear weights are
+        rounded to that type (biases and other vectors stay float32), so expect
         logits errors of the order of 1e-3 (f16) and 1e-2 (bf16) relative instead
         of 1e-6 (verify --rtol accordingly). The package is a directory written
         atomically: a failed import leaves nothing behind.

@@ -196,29 +196,62 @@ public struct Tensor: Sendable {
         return out
     }
 
-    /// A contiguous copy converted to `target` (float types round to nearest even).
+    /// A contiguous copy converted to `target` (float types round to nearest even). Values are
+    /// written straight into the new storage, never through an intermediate array; a contiguous
+    /// float32 source converts over its bytes directly (float64 sources round to float32 first).
     public func converted(to target: DType) throws -> Tensor {
         if target == dtype && isContiguous { return self }
         if target == dtype {
-            let bytes = contiguousBytes()
             return try Tensor.make(dtype: dtype, shape: shape) { dst in
-                bytes.withUnsafeBytes { src in dst.copyMemory(from: src) }
+                withContiguousBytes { src in dst.copyMemory(from: src) }
             }
         }
         guard target.isFloatingPoint else {
             throw BLError(.unsupported, "conversion from \(dtype.torchName) to \(target.torchName) is not supported")
         }
-        let values = doubles()
+        let n = elementCount
         return try Tensor.make(dtype: target, shape: shape) { dst in
-            for (i, v) in values.enumerated() {
+            guard n > 0, let out = dst.baseAddress else { return }
+            if dtype == .float32 && isContiguous, let base = storage.bytes.baseAddress {
+                Tensor.convertFloats(from: base + offset * 4, to: out, count: n, target: target)
+                return
+            }
+            var i = 0
+            forEachElementOffset { off in
+                let v = loadDouble(off)
                 switch target {
-                case .float64: dst.storeBytes(of: v, toByteOffset: i * 8, as: Double.self)
-                case .float32: dst.storeBytes(of: Float(v), toByteOffset: i * 4, as: Float.self)
-                case .float16: dst.storeBytes(of: HalfConversion.floatToHalf(Float(v)), toByteOffset: i * 2, as: UInt16.self)
-                case .bfloat16: dst.storeBytes(of: HalfConversion.floatToBFloat16(Float(v)), toByteOffset: i * 2, as: UInt16.self)
+                case .float64: out.storeBytes(of: v, toByteOffset: i * 8, as: Double.self)
+                case .float32: out.storeBytes(of: Float(v), toByteOffset: i * 4, as: Float.self)
+                case .float16: out.storeBytes(of: HalfConversion.floatToHalf(Float(v)), toByteOffset: i * 2, as: UInt16.self)
+                case .bfloat16: out.storeBytes(of: HalfConversion.floatToBFloat16(Float(v)), toByteOffset: i * 2, as: UInt16.self)
                 default: break
                 }
+                i += 1
             }
+        }
+    }
+
+    /// `count` float32 values at `src` (any alignment) written to `dst` as `target`
+    /// (float64, float16 or bfloat16; round to nearest even).
+    static func convertFloats(from src: UnsafeRawPointer, to dst: UnsafeMutableRawPointer, count: Int, target: DType) {
+        switch target {
+        case .float16:
+            let d = dst.bindMemory(to: UInt16.self, capacity: count)
+            for i in 0..<count {
+                d[i] = HalfConversion.floatToHalf(src.loadUnaligned(fromByteOffset: i * 4, as: Float.self))
+            }
+        case .bfloat16:
+            let d = dst.bindMemory(to: UInt16.self, capacity: count)
+            for i in 0..<count {
+                d[i] = HalfConversion.floatToBFloat16(src.loadUnaligned(fromByteOffset: i * 4, as: Float.self))
+            }
+        case .float64:
+            let d = dst.bindMemory(to: Double.self, capacity: count)
+            for i in 0..<count { d[i] = Double(src.loadUnaligned(fromByteOffset: i * 4, as: Float.self)) }
+        case .float32:
+            dst.copyMemory(from: src, byteCount: count * 4)
+        default:
+            break
         }
     }
 }

@@ -20,6 +20,15 @@ import BLCore
 public enum SafetensorsWriter {
     public static func write(_ tensors: [(name: String, tensor: Tensor)], metadata: [(String, String)] = [],
                              to path: String) throws {
+        try write(tensors, metadata: metadata, to: path) { _, t in t }
+    }
+
+    /// As `write(_:metadata:to:)`, but the bytes of each tensor come from `produce(name, declared)`,
+    /// called just before they are written, in file order: a converted copy then lives only while
+    /// it is written. `tensors` declare the name, dtype and shape of each tensor (their bytes are not
+    /// read); `produce` must return a tensor of that dtype and shape.
+    public static func write(_ tensors: [(name: String, tensor: Tensor)], metadata: [(String, String)] = [],
+                             to path: String, producing produce: (String, Tensor) throws -> Tensor) throws {
         let ordered = try layoutOrder(tensors)
         let header = try headerBytes(ordered, metadata: metadata)
 
@@ -33,8 +42,12 @@ public enum SafetensorsWriter {
             var length = UInt64(header.count).littleEndian
             try withUnsafeBytes(of: &length) { try writeAll(fd, $0, path: path) }
             try header.withUnsafeBytes { try writeAll(fd, $0, path: path) }
-            for (name, tensor) in ordered {
+            for (name, declared) in ordered {
                 do {
+                    let tensor = try produce(name, declared)
+                    guard tensor.dtype == declared.dtype, tensor.shape == declared.shape else {
+                        throw BLError(.mismatch, "declared \(declared.dtype.rawValue) \(declared.shape), produced \(tensor.dtype.rawValue) \(tensor.shape)")
+                    }
                     try tensor.withContiguousBytes { try writeAll(fd, $0, path: path) }
                 } catch let e as BLError {
                     throw e.at("tensor '\(name)'")

@@ -7,7 +7,14 @@ import BLSafetensors
 /// - `graph.json`: the graph IR (`Graph.json`),
 /// - `weights.safetensors`: every weight the graph declares, under the graph's names,
 /// - `metadata.json`: `{"format": "blconvert-model", "version": 1, "config": {...}, "source":
-///   {"file", "sha256"}, "blconvert_version", "dtype", "optimized"}`.
+///   {"file", "sha256"}, "blconvert_version", "dtype", "optimized"}`, plus `"dtype_policy"` for
+///   float16 / bfloat16 packages.
+///
+/// Storage dtype: a float32 package stores every weight as float32. A float16 or bfloat16 package
+/// stores the convolution and linear weight matrices in that dtype (nearly all the bytes) and every
+/// other weight (biases, BatchNorm vectors, TAM's `[C, 1, 1, 1]` kernels) as float32: see
+/// `storedDType(of:in:)`. Packages storing every weight in the half dtype (written before this
+/// policy) read and run as well: any float dtype is accepted per tensor.
 public struct ModelPackage: Sendable {
     public static let format = "blconvert-model"
     public static let formatVersion = 1
@@ -76,10 +83,12 @@ public struct ModelPackage: Sendable {
     }
 
     public var graph: Graph
-    /// Weights as stored (the package's dtype; use `Tensor.floats()` or `converted(to:)` to compute).
+    /// The weights (as read: each in its stored dtype; as imported: float32 until written). Use
+    /// `Tensor.floats()` or `converted(to:)` to compute.
     public var weights: [String: Tensor]
     public var config: BLVNetConfig
     public var source: Source?
+    /// The package's storage dtype: that of its convolution and linear weights.
     public var dtype: DType
     /// Whether BatchNorm folding and ReLU fusion were applied.
     public var optimized: Bool
@@ -115,6 +124,30 @@ public struct ModelPackage: Sendable {
     /// The dtypes a package may store weights in.
     public static let storableDTypes: [DType] = [.float32, .float16, .bfloat16]
 
+    /// Names of the weights a half-precision package stores in its half dtype: the weight
+    /// matrices of `conv2d` and `linear` nodes (biases, BatchNorm vectors and TAM kernels stay float32).
+    public static func halfPrecisionWeights(in graph: Graph) -> Set<String> {
+        var names = Set<String>()
+        for node in graph.nodes {
+            switch node.op {
+            case .conv2d(let c): names.insert(c.weight)
+            case .linear(let l): names.insert(l.weight)
+            default: break
+            }
+        }
+        return names
+    }
+
+    /// The dtype weight `name` is stored in by a package of dtype `dtype` over `graph`.
+    public static func storedDType(of name: String, in graph: Graph, dtype: DType) -> DType {
+        dtype == .float32 || halfPrecisionWeights(in: graph).contains(name) ? dtype : .float32
+    }
+
+    /// How the package's dtype applies to its weights, as `metadata.json` records it (nil for float32).
+    public static func dtypePolicy(_ dtype: DType) -> String? {
+        dtype == .float32 ? nil : "conv and linear weights in \(dtype.torchName), vectors in float32"
+    }
+
     public var metadataJSON: JSON {
         .object([
             ("format", .string(ModelPackage.format)),
@@ -123,6 +156,7 @@ public struct ModelPackage: Sendable {
             ("source", source.map { .object([("file", .string($0.fileName)), ("sha256", .string($0.sha256))]) } ?? .null),
             ("blconvert_version", .string(toolVersion)),
             ("dtype", .string(dtype.torchName)),
+        ] + (ModelPackage.dtypePolicy(dtype).map { [("dtype_policy", JSON.string($0))] } ?? []) + [
             ("optimized", .bool(optimized)),
         ])
     }
@@ -175,17 +209,31 @@ public struct ModelPackage: Sendable {
         }
         do {
             try writeText(graph.json.serialized(indent: 1) + "\n", to: temp.appendingPathComponent(ModelPackage.graphFile).path)
-            var stored = [(name: String, tensor: Tensor)]()
+            // Each weight is converted to its stored dtype just before it is written, so at most one
+            // converted copy is in memory; the writer takes the names, dtypes and shapes first.
+            let half = dtype == .float32 ? [] : ModelPackage.halfPrecisionWeights(in: graph)
+            let shapeOnly = ByteStorage(copying: [UInt8](repeating: 0, count: 8))
+            var declared = [(name: String, tensor: Tensor)]()
             for spec in graph.weights {
                 guard let t = weights[spec.name] else { throw BLError(.mismatch, "weight '\(spec.name)' is missing") }
-                do {
-                    stored.append((spec.name, try t.converted(to: dtype)))
-                } catch let e as BLError {
-                    throw e.at("weight '\(spec.name)'")
-                }
+                let target = half.contains(spec.name) ? dtype : .float32
+                declared.append((spec.name, try Tensor(dtype: target, shape: t.shape, strides: t.shape.map { _ in 0 },
+                                                       storage: shapeOnly)))
             }
             let stMeta = [("format", ModelPackage.format), ("blconvert_version", toolVersion)]
-            try SafetensorsWriter.write(stored, metadata: stMeta, to: temp.appendingPathComponent(ModelPackage.weightsFile).path)
+            try SafetensorsWriter.write(declared, metadata: stMeta, to: temp.appendingPathComponent(ModelPackage.weightsFile).path) { name, d in
+                guard let t = weights[name] else { throw BLError(.mismatch, "weight '\(name)' is missing") }
+                do {
+                    let s = try t.converted(to: d.dtype)
+                    // A mapped checkpoint's pages read for a copy are dropped (they stay readable).
+                    if s.storage !== t.storage, t.isContiguous {
+                        t.storage.releasePages((t.offset * t.dtype.byteSize)..<((t.offset + t.elementCount) * t.dtype.byteSize))
+                    }
+                    return s
+                } catch let e as BLError {
+                    throw e.at("weight '\(name)'")
+                }
+            }
             try writeText(try metadata().serialized(indent: 1) + "\n", to: temp.appendingPathComponent(ModelPackage.metadataFile).path)
             if exists {
                 let old = parent.appendingPathComponent(".\(name).old-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")

@@ -28,7 +28,7 @@ import BLGraph
         #expect(back.weights.count == pkg.graph.weights.count)
         for (name, t) in pkg.weights { #expect(back.weights[name]?.floats() == t.floats(), "\(name)") }
 
-        // f16: each weight is the original rounded to half.
+        // f16: each convolution / linear weight is the original rounded to half; vectors stay float32.
         var half = pkg
         half.dtype = .float16
         try half.write(to: dir + "/half")
@@ -37,6 +37,11 @@ import BLGraph
         let name = "baseline_model.layer2.big.0.conv2.weight"
         #expect(h.weights[name]?.dtype == .float16)
         #expect(h.weights[name]?.floats() == pkg.weights[name]?.floats().map { HalfConversion.halfToFloat(HalfConversion.floatToHalf($0)) })
+        let matrices = ModelPackage.halfPrecisionWeights(in: h.graph)
+        #expect(matrices.contains("new_fc.weight") && !matrices.contains("new_fc.bias"))
+        for (vector, t) in h.weights where !matrices.contains(vector) {
+            #expect(t.dtype == .float32 && t.floats() == pkg.weights[vector]?.floats(), "\(vector)")
+        }
     }
 
     @Test func failuresLeaveNothingBehind() throws {
