@@ -5,12 +5,13 @@ import COpenBLAS
 ///
 ///     c[m, n] = sum_k a[m*lda + k] * b[k*ldb + n]      (beta = 0; M x N result, leading dimension ldc)
 ///
-/// With `KernelContext.gemm == .auto` on a CPU with AVX-512F it runs the package's own AVX-512
-/// kernel (CGemm: packed panels, 8x48 register block), whatever kernels OpenBLAS chose when it
-/// loaded (`OPENBLAS_CORETYPE` is left as the user set it); otherwise, or when that kernel
-/// declines (e.g. no memory for its pack buffers), `cblas_sgemm`.
+/// With `KernelContext.gemm == .auto` on a CPU with AVX-512 F and VL, for single-threaded GEMMs
+/// (`.tiles` parallelism), it runs the package's own AVX-512 kernel (CGemm: packed panels, 8x48
+/// register block), whatever kernels OpenBLAS chose when it loaded (`OPENBLAS_CORETYPE` is left
+/// as the user set it); otherwise, or when that kernel declines (e.g. no memory for its pack
+/// buffers), `cblas_sgemm`.
 enum Gemm {
-    /// Whether this CPU runs the AVX-512 kernel (checked once).
+    /// Whether this CPU runs the AVX-512 kernel (AVX-512 F and VL; checked once).
     static let avx512: Bool = cgemm_available() != 0
 
     /// Whether `context` routes single-threaded GEMMs to the AVX-512 kernel.

@@ -11,6 +11,7 @@
 #include "cgemm.h"
 
 #include <immintrin.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,7 +20,8 @@ enum { MR = 8, NR = 48, KC = 192, NC = 576, MC = 256 };
 int cgemm_available(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") ? 1 : 0;
+    // The kernels are compiled for AVX-512 F and VL (the compiler may pick VL encodings).
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") ? 1 : 0;
 #else
     return 0;
 #endif
@@ -27,9 +29,38 @@ int cgemm_available(void) {
 
 #if defined(__x86_64__)
 
-// Per-thread pack buffers (64-byte aligned), grown on demand.
-static __thread float *packA = 0, *packB = 0;
-static __thread size_t capA = 0, capB = 0;
+// Per-thread pack buffers (64-byte aligned), grown on demand and freed when the thread exits
+// (worker threads come and go, so plain thread-locals would leak).
+typedef struct {
+    float *a, *b;
+    size_t capA, capB;
+} PackBuffers;
+
+static pthread_key_t packKey;
+static pthread_once_t packOnce = PTHREAD_ONCE_INIT;
+static int packKeyOK = 0;
+
+static void pack_free(void *p) {
+    PackBuffers *bufs = p;
+    free(bufs->a);
+    free(bufs->b);
+    free(bufs);
+}
+
+static void pack_key_init(void) { packKeyOK = pthread_key_create(&packKey, pack_free) == 0; }
+
+static PackBuffers *pack_buffers(void) {
+    pthread_once(&packOnce, pack_key_init);
+    if (!packKeyOK) return 0;
+    PackBuffers *bufs = pthread_getspecific(packKey);
+    if (bufs) return bufs;
+    bufs = calloc(1, sizeof(PackBuffers));
+    if (bufs && pthread_setspecific(packKey, bufs) != 0) {
+        free(bufs);
+        return 0;
+    }
+    return bufs;
+}
 
 static float *ensure(float **buf, size_t *cap, size_t count) {
     if (*cap >= count) return *buf;
@@ -189,8 +220,10 @@ static int sgemm_avx512(long M, long N, long K, const float *A, long lda, const 
                         float *C, long ldc) {
     long nc0 = N < NC ? N : NC, mc0 = M < MC ? M : MC;
     long kc0 = K < KC ? K : KC;
-    float *Bp = ensure(&packB, &capB, (size_t)kc0 * ((nc0 + NR - 1) / NR * NR));
-    float *Ap = ensure(&packA, &capA, (size_t)kc0 * ((mc0 + MR - 1) / MR * MR));
+    PackBuffers *bufs = pack_buffers();
+    if (!bufs) return -1;
+    float *Bp = ensure(&bufs->b, &bufs->capB, (size_t)kc0 * ((nc0 + NR - 1) / NR * NR));
+    float *Ap = ensure(&bufs->a, &bufs->capA, (size_t)kc0 * ((mc0 + MR - 1) / MR * MR));
     if (!Bp || !Ap) return -1;
     if (K == 0) {
         for (long i = 0; i < M; i++) memset(C + i * ldc, 0, (size_t)N * sizeof(float));
