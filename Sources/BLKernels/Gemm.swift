@@ -30,3 +30,11 @@ enum Gemm {
                     1, a, Int32(lda), b, Int32(ldb), 0, c, Int32(ldc))
     }
 }
+
+extension Kernels {
+    /// What runs the convolution GEMMs under `context`, for reports: "AVX-512 (CGemm)" or
+    /// "OpenBLAS <core>" (e.g. "OpenBLAS Haswell").
+    public static func convolutionGemmName(_ context: KernelContext) -> String {
+        Gemm.usesOwnKernel(context) ? "AVX-512 (CGemm)" : "OpenBLAS \(BLASRuntime.coreName)"
+    }
+}

@@ -170,6 +170,10 @@ struct ConvCase: CustomStringConvertible {
         #expect(!Gemm.usesOwnKernel(KernelContext(threads: 2, gemm: .blas)))
         #expect(!Gemm.usesOwnKernel(KernelContext(threads: 2, convParallelism: .blas, gemm: .auto)))
         if BLASRuntime.avx512Available() { #expect(Gemm.avx512) }
+        #expect(Kernels.convolutionGemmName(KernelContext(threads: 2, gemm: .blas)).hasPrefix("OpenBLAS "))
+        #expect(Kernels.convolutionGemmName(KernelContext(threads: 2, gemm: .auto)) ==
+                (Gemm.avx512 ? "AVX-512 (CGemm)" : "OpenBLAS \(BLASRuntime.coreName)"))
+        if Gemm.avx512 { #expect(BLASRuntime.kernelAdvice(environment: [:], gemm: .auto) == nil) }
         var rng = KernelRNG(99)
         for (m, n, k) in [(1, 1, 1), (7, 47, 5), (9, 49, 193), (17, 600, 40), (264, 97, 385), (3, 5, 0)] {
             let lda = k + 3, ldb = n + 5, ldc = n + 2
