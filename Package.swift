@@ -4,6 +4,7 @@ import PackageDescription
 // Module map (one job each):
 //   C*            system libraries (libhdf5, zlib, OpenBLAS, libjpeg/libpng) through shim headers
 //   CSHA256       SHA-256 blocks with the x86 SHA extensions (the portable path is in BLCore)
+//   CGemm         AVX-512 SGEMM for the convolutions (runtime dispatch; BLAS otherwise)
 //   BLCore        dtypes, byte readers, memory-mapped files, strided tensors, the value tree, errors
 //   BLPickle      the pickle reader: records opcodes into values, never executes anything
 //   BLTorch       PyTorch checkpoints: zip (torch >= 1.6) and legacy (torch < 1.6) containers
@@ -39,6 +40,7 @@ let package = Package(
                        providers: [.apt(["libpng-dev", "libjpeg62-turbo-dev"])]),
 
         .target(name: "CSHA256"),
+        .target(name: "CGemm"),
         .target(name: "BLCore", dependencies: ["CSHA256"]),
         .target(name: "BLPickle", dependencies: ["BLCore"]),
         .target(name: "BLTorch", dependencies: ["BLCore", "BLPickle", "CZlib"]),
@@ -49,7 +51,7 @@ let package = Package(
         .target(name: "BLGraph", dependencies: ["BLCore"]),
         .target(name: "BLVNet",
                 dependencies: ["BLCore", "BLGraph", "BLCheckpoint", "BLSafetensors"]),
-        .target(name: "BLKernels", dependencies: ["BLCore", "COpenBLAS"]),
+        .target(name: "BLKernels", dependencies: ["BLCore", "COpenBLAS", "CGemm"]),
         .target(name: "BLEngine", dependencies: ["BLCore", "BLGraph", "BLKernels", "BLVNet"]),
         .target(name: "BLMedia", dependencies: ["BLCore", "CImageIO"]),
         .target(name: "BLVerify",

@@ -53,8 +53,15 @@ public enum BLASRuntime {
         return []
     }
 
-    /// A one-line advice when OpenBLAS runs AVX2-only kernels on an AVX-512 CPU, else nil.
+    /// A one-line advice when OpenBLAS runs AVX2-only kernels on an AVX-512 CPU, else nil (also
+    /// nil when the convolutions run the package's AVX-512 SGEMM, i.e. `gemm == .auto` on such a CPU).
     public static func kernelAdvice(environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
+        kernelAdvice(environment: environment, gemm: .fromEnvironment)
+    }
+
+    /// `kernelAdvice(environment:)` for convolutions that run `gemm`.
+    public static func kernelAdvice(environment: [String: String], gemm: KernelContext.GemmBackend) -> String? {
+        if gemm == .auto && Gemm.avx512 { return nil }
         let core = coreName
         guard ["haswell", "zen"].contains(core.lowercased()), avx512Available() else { return nil }
         if let set = environment[coreTypeVariable] {

@@ -180,8 +180,8 @@ extension Kernels {
     ///                            + residual[f,k,y,x] )      (out-of-image input reads as 0)
     ///     act = ReLU when `relu`, identity otherwise.
     ///
-    /// groups == 1 runs as GEMM (`cblas_sgemm`): 1x1 stride-1 unpadded convolutions straight on
-    /// NCHW (`[K,C] x [C, H*W]` per frame, no copy); other shapes through an im2col tile of bounded
+    /// groups == 1 runs as GEMM (`context.gemm`: the AVX-512 SGEMM or `cblas_sgemm`): 1x1 stride-1
+    /// unpadded convolutions straight on NCHW (`[K,C] x [C, H*W]` per frame, no copy); other shapes through an im2col tile of bounded
     /// size (`context.im2colBudget` floats: a range of output rows of one frame). Planes smaller
     /// than `context.minGemmColumns` put several frames side by side in one GEMM, whose result the
     /// epilogue scatters back to NCHW. The epilogue (bias, residual, ReLU) runs on each tile right
@@ -226,11 +226,11 @@ extension Kernels {
                 while let i = next.take(below: plan.tileCount) {
                     let t = plan.tile(i)
                     let (b, ldb) = prepareTile(t, UnsafePointer(xs.p), height: height, width: width, p: p, plan: plan,
-                                               col: col, context: .serial)
+                                               col: col, context: context.serialized)
                     computeTile(t, b: b, ldb: ldb, mLo: 0, mHi: K, weight: UnsafePointer(ws.p),
                                 bias: bs.map { UnsafePointer($0.p) }, residual: rs.map { UnsafePointer($0.p) },
                                 relu: relu, output: os.p, tmp: col + plan.colCount, p: p, plan: plan,
-                                context: .serial)
+                                context: context.serialized)
                 }
             }
             return
@@ -247,7 +247,8 @@ extension Kernels {
                 context.parallelParts(K, parts: context.threads, work: work) { _, mLo, mHi in
                     computeTile(t, b: UnsafePointer(bsh.p), ldb: ldb, mLo: mLo, mHi: mHi, weight: UnsafePointer(ws.p),
                                 bias: bs.map { UnsafePointer($0.p) }, residual: rs.map { UnsafePointer($0.p) },
-                                relu: relu, output: os.p, tmp: tmps.p, p: p, plan: plan, context: .serial)
+                                relu: relu, output: os.p, tmp: tmps.p, p: p, plan: plan,
+                                context: context.serialized)
                 }
             } else {
                 computeTile(t, b: b, ldb: ldb, mLo: 0, mHi: K, weight: weight, bias: bias, residual: residual,
@@ -288,8 +289,7 @@ extension Kernels {
         let bias = bias.map { $0 + mLo }
         if t.fCount > 1 {
             let c = tmp + mLo * n
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(ck),
-                        1, a, Int32(ck), b, Int32(ldb), 0, c, Int32(n))
+            Gemm.sgemm(m: m, n: n, k: ck, a: a, lda: ck, b: b, ldb: ldb, c: c, ldc: n, context: context)
             for fi in 0..<t.fCount {
                 let o = (t.f0 + fi) * K * ohw + mLo * ohw
                 epilogue(src: c + fi * ohw, srcStride: n, dst: output + o, dstStride: ohw, count: ohw, channels: m,
@@ -298,8 +298,7 @@ extension Kernels {
         } else {
             let o = t.f0 * K * ohw + t.r0 * plan.ow + mLo * ohw
             let dst = output + o
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(ck),
-                        1, a, Int32(ck), b, Int32(ldb), 0, dst, Int32(ohw))
+            Gemm.sgemm(m: m, n: n, k: ck, a: a, lda: ck, b: b, ldb: ldb, c: dst, ldc: ohw, context: context)
             epilogue(src: UnsafePointer(dst), srcStride: ohw, dst: dst, dstStride: ohw, count: n, channels: m,
                      bias: bias, residual: residual.map { $0 + o }, relu: relu, context: context)
         }

@@ -33,8 +33,26 @@ public struct KernelContext: Sendable, Equatable {
         case blas
     }
 
+    /// Which SGEMM the convolutions run.
+    public enum GemmBackend: Sendable, Equatable {
+        /// The package's AVX-512 SGEMM when the CPU has AVX-512F and the GEMM runs on one thread
+        /// (`.tiles` parallelism); `cblas_sgemm` otherwise.
+        case auto
+        /// Always `cblas_sgemm` (OpenBLAS with whatever kernels it chose at load time).
+        case blas
+
+        /// The environment variable that sets the default backend: `blas` or `auto`.
+        public static let environmentVariable = "BLCONVERT_GEMM"
+
+        /// `.blas` when `BLCONVERT_GEMM=blas` is set, `.auto` otherwise.
+        public static let fromEnvironment: GemmBackend =
+            ProcessInfo.processInfo.environment[environmentVariable]?.lowercased() == "blas" ? .blas : .auto
+    }
+
     /// Threads for BLAS and for the kernels' own loops (>= 1).
     public var threads: Int
+    /// SGEMM of the convolutions (default `.auto`, or `.blas` with `BLCONVERT_GEMM=blas`).
+    public var gemm: GemmBackend
     public var convParallelism: ConvParallelism
     /// Upper bound, in floats, of one im2col tile (the dominant part of the conv scratch).
     public var im2colBudget: Int
@@ -52,8 +70,10 @@ public struct KernelContext: Sendable, Equatable {
                 im2colBudget: Int = 1 << 20,
                 outputTileBudget: Int = 1 << 22,
                 minGemmColumns: Int = 160,
-                minParallelElements: Int = 1 << 15, convParallelism: ConvParallelism = .tiles) {
+                minParallelElements: Int = 1 << 15, convParallelism: ConvParallelism = .tiles,
+                gemm: GemmBackend = .fromEnvironment) {
         self.threads = max(1, threads)
+        self.gemm = gemm
         self.convParallelism = convParallelism
         self.im2colBudget = max(1, im2colBudget)
         self.outputTileBudget = max(1, outputTileBudget)
@@ -79,6 +99,13 @@ public struct KernelContext: Sendable, Equatable {
 
     /// Single-threaded context (the oracles never use threads; tests use this to compare paths).
     public static let serial = KernelContext(threads: 1)
+
+    /// `.serial` with this context's GEMM backend (what one worker of a parallel kernel runs).
+    public var serialized: KernelContext {
+        var s = KernelContext.serial
+        s.gemm = gemm
+        return s
+    }
 }
 
 /// A raw pointer that may be captured by the parallel loop bodies. The kernels guarantee that

@@ -34,8 +34,15 @@ struct ConvCase: CustomStringConvertible {
 
 @Suite struct KernelTests {
     /// Contexts that drive every conv path: serial and threaded, whole-frame and row tiles,
-    /// per-frame and multi-frame GEMMs.
-    static let contexts: [KernelContext] = [
+    /// per-frame and multi-frame GEMMs; each with the AVX-512 SGEMM (`.auto`) and with BLAS.
+    static let contexts: [KernelContext] = baseContexts.flatMap { c -> [KernelContext] in
+        var own = c, blas = c
+        own.gemm = .auto
+        blas.gemm = .blas
+        return [own, blas]
+    }
+
+    static let baseContexts: [KernelContext] = [
         KernelContext(threads: 1),
         KernelContext(threads: 2, minParallelElements: 1),
         KernelContext(threads: 2, minParallelElements: 1, convParallelism: .blas),
@@ -99,6 +106,11 @@ struct ConvCase: CustomStringConvertible {
                  params: Conv2DParams(inChannels: 256, outChannels: 128, kernel: (1, 1)), residual: true, relu: true),
         ConvCase(frames: 5, height: 7, width: 7,
                  params: Conv2DParams(inChannels: 128, outChannels: 96, kernel: (3, 3), padding: (1, 1)), relu: true),
+        // GEMM edges of the AVX-512 kernel: K out 261 (> one 256-row A block, not a multiple of 8),
+        // C*kh*kw = 207 (two depth slices), 1230 columns (three column blocks, partial 48-wide panel).
+        ConvCase(frames: 1, height: 30, width: 41,
+                 params: Conv2DParams(inChannels: 23, outChannels: 261, kernel: (3, 3), padding: (1, 1)),
+                 residual: true, relu: true),
     ]
 
     /// Runs `conv2d` under every context and the oracle once.
@@ -147,6 +159,45 @@ struct ConvCase: CustomStringConvertible {
                 #expect(err <= 1e-5, "\(c) context \(xi): relative error \(err)")
                 #expect(!fast.contains { $0.isNaN }, "\(c) context \(xi): unwritten output")
                 if c.relu { #expect(oracle.contains { $0 == 0 } && oracle.contains { $0 > 0 }, "\(c): ReLU not exercised") }
+            }
+        }
+    }
+
+    /// The SGEMM behind conv2d against Double loops, on odd shapes and leading dimensions wider
+    /// than the matrices, with both backends; `.auto` must pick the AVX-512 kernel exactly when present.
+    @Test func gemmMatchesNaive() throws {
+        #expect(Gemm.usesOwnKernel(KernelContext(threads: 2, gemm: .auto)) == Gemm.avx512)
+        #expect(!Gemm.usesOwnKernel(KernelContext(threads: 2, gemm: .blas)))
+        #expect(!Gemm.usesOwnKernel(KernelContext(threads: 2, convParallelism: .blas, gemm: .auto)))
+        if BLASRuntime.avx512Available() { #expect(Gemm.avx512) }
+        #expect(Kernels.convolutionGemmName(KernelContext(threads: 2, gemm: .blas)).hasPrefix("OpenBLAS "))
+        #expect(Kernels.convolutionGemmName(KernelContext(threads: 2, gemm: .auto)) ==
+                (Gemm.avx512 ? "AVX-512 (CGemm)" : "OpenBLAS \(BLASRuntime.coreName)"))
+        if Gemm.avx512 { #expect(BLASRuntime.kernelAdvice(environment: [:], gemm: .auto) == nil) }
+        var rng = KernelRNG(99)
+        for (m, n, k) in [(1, 1, 1), (7, 47, 5), (9, 49, 193), (17, 600, 40), (264, 97, 385), (3, 5, 0)] {
+            let lda = k + 3, ldb = n + 5, ldc = n + 2
+            let a = rng.array(m * lda), b = rng.array(max(k, 1) * ldb)
+            var want = [Float](repeating: 0, count: m * ldc)
+            for i in 0..<m {
+                for j in 0..<n {
+                    var acc = 0.0
+                    for p in 0..<k { acc += Double(a[i * lda + p]) * Double(b[p * ldb + j]) }
+                    want[i * ldc + j] = Float(acc)
+                }
+            }
+            for backend in [KernelContext.GemmBackend.auto, .blas] {
+                var c = [Float](repeating: .nan, count: m * ldc)
+                Gemm.sgemm(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: &c, ldc: ldc,
+                           context: KernelContext(threads: 1, gemm: backend))
+                var got = [Float](), exp = [Float]()
+                for i in 0..<m {
+                    for j in 0..<ldc {
+                        if j < n { got.append(c[i * ldc + j]); exp.append(want[i * ldc + j]) }
+                        else { #expect(c[i * ldc + j].isNaN, "\(m)x\(n)x\(k) \(backend): wrote past column \(n)") }
+                    }
+                }
+                #expect(maxRelativeError(got, exp) <= 1e-5, "\(m)x\(n)x\(k) \(backend)")
             }
         }
     }
