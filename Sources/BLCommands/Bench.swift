@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import BLCore
 import BLEngine
 import BLGraph
@@ -104,6 +105,7 @@ struct Bench: ParsableCommand {
                 ("planned_scratch_bytes", .int(Int64(r.plan.scratchBytes))),
                 ("peak_rss_bytes", .int(Int64(rss))),
                 ("openblas_core", .string(BLASRuntime.coreName)),
+                ("convolution_gemm", .string(Kernels.convolutionGemmName(threads.context))),
             ]
             if profile {
                 obj.append(("profile_seconds_by_op", .object(profSorted.map { ($0.key, .double($0.value)) })))
@@ -120,7 +122,8 @@ struct Bench: ParsableCommand {
         s += "input: \(clips) x \(input.height)x\(input.width), \(threads.context.threads) threads, \(runs) run\(runs == 1 ? "" : "s") after \(warmup) warm-up\n"
         s += "time per clip: median \(Format.fixed(median * 1000, 1)) ms, min \(Format.fixed(best * 1000, 1)) ms\n"
         s += "throughput: \(Format.fixed(flopsPerClip / median / 1e9, 1)) GFLOP/s at the median (\(Format.fixed(flopsPerClip / 1e9, 2)) GFLOP per clip)\n"
-        s += "blas: OpenBLAS \(BLASRuntime.coreName) kernels" + (BLASRuntime.kernelAdvice().map { " (note: \($0))" } ?? "") + "\n"
+        let advice = BLASRuntime.kernelAdvice(environment: ProcessInfo.processInfo.environment, gemm: threads.context.gemm)
+        s += "convolution GEMM: \(Kernels.convolutionGemmName(threads.context))" + (advice.map { " (note: \($0))" } ?? "") + "\n"
         s += "memory: planned arena \(Format.bytes(r.plan.activationBytes)) activations + \(Format.bytes(r.plan.scratchBytes)) scratch, peak RSS \(Format.bytes(rss))\n"
         if profile {
             let total = profSorted.reduce(0) { $0 + $1.value }
