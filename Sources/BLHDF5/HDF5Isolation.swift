@@ -12,7 +12,8 @@ import CHDF5
 /// `BLError` and a hang into a timeout.
 ///
 /// The fork happens while holding the libhdf5 lock, so no other thread is inside libhdf5 at that
-/// moment and the child's copy of the library is consistent. The child's stderr is /dev/null
+/// moment and the child's copy of the library is consistent. It runs no atfork handlers
+/// (`_Fork`): OpenBLAS's handler joins its worker threads and can deadlock the parent. The child's stderr is /dev/null
 /// (libhdf5's error stack travels in the answer instead) and it leaves with `_exit`.
 enum HDF5Isolation {
     /// Seconds allowed for a file of `bytes` bytes: 30 s plus 1 s per MB (gzip-compressed reads
@@ -26,7 +27,7 @@ enum HDF5Isolation {
         guard pipe(&fds) == 0 else {
             throw BLError(.io, "cannot create a pipe: \(String(cString: strerror(errno)))")
         }
-        let pid: pid_t = HDF5Library.withLock { fork() }
+        let pid: pid_t = HDF5Library.withLock { blc_fork_without_handlers() }
         if pid == 0 {
             let answer = blc_child_keep_only(fds[1])
             if answer < 0 { _exit(3) }

@@ -40,4 +40,12 @@ static inline int blc_child_keep_only(int fd) {
     return 3;
 }
 
+
+/* fork() runs every pthread_atfork handler; OpenBLAS's (blas_thread_shutdown_) joins its worker
+   threads and can deadlock when they are mid-transition. The HDF5 reading child never calls BLAS,
+   so it is started with glibc's _Fork (2.34+), which runs no handlers. */
+#include <sys/types.h>
+extern pid_t _Fork(void);
+static inline pid_t blc_fork_without_handlers(void) { return _Fork(); }
+
 #endif
