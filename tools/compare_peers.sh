@@ -65,7 +65,7 @@ trap 'rm -rf "$out"' EXIT
 peer() { "$PY" "$PB" "$@" --ref "$REF" --checkpoint "$CKPT" --clip "$CLIP" --threads "$THREADS" $MODEL_ARGS; }
 
 echo "== $(date -u +%FT%TZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}" >&2
-if [ ! -d "$PKG" ]; then "$BLC" import "$CKPT" -o "$PKG" >/dev/null; fi
+if [ ! -d "$PKG" ]; then "$BLC" import "$CKPT" -o "$PKG" --frames "${FRAMES:-16}" >/dev/null; fi
 if [ -z "$ONNX" ]; then ONNX=$out/model.onnx; fi
 if [ ! -f "$ONNX" ]; then echo "exporting ONNX to $ONNX" >&2; peer export --onnx "$ONNX" >&2; fi
 
@@ -118,7 +118,7 @@ def row(name, med, mn, rss, note=""):
     rows.append((name, med, mn, gflop / med if med else 0, rss, note))
 row("blconvert", statistics.median(b["seconds_per_clip_median"] for b, _ in pairs),
     min(b["seconds_per_clip_min"] for b, _ in pairs), max(b["peak_rss_bytes"] for b, _ in pairs),
-    "OpenBLAS " + pairs[0][0].get("openblas_core", "?"))
+    pairs[0][0].get("convolution_gemm", "OpenBLAS " + pairs[0][0].get("openblas_core", "?")))
 blc2 = [load(f"{d}/blc2.{r}.json") for r in range(1, rounds + 1)]
 trip = [(b, o) for b, o in zip(blc2, ort) if b and o]
 if trip:
