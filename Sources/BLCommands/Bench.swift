@@ -91,6 +91,13 @@ struct Bench: ParsableCommand {
         let rss = peakRSS()
         let profSorted = (r.prof?.secondsByOp ?? [:]).sorted { $0.value > $1.value }
         let slowest = r.prof?.slowest(10) ?? []
+        // Multiply-accumulates per op kind, for GFLOP/s by kind.
+        var macsByOp: [String: Int] = [:]
+        for step in r.prof?.steps ?? [] { macsByOp[step.op, default: 0] += step.macs }
+        func gflops(_ op: String, _ seconds: Double) -> Double? {
+            guard let m = macsByOp[op], m > 0, seconds > 0 else { return nil }
+            return 2 * Double(m) / seconds / 1e9
+        }
         if json.json {
             var obj: [(String, JSON)] = [
                 ("model", .string(model.model)), ("config", .string(r.config)),
@@ -109,6 +116,7 @@ struct Bench: ParsableCommand {
             ]
             if profile {
                 obj.append(("profile_seconds_by_op", .object(profSorted.map { ($0.key, .double($0.value)) })))
+                obj.append(("profile_gflops_by_op", .object(profSorted.compactMap { k, v in gflops(k, v).map { (k, .double($0)) } })))
                 obj.append(("profile_slowest_steps", .array(slowest.map { t in
                     .object([("node", .int(Int64(t.node))), ("op", .string(t.op)), ("seconds", .double(t.seconds)),
                              ("gflops", .double(t.gflops)), ("macs", .int(Int64(t.macs))),
@@ -129,7 +137,9 @@ struct Bench: ParsableCommand {
             let total = profSorted.reduce(0) { $0 + $1.value }
             s += "\nprofile (one run):\n"
             for (k, v) in profSorted {
-                s += "  " + Format.pad(k, 32) + Format.lpad(Format.fixed(v * 1000, 1), 9) + " ms  " + Format.lpad(Format.fixed(total > 0 ? 100 * v / total : 0, 1), 5) + "%\n"
+                let rate = gflops(k, v).map { Format.fixed($0, 1) + " GFLOP/s" } ?? ""
+                s += "  " + Format.pad(k, 32) + Format.lpad(Format.fixed(v * 1000, 1), 9) + " ms  "
+                    + Format.lpad(Format.fixed(total > 0 ? 100 * v / total : 0, 1), 5) + "%  " + Format.lpad(rate, 15) + "\n"
             }
             s += "\nslowest steps (same run):\n"
             s += "  " + Format.pad("node", 6) + Format.lpad("ms", 8) + Format.lpad("GFLOP/s", 9) + "  " + Format.pad("op", 18) + Format.pad("shape", 28) + "origin\n"
