@@ -135,50 +135,38 @@ public struct SHA256: Sendable {
     /// FIPS 180-4, 6.2.2, on `blocks` 64-byte blocks: eight rounds at a time, the schedule a rolling
     /// window of 16 words.
     static func portableBlocks(_ state: UnsafeMutablePointer<UInt32>, _ data: UnsafeRawPointer, _ blocks: Int) {
+        // FIPS 180-4, 4.2.2: one table, shared with the SHA-extensions path in CSHA256.
+        let k: UnsafePointer<UInt32> = csha256_round_constants()
         withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 16) { w in
-            sha256RoundConstants.withUnsafeBufferPointer { k in
-                var p = data
-                for _ in 0..<blocks {
-                    var a = state[0], b = state[1], c = state[2], d = state[3]
-                    var e = state[4], f = state[5], g = state[6], h = state[7]
-                    for t in stride(from: 0, to: 64, by: 8) {
-                        for i in t..<(t + 8) {
-                            if t < 16 {
-                                w[i & 15] = UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))
-                            } else {
-                                let w15 = w[(i - 15) & 15], w2 = w[(i - 2) & 15]
-                                let s0 = rotr(w15, 7) ^ rotr(w15, 18) ^ (w15 >> 3)
-                                let s1 = rotr(w2, 17) ^ rotr(w2, 19) ^ (w2 >> 10)
-                                w[i & 15] = w[i & 15] &+ s0 &+ w[(i - 7) & 15] &+ s1
-                            }
+            var p = data
+            for _ in 0..<blocks {
+                var a = state[0], b = state[1], c = state[2], d = state[3]
+                var e = state[4], f = state[5], g = state[6], h = state[7]
+                for t in stride(from: 0, to: 64, by: 8) {
+                    for i in t..<(t + 8) {
+                        if t < 16 {
+                            w[i & 15] = UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))
+                        } else {
+                            let w15 = w[(i - 15) & 15], w2 = w[(i - 2) & 15]
+                            let s0 = rotr(w15, 7) ^ rotr(w15, 18) ^ (w15 >> 3)
+                            let s1 = rotr(w2, 17) ^ rotr(w2, 19) ^ (w2 >> 10)
+                            w[i & 15] = w[i & 15] &+ s0 &+ w[(i - 7) & 15] &+ s1
                         }
-                        let j = t & 15
-                        round(a, b, c, &d, e, f, g, &h, k[t] &+ w[j])
-                        round(h, a, b, &c, d, e, f, &g, k[t + 1] &+ w[j + 1])
-                        round(g, h, a, &b, c, d, e, &f, k[t + 2] &+ w[j + 2])
-                        round(f, g, h, &a, b, c, d, &e, k[t + 3] &+ w[j + 3])
-                        round(e, f, g, &h, a, b, c, &d, k[t + 4] &+ w[j + 4])
-                        round(d, e, f, &g, h, a, b, &c, k[t + 5] &+ w[j + 5])
-                        round(c, d, e, &f, g, h, a, &b, k[t + 6] &+ w[j + 6])
-                        round(b, c, d, &e, f, g, h, &a, k[t + 7] &+ w[j + 7])
                     }
-                    state[0] &+= a; state[1] &+= b; state[2] &+= c; state[3] &+= d
-                    state[4] &+= e; state[5] &+= f; state[6] &+= g; state[7] &+= h
-                    p += 64
+                    let j = t & 15
+                    round(a, b, c, &d, e, f, g, &h, k[t] &+ w[j])
+                    round(h, a, b, &c, d, e, f, &g, k[t + 1] &+ w[j + 1])
+                    round(g, h, a, &b, c, d, e, &f, k[t + 2] &+ w[j + 2])
+                    round(f, g, h, &a, b, c, d, &e, k[t + 3] &+ w[j + 3])
+                    round(e, f, g, &h, a, b, c, &d, k[t + 4] &+ w[j + 4])
+                    round(d, e, f, &g, h, a, b, &c, k[t + 5] &+ w[j + 5])
+                    round(c, d, e, &f, g, h, a, &b, k[t + 6] &+ w[j + 6])
+                    round(b, c, d, &e, f, g, h, &a, k[t + 7] &+ w[j + 7])
                 }
+                state[0] &+= a; state[1] &+= b; state[2] &+= c; state[3] &+= d
+                state[4] &+= e; state[5] &+= f; state[6] &+= g; state[7] &+= h
+                p += 64
             }
         }
     }
 }
-
-/// FIPS 180-4, 4.2.2.
-private let sha256RoundConstants: [UInt32] = [
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
-]

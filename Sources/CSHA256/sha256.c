@@ -30,6 +30,9 @@ static const uint32_t K[64] __attribute__((aligned(16))) = {
     0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 };
 
+const uint32_t *csha256_round_constants(void) { return K; }
+
+
 // Register layout (lane 0 first): `abef` = (F, E, B, A), `cdgh` = (H, G, D, C), as SHA256RNDS2
 // expects. One SHA256RNDS2 does two rounds and returns the new (F, E, B, A); the new (H, G, D, C)
 // is the old (F, E, B, A), so the two registers swap roles every call.
