@@ -148,23 +148,6 @@ enum NaiveExecutor {
     }
 }
 
-/// Deterministic pseudo-random numbers (SplitMix64).
-struct EngineRNG {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in [lo, hi).
-    mutating func uniform(_ lo: Float, _ hi: Float) -> Float {
-        lo + (hi - lo) * Float(next() >> 40) / Float(1 << 24)
-    }
-    mutating func floats(_ n: Int, _ lo: Float, _ hi: Float) -> [Float] { (0..<n).map { _ in uniform(lo, hi) } }
-}
-
 /// max|a - b| / max|b|.
 func engineRelativeError(_ a: [Float], _ b: [Float]) -> Double {
     guard a.count == b.count else { return .infinity }
@@ -189,7 +172,7 @@ enum EveryOpGraph {
 
     static func make(seed: UInt64 = 7) throws -> Built {
         var g = Graph()
-        var rng = EngineRNG(state: seed)
+        var rng = SeededRandom(state: seed)
         var weights = [String: Tensor]()
         var ids = [String: Int]()
         func add(_ role: String, _ op: Op, _ inputs: [Int]) -> Int {
@@ -266,7 +249,7 @@ enum EveryOpGraph {
     }
 
     static func input(batch: Int, height: Int, width: Int, seed: UInt64 = 11) throws -> Tensor {
-        var rng = EngineRNG(state: seed)
+        var rng = SeededRandom(state: seed)
         let n = batch * frames * channels * height * width
         return try Tensor.fromFloats(rng.floats(n, -2, 2), shape: [batch, frames * channels, height, width])
     }
@@ -276,7 +259,7 @@ enum EveryOpGraph {
 /// in-place candidates and fusion candidates: stresses the memory plan and the fusions.
 enum RandomGraph {
     static func make(seed: UInt64) throws -> (Graph, [String: Tensor]) {
-        var rng = EngineRNG(state: seed)
+        var rng = SeededRandom(state: seed)
         func pick(_ n: Int) -> Int { Int(rng.next() % UInt64(n)) }
         var g = Graph()
         let c = 4, frames = 2
@@ -359,7 +342,7 @@ enum RandomGraph {
         var fusedConv = 0, fusedResize = 0, dupTAMs = 0, splits = 0, views = 0
         for seed in UInt64(1)...60 {
             let (g, weights) = try RandomGraph.make(seed: seed)
-            var rng = EngineRNG(state: seed &* 977)
+            var rng = SeededRandom(state: seed &* 977)
             let input = try Tensor.fromFloats(rng.floats(1 * 8 * 9 * 11, -1, 1), shape: [1, 8, 9, 11])
             let reference = try NaiveExecutor.run(g, weights: weights, input: input)
             let engine = try Engine(graph: g, weights: weights, context: KernelContext(threads: 2))

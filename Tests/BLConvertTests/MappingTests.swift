@@ -79,22 +79,6 @@ func referenceStateDict(_ s: ReferenceSpec) -> [(String, [Int])] {
     return out
 }
 
-/// A seeded generator (SplitMix64) so failures reproduce.
-struct SeededRandom {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in [lo, hi).
-    mutating func uniform(_ lo: Double, _ hi: Double) -> Double {
-        lo + (hi - lo) * Double(next() >> 11) / Double(1 << 53)
-    }
-}
-
 /// Tensors for a state dict: random values with plausible scales (random BatchNorm statistics with
 /// positive variances), or, with `values: false`, one shared zero element viewed with zero strides
 /// (cheap for the large configurations).

@@ -44,3 +44,23 @@ enum TestData {
         return dir
     }
 }
+
+/// A seeded generator (SplitMix64) so failures reproduce; shared by the test suites.
+struct SeededRandom {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// Uniform in [lo, hi), 53 random bits.
+    mutating func uniform(_ lo: Double, _ hi: Double) -> Double {
+        lo + (hi - lo) * Double(next() >> 11) / Double(1 << 53)
+    }
+    /// `n` floats uniform in [lo, hi), 24 random bits each.
+    mutating func floats(_ n: Int, _ lo: Float, _ hi: Float) -> [Float] {
+        (0..<n).map { _ in lo + (hi - lo) * Float(next() >> 40) / Float(1 << 24) }
+    }
+}
