@@ -26,8 +26,8 @@ struct Bench: ParsableCommand {
 
     @OptionGroup var model: ModelOptions
 
-    @Option(name: .long, help: "Input height x width.")
-    var input: InputSize = InputSize(height: 224, width: 224)
+    @OptionGroup var inputSize: InputSizeOptions
+    var input: InputSize { inputSize.input }
 
     @Option(name: .long, help: "Clips per run (the batch N).")
     var clips: Int = 1

@@ -21,8 +21,8 @@ struct GraphCommand: ParsableCommand {
 
     @OptionGroup var model: ModelOptions
 
-    @Option(name: .long, help: "Input height x width (e.g. 224x224 or 224).")
-    var input: InputSize = InputSize(height: 224, width: 224)
+    @OptionGroup var inputSize: InputSizeOptions
+    var input: InputSize { inputSize.input }
 
     @Option(name: .long, help: "Clips per batch for the counts.")
     var batch: Int = 1

@@ -24,6 +24,12 @@ struct ModelOptions: ParsableArguments {
     }
 }
 
+/// `--input HxW`: the clip size that counts and benchmarks are made for.
+struct InputSizeOptions: ParsableArguments {
+    @Option(name: .long, help: "Input height x width (e.g. 224x224 or 224).")
+    var input: InputSize = InputSize(height: 224, width: 224)
+}
+
 /// `--threads K`.
 struct ThreadOptions: ParsableArguments {
     @Option(name: .long, help: "Threads for the kernels and BLAS (default: all cores).")
