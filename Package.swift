@@ -62,7 +62,7 @@ let package = Package(
                     "BLEngine", "BLVerify", "BLMedia",
                     .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 ]),
-        .executableTarget(name: "blconvert", dependencies: ["BLCommands"]),
+        .executableTarget(name: "blconvert", dependencies: ["BLCommands", "BLHDF5"]),
         .executableTarget(name: "blbench",
                           dependencies: ["BLCore", "BLKernels", "BLEngine", "BLVNet", "BLCheckpoint", "COpenBLAS"]),
 

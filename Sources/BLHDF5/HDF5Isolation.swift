@@ -7,56 +7,139 @@ import BLCore
 import CHDF5
 
 /// libhdf5 is not hardened against corrupt files: crafted or damaged metadata can crash it or
-/// make it loop forever. Reads therefore run in a forked child process that sends the contents
-/// back through a pipe; the parent never calls libhdf5 for a read, and turns a crash into a
+/// make it loop forever. Reads therefore run in a separate process that sends the contents back
+/// through a pipe; this process never calls libhdf5 for a read, and turns a crash into a
 /// `BLError` and a hang into a timeout.
 ///
-/// The fork happens while holding the libhdf5 lock, so no other thread is inside libhdf5 at that
-/// moment and the child's copy of the library is consistent. It runs no atfork handlers
-/// (`_Fork`): OpenBLAS's handler joins its worker threads and can deadlock the parent. The child's stderr is /dev/null
-/// (libhdf5's error stack travels in the answer instead) and it leaves with `_exit`.
+/// The reading process is a fresh one, started with `posix_spawn` (fork + exec), never a bare
+/// fork of this process: a fork of a multi-threaded process copies locks other threads held
+/// (malloc arenas, runtime caches, OpenBLAS's worker pool) and the copy can wait on them forever.
+/// The executable is `blconvert` itself, called with `readerArgument`, which answers through
+/// `serveIsolatedReadIfRequested()` at the top of its `main`; see `readerExecutable()` for how it
+/// is found. Its stdin and stderr are /dev/null (libhdf5's error stack travels in the answer) and
+/// the answer goes to its stdout, prefixed by `wireMagic` so a foreign executable is recognised.
 enum HDF5Isolation {
+    /// The hidden first argument that turns `blconvert` into an HDF5 reading process. It carries
+    /// the wire format's version: an older or newer `blconvert` refuses it as an unknown option.
+    static let readerArgument = "--blconvert-hdf5-reader-v1"
+    /// The first bytes of every answer.
+    static let wireMagic: [UInt8] = Array("BLH5WIRE1\n".utf8)
+    /// Names the environment variable that points at the reading executable.
+    static let readerEnvironment = "BLCONVERT_HDF5_READER"
+
     /// Seconds allowed for a file of `bytes` bytes: 30 s plus 1 s per MB (gzip-compressed reads
     /// run well above 50 MB/s).
     static func defaultTimeout(fileSize bytes: Int) -> Double {
         30 + Double(bytes) / 1_000_000
     }
 
-    static func run(path: String, timeout: Double, body: @escaping () throws -> HDF5Contents) throws -> HDF5Contents {
+    // MARK: the reading process
+
+    private final class Registration: @unchecked Sendable {
+        let mutex: UnsafeMutablePointer<pthread_mutex_t>
+        var selfIsReader = false
+        init() {
+            mutex = .allocate(capacity: 1)
+            pthread_mutex_init(mutex, nil)
+        }
+        func with<R>(_ body: (Registration) -> R) -> R {
+            pthread_mutex_lock(mutex)
+            defer { pthread_mutex_unlock(mutex) }
+            return body(self)
+        }
+    }
+    private static let registration = Registration()
+
+    /// Called first thing by an executable's `main`: when the process was started as a reading
+    /// process it reads the file, writes the answer to stdout and exits; otherwise it records that
+    /// this executable can serve reads (so later reads spawn it) and returns.
+    static func serveIfRequested(arguments: [String]) {
+        guard arguments.count == 3, arguments[1] == readerArgument else {
+            registration.with { $0.selfIsReader = true }
+            return
+        }
+        var out = WireWriter(fd: 1)
+        out.bytes(wireMagic)
+        do {
+            let contents = try HDF5Library.withLock { try HDF5Reader.readLocked(path: arguments[2]) }
+            out.u8(0)
+            out.contents(contents)
+        } catch {
+            let e = (error as? BLError) ?? BLError(.format, "\(error)")
+            out = WireWriter(fd: 1)
+            out.bytes(wireMagic)
+            out.u8(1)
+            out.error(e)
+        }
+        out.flush()
+        _exit(out.failed ? 2 : 0)
+    }
+
+    /// The executable that serves reads, in this order: the path in `$BLCONVERT_HDF5_READER`; this
+    /// executable when its `main` called `serveIsolatedReadIfRequested()` (the `blconvert` CLI);
+    /// a `blconvert` beside this executable (a test runner or tool in the same build directory).
+    static func readerExecutable() throws -> String {
+        if let configured = getenv(readerEnvironment).map({ String(cString: $0) }), !configured.isEmpty {
+            guard access(configured, X_OK) == 0 else {
+                throw BLError(.io, "$\(readerEnvironment) names '\(configured)', which is not an executable file")
+            }
+            return configured
+        }
+        let own = ownExecutable()
+        if registration.with({ $0.selfIsReader }), let own { return own }
+        if let own, let slash = own.lastIndex(of: "/") {
+            let sibling = String(own[..<slash]) + "/blconvert"
+            if access(sibling, X_OK) == 0 { return sibling }
+        }
+        throw BLError(.unsupported, """
+            reading HDF5 needs the blconvert executable, which runs libhdf5 in a separate process; \
+            none was found beside \(own ?? "this program"): set $\(readerEnvironment) to its path
+            """)
+    }
+
+    /// The absolute path of the running executable.
+    private static func ownExecutable() -> String? {
+        #if os(Linux)
+        var buffer = [UInt8](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = buffer.withUnsafeMutableBufferPointer { b in
+            b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: b.count) { readlink("/proc/self/exe", $0, b.count - 1) }
+        }
+        guard n > 0 else { return nil }
+        return String(decoding: buffer[..<n], as: UTF8.self)
+        #else
+        var size: UInt32 = 0
+        _ = _NSGetExecutablePath(nil, &size)
+        var buffer = [CChar](repeating: 0, count: Int(size) + 1)
+        guard _NSGetExecutablePath(&buffer, &size) == 0 else { return nil }
+        return String(cString: buffer)
+        #endif
+    }
+
+    // MARK: the asking side
+
+    /// Reads `path` in a reading process (`executable`, by default `readerExecutable()`),
+    /// giving up after `timeout` seconds.
+    static func run(path: String, timeout: Double, executable: String? = nil) throws -> HDF5Contents {
+        let executable = try executable ?? readerExecutable()
         var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else {
+        // Close-on-exec: a read started concurrently on another thread must not inherit this
+        // pipe's write end, or this side would never see the end of the answer.
+        guard blc_pipe_cloexec(&fds) == 0 else {
             throw BLError(.io, "cannot create a pipe: \(String(cString: strerror(errno)))")
         }
-        let pid: pid_t = HDF5Library.withLock { blc_fork_without_handlers() }
-        if pid == 0 {
-            let answer = blc_child_keep_only(fds[1])
-            if answer < 0 { _exit(3) }
-            // Whatever libhdf5 might still print goes nowhere; its messages travel in the answer.
-            let null = open("/dev/null", O_WRONLY)
-            if null >= 0 { dup2(null, 2); close(null) }
-            var out = WireWriter(fd: answer)
-            do {
-                let contents = try HDF5Library.withLock { try body() }
-                out.u8(0)
-                out.contents(contents)
-            } catch {
-                let e = (error as? BLError) ?? BLError(.format, "\(error)")
-                out = WireWriter(fd: answer)
-                out.u8(1)
-                out.error(e)
-            }
-            out.flush()
-            _exit(out.failed ? 2 : 0)
-        }
-        close(fds[1])
         defer { close(fds[0]) }
-        if pid < 0 {
-            throw BLError(.io, "cannot start the reading process: \(String(cString: strerror(errno)))")
+        let pid: pid_t
+        do {
+            defer { close(fds[1]) }
+            pid = try spawn(executable, arguments: [executable, readerArgument, path], answerFD: fds[1])
         }
 
         var input = WireReader(fd: fds[0], deadline: monotonicSeconds() + timeout)
         let decoded: Result<HDF5Contents, BLError>
         do {
+            var magic = [UInt8](repeating: 0, count: wireMagic.count)
+            try magic.withUnsafeMutableBytes { try input.fill($0) }
+            guard magic == wireMagic else { throw WireReader.Failure.foreign }
             switch try input.u8() {
             case 0: decoded = .success(try input.contents())
             case 1: decoded = .failure(try input.error())
@@ -64,13 +147,19 @@ enum HDF5Isolation {
             }
         } catch let failure as WireReader.Failure {
             if case .timedOut = failure { kill(pid, SIGKILL) }
+            if case .foreign = failure { kill(pid, SIGKILL) }
             let status = reap(pid)
             switch failure {
             case .timedOut:
                 throw BLError(.format, "libhdf5 did not finish reading within \(Int(timeout)) s (corrupt file?); stopped")
             case .corrupt:
                 throw BLError(.format, "the reading process sent a malformed answer \(describe(status))")
-            case .ended: break
+            case .foreign:
+                throw BLError(.io, "\(executable) is not a compatible HDF5 reader (a blconvert of another version?)")
+            case .ended:
+                if let status, status & 0x7f == 0, (status >> 8) & 0xff == 64 || (status >> 8) & 0xff == 127 {
+                    throw BLError(.io, "\(executable) did not start as an HDF5 reader \(describe(status)); is it a blconvert of this version?")
+                }
             }
             throw BLError(.format, "libhdf5 failed on this file \(describe(status)) without reporting an error (corrupt file?)")
         }
@@ -80,6 +169,30 @@ enum HDF5Isolation {
             throw BLError(.format, "the reading process ended \(describe(status))")
         }
         return contents
+    }
+
+    /// Starts `executable` with stdin and stderr on /dev/null, stdout on `answerFD` and no other
+    /// descriptor of this process.
+    private static func spawn(_ executable: String, arguments: [String], answerFD: Int32) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        guard posix_spawn_file_actions_init(&actions) == 0 else {
+            throw BLError(.io, "cannot prepare the reading process")
+        }
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, answerFD, 1)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        #if os(Linux)
+        posix_spawn_file_actions_addclosefrom_np(&actions, 3)
+        #endif
+        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { for p in argv { free(p) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, executable, &actions, nil, argv, environ)
+        guard rc == 0 else {
+            throw BLError(.io, "cannot start the HDF5 reader \(executable): \(String(cString: strerror(rc)))")
+        }
+        return pid
     }
 
     /// The child's wait status, or nil when it cannot be known (SIGCHLD ignored by the host process).
@@ -105,7 +218,7 @@ enum HDF5Isolation {
     }
 }
 
-// MARK: wire format (child -> parent, same binary on both sides)
+// MARK: wire format (reading process -> asking process)
 
 /// Buffered writes to the pipe; large tensor payloads go straight through.
 struct WireWriter {
@@ -129,6 +242,7 @@ struct WireWriter {
         buffer.append(contentsOf: utf8)
         flushIfFull()
     }
+    mutating func bytes(_ b: [UInt8]) { buffer.append(contentsOf: b); flushIfFull() }
     mutating func raw(_ bytes: UnsafeRawBufferPointer) {
         flush()
         writeAll(bytes)
@@ -192,7 +306,7 @@ struct WireWriter {
 
 /// Reads the child's answer with a deadline; every count is checked before allocating.
 struct WireReader {
-    enum Failure: Error { case timedOut, ended, corrupt }
+    enum Failure: Error { case timedOut, ended, corrupt, foreign }
 
     let fd: Int32
     let deadline: Double

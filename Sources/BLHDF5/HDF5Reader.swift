@@ -54,10 +54,19 @@ public enum HDF5Reader {
 
     /// Reads every dataset and attribute of the file at `path`.
     ///
-    /// libhdf5 runs in a child process (see `HDF5Isolation`): a file that crashes it or makes it
-    /// loop gives a `BLError` here, after at most 30 s plus 1 s per MB of file.
+    /// libhdf5 runs in a separate `blconvert` process (see `HDF5Isolation`): a file that crashes
+    /// it or makes it loop gives a `BLError` here, after at most 30 s plus 1 s per MB of file.
+    /// Programs other than `blconvert` find it beside their executable or through
+    /// `$BLCONVERT_HDF5_READER`.
     public static func read(path: String) throws -> HDF5Contents {
         try read(path: path, timeout: nil)
+    }
+
+    /// Call first thing in an executable's `main` to make it the HDF5 reading process: when it
+    /// was started as one, this reads the requested file, answers on stdout and exits; otherwise
+    /// it returns at once, and reads made by this program run in a copy of it.
+    public static func serveIsolatedReadIfRequested(arguments: [String] = CommandLine.arguments) {
+        HDF5Isolation.serveIfRequested(arguments: arguments)
     }
 
     /// `read(path:)` with an explicit time limit in seconds (nil: the size-based default).
@@ -71,7 +80,7 @@ public enum HDF5Reader {
                 throw BLError(.io, "not a regular file")
             }
             let limit = timeout ?? HDF5Isolation.defaultTimeout(fileSize: Int(st.st_size))
-            return try HDF5Isolation.run(path: path, timeout: limit) { try readLocked(path: path) }
+            return try HDF5Isolation.run(path: path, timeout: limit)
         } catch let e as BLError {
             throw e.inFile(path)
         }

@@ -1,8 +1,6 @@
 #ifndef BLCONVERT_CHDF5_SHIM_H
 #define BLCONVERT_CHDF5_SHIM_H
 #include <hdf5.h>
-#include <unistd.h>
-#include <sys/syscall.h>
 
 /* Macros such as H5T_NATIVE_FLOAT expand to globals behind H5open(); Swift cannot see them. */
 static inline hid_t blc_h5t_native_float(void)  { return H5T_NATIVE_FLOAT; }
@@ -27,25 +25,12 @@ static inline hid_t blc_h5p_file_create(void)   { return H5P_FILE_CREATE; }
 static inline hid_t blc_h5p_dataset_create(void) { return H5P_DATASET_CREATE; }
 static inline unsigned blc_h5o_info_basic_attrs(void) { return H5O_INFO_BASIC | H5O_INFO_NUM_ATTRS; }
 
-/* Reads run libhdf5 in a forked child: it keeps only stdin/out/err and its answer pipe, moved to
-   fd 3, so pipes of other concurrent reads do not stay open in it. */
-static inline int blc_child_keep_only(int fd) {
-    if (fd != 3) { if (dup2(fd, 3) < 0) return -1; }
-#ifdef SYS_close_range
-    if (syscall(SYS_close_range, 4u, ~0u, 0u) == 0) return 3;
-#endif
-    long max = sysconf(_SC_OPEN_MAX);
-    if (max < 0 || max > 65536) max = 65536;
-    for (int i = 4; i < max; i++) close(i);
-    return 3;
-}
-
-
-/* fork() runs every pthread_atfork handler; OpenBLAS's (blas_thread_shutdown_) joins its worker
-   threads and can deadlock when they are mid-transition. The HDF5 reading child never calls BLAS,
-   so it is started with glibc's _Fork (2.34+), which runs no handlers. */
-#include <sys/types.h>
-extern pid_t _Fork(void);
-static inline pid_t blc_fork_without_handlers(void) { return _Fork(); }
+/* The reading process is started with posix_spawn; glibc declares these two only under
+   _GNU_SOURCE / __USE_MISC, which the Swift importer does not define. */
+#include <spawn.h>
+#include <fcntl.h>
+extern int pipe2(int pipefd[2], int flags);
+extern int posix_spawn_file_actions_addclosefrom_np(posix_spawn_file_actions_t *actions, int from);
+static inline int blc_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 
 #endif

@@ -232,42 +232,68 @@ import Testing
         #expect(bytes[0] != 0x89)
     }
 
-    /// A reading process that crashes or never finishes becomes a BLError in the caller.
+    /// A reading process that crashes, never finishes, is not a reader or refuses the request
+    /// becomes a BLError in the caller. Stand-in readers are small shell scripts.
     @Test func isolationTurnsCrashesAndHangsIntoErrors() throws {
+        let dir = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = TestData.fixture("parsers/tensors_flat.h5")
-        do {
-            _ = try HDF5Isolation.run(path: path, timeout: 10) {
-                // A real invalid access, as libhdf5 makes on some corrupt files.
-                UnsafeMutablePointer<Int>(bitPattern: Int.random(in: 8...64))?.pointee = 1
-                return HDF5Contents()
-            }
-            Issue.record("crash not reported")
-        } catch let e as BLError {
-            #expect(e.kind == .format && e.message.contains("signal 11"), "\(e)")
+        func reader(_ name: String, _ body: String) throws -> String {
+            let script = dir + "/" + name
+            try ("#!/bin/sh\n" + body + "\n").write(toFile: script, atomically: true, encoding: .utf8)
+            #expect(chmod(script, 0o755) == 0)
+            return script
         }
+        func failure(_ executable: String, timeout: Double = 10) -> BLError? {
+            do {
+                _ = try HDF5Isolation.run(path: path, timeout: timeout, executable: executable)
+                return nil
+            } catch { return error as? BLError }
+        }
+        // A real invalid access, as libhdf5 makes on some corrupt files.
+        let crash = failure(try reader("crash", "kill -SEGV $$"))
+        #expect(crash?.kind == .format && crash?.message.contains("signal 11 (segmentation fault)") == true, "\(String(describing: crash))")
         let start = ContinuousClock.now
-        do {
-            _ = try HDF5Isolation.run(path: path, timeout: 1) { while true { sleep(1) } }
-            Issue.record("hang not reported")
-        } catch let e as BLError {
-            #expect(e.message.contains("did not finish"), "\(e)")
-        }
+        let hang = failure(try reader("hang", "exec sleep 60"), timeout: 1)
+        #expect(hang?.message.contains("did not finish reading within 1 s") == true, "\(String(describing: hang))")
         #expect(ContinuousClock.now - start < .seconds(5))
-        // Errors thrown in the child arrive intact.
-        do {
-            _ = try HDF5Isolation.run(path: path, timeout: 10) { throw BLError(.unsupported, "m", location: "l") }
-            Issue.record("error not reported")
-        } catch let e as BLError {
-            #expect(e == BLError(.unsupported, "m", location: "l"))
+        let foreign = failure(try reader("foreign", "echo 'hello, this is not a reader'"))
+        #expect(foreign?.kind == .io && foreign?.message.contains("not a compatible HDF5 reader") == true, "\(String(describing: foreign))")
+        // What swift-argument-parser does with an unknown option: exit status 64.
+        let refusing = failure(try reader("refusing", "exit 64"))
+        #expect(refusing?.message.contains("did not start as an HDF5 reader") == true, "\(String(describing: refusing))")
+        let missing = failure(dir + "/absent")
+        #expect(missing?.message.contains("cannot start the HDF5 reader") == true, "\(String(describing: missing))")
+        // The reader really is another process, started from this build's blconvert.
+        #expect(try HDF5Isolation.readerExecutable().hasSuffix("/blconvert"))
+    }
+
+    /// The answer format: errors and values of every kind arrive intact.
+    @Test func wireRoundTrip() throws {
+        func roundTrip(_ write: (inout WireWriter) -> Void) throws -> WireReader {
+            let dir = try TestData.temporaryDirectory()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let fd = open(dir + "/wire", O_RDWR | O_CREAT | O_TRUNC, 0o600)
+            try #require(fd >= 0)
+            var w = WireWriter(fd: fd)
+            write(&w)
+            w.flush()
+            #expect(!w.failed)
+            lseek(fd, 0, SEEK_SET)
+            return WireReader(fd: fd, deadline: HDF5Isolation.monotonicSeconds() + 10)
         }
-        // Values of every kind survive the trip.
+        var errors = try roundTrip { $0.error(BLError(.unsupported, "m", location: "l")) }
+        #expect(try errors.error() == BLError(.unsupported, "m", location: "l"))
+        close(errors.fd)
         let sent = HDF5Contents(
             tensors: [("a.b", try Tensor.fromFloats([1, 2, 3, 4, 5, 6], shape: [2, 3])),
                       ("s", try Tensor.make(dtype: .int64, shape: []) { $0.storeBytes(of: Int64(-9), as: Int64.self) }),
                       ("e", try Tensor.make(dtype: .bool, shape: [0, 2]) { _ in })],
             skipped: [("x", "why")],
             attributes: [("attr.k", .list([.int(-1), .float(0.25), .bool(true), .string("é"), .bigInt("18446744073709551615"), .none]))])
-        let got = try HDF5Isolation.run(path: path, timeout: 10) { sent }
+        var input = try roundTrip { $0.contents(sent) }
+        defer { close(input.fd) }
+        let got = try input.contents()
         #expect(got.tensors.map(\.name) == ["a.b", "s", "e"])
         #expect(got.tensors[0].tensor.floats() == [1, 2, 3, 4, 5, 6] && got.tensors[0].tensor.shape == [2, 3])
         #expect(got.tensors[1].tensor.int64s() == [-9] && got.tensors[1].tensor.shape == [])
