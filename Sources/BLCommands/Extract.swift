@@ -1,6 +1,11 @@
 import ArgumentParser
 import BLCore
 import BLCheckpoint
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 struct Extract: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -11,7 +16,8 @@ struct Extract: ParsableCommand {
         (state_dict.module.conv1.weight, nested.a.b.0). The non-tensor entries (epoch,
         arch, optimizer settings, HDF5 attributes) go into __metadata__ as JSON text,
         with blconvert.source and blconvert.format. The output is written to a
-        temporary file and renamed, so a failure leaves nothing behind.
+        temporary file and renamed, so a failure leaves nothing behind; an existing
+        output file is replaced only with --force.
 
         Example:
           blconvert extract train.pth.tar -o train.safetensors
@@ -24,6 +30,9 @@ struct Extract: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output .safetensors file.")
     var output: String
 
+    @Flag(name: .long, help: "Replace the output file if it exists.")
+    var force = false
+
     @OptionGroup var json: JSONOutputOptions
 
     func validate() throws {
@@ -33,6 +42,14 @@ struct Extract: ParsableCommand {
     func run() throws {
         let result = try reportingErrors { () -> Extractor.Result in
             try checkNotAnInput(output, option: "--output", inputs: [file])
+            if access(output, F_OK) == 0 {
+                guard force else {
+                    throw BLError(.invalidArgument, "already exists: choose another output or pass --force to replace it", file: output)
+                }
+                guard !ModelLoader.isDirectory(output) else {
+                    throw BLError(.invalidArgument, "is a directory; --force only replaces a file", file: output)
+                }
+            }
             let ck = try Checkpoint.open(path: file)
             return try Extractor.extract(ck, sourceName: file.lastPathComponent, to: output)
         }

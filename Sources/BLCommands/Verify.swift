@@ -24,7 +24,11 @@ struct Verify: ParsableCommand {
         Modules an optimized package folded away are listed as not compared; a
         package imported with --no-optimize compares them all.
 
-        Exit status: 0 every clip passes, 1 some clip fails, 2 bad input.
+        A clip that cannot be checked (unreadable, or an input this model does not
+        take) is reported and the remaining clips are still run.
+
+        Exit status: 0 every clip passes, 1 some clip fails, 2 bad input (the model
+        cannot be loaded, or some clip cannot be checked).
 
         Examples:
           blconvert verify r50.blc clip0.safetensors clip1.safetensors
@@ -65,6 +69,7 @@ struct Verify: ParsableCommand {
     func run() throws {
         let options = VerifyOptions(rtol: rtol, atol: atol, requireTop5: requireTop5, compareActivations: !noActivations)
         var results: [ClipResult] = []
+        var errors: [ClipError] = []
         try reportingErrors {
             if let junit { try checkNotAnInput(junit, option: "--junit", inputs: clips + [model.model]) }
             let clips = try Self.expand(clips)
@@ -73,21 +78,30 @@ struct Verify: ParsableCommand {
                                     weightConversion: weightMemory.conversion(for: loaded.dtype))
             for (i, path) in clips.enumerated() {
                 Console.progress("clip \(i + 1) of \(clips.count): \(path.lastPathComponent)")
-                let clip = try ClipReference.load(path: path)
-                let r = try Verifier.verify(engine: engine, graph: loaded.graph, clip: clip, options: options, clock: now)
-                results.append(r)
-                Console.progress("clip \(i + 1) of \(clips.count): \(path.lastPathComponent) \(r.passed ? "ok" : "FAIL") in \(Format.fixed(r.seconds, 2)) s")
+                do {
+                    let clip = try ClipReference.load(path: path)
+                    let r = try Verifier.verify(engine: engine, graph: loaded.graph, clip: clip, options: options, clock: now)
+                    results.append(r)
+                    Console.progress("clip \(i + 1) of \(clips.count): \(path.lastPathComponent) \(r.passed ? "ok" : "FAIL") in \(Format.fixed(r.seconds, 2)) s")
+                } catch let e as BLError {
+                    // One bad clip does not hide the verdict on the others.
+                    let located = e.inFile(path)
+                    errors.append(ClipError(file: path, error: located))
+                    Console.progress("")
+                    Console.err("error: \(located)")
+                }
             }
             Console.progress("")
             if let junit {
-                try writeFileAtomically(VerifyReport.junit(results, model: model.model, options: options), to: junit)
+                try writeFileAtomically(VerifyReport.junit(results, errors: errors, model: model.model, options: options), to: junit)
             }
         }
         if json.json {
-            Console.out(VerifyReport.json(results, model: model.model, options: options).strictJSONText)
+            Console.out(VerifyReport.json(results, errors: errors, model: model.model, options: options).strictJSONText)
         } else {
-            Console.out(Self.table(results, options: options))
+            Console.out(Self.table(results, errors: errors, options: options))
         }
+        if !errors.isEmpty { throw Exit.badInput }
         if !results.allSatisfy({ $0.passed }) { throw Exit.failed }
     }
 
@@ -116,7 +130,7 @@ struct Verify: ParsableCommand {
         return out
     }
 
-    static func table(_ results: [ClipResult], options: VerifyOptions) -> String {
+    static func table(_ results: [ClipResult], errors: [ClipError] = [], options: VerifyOptions) -> String {
         let width = max(28, (results.map { $0.file.lastPathComponent.count }.max() ?? 0) + 2)
         var s = Format.pad("clip", width) + Format.pad("sample", 8) + Format.pad("max abs", 10) + Format.pad("max rel", 10)
         s += Format.pad("cosine", 12) + Format.pad("top1", 6) + Format.pad("top5", 6) + "result\n"
@@ -141,8 +155,13 @@ struct Verify: ParsableCommand {
                 s += "  first divergence: \(d.module)" + (d.agreement.map { " (rel \(Format.sci($0.maxRelError)))" } ?? "") + "\n"
             }
         }
+        for e in errors {
+            s += Format.pad(e.file.lastPathComponent, width) + "not checked: \(e.error.message)"
+            s += (e.error.location.map { " (\($0))" } ?? "") + "\n"
+        }
         let passed = results.filter { $0.passed }.count
-        s += "\n\(passed) of \(results.count) clips pass (rtol \(Format.sci(options.rtol)), atol \(Format.sci(options.atol)))"
+        s += "\n\(passed) of \(results.count + errors.count) clips pass (rtol \(Format.sci(options.rtol)), atol \(Format.sci(options.atol)))"
+        if !errors.isEmpty { s += "; \(errors.count) could not be checked" }
         return s
     }
 }

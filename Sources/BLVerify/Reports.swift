@@ -2,7 +2,8 @@ import BLCore
 
 /// Machine-readable forms of verification results: JSON and JUnit XML.
 public enum VerifyReport {
-    public static func json(_ results: [ClipResult], model: String, options: VerifyOptions) -> JSON {
+    /// `errors` are the clips that could not be checked; `passed` is false when there are any.
+    public static func json(_ results: [ClipResult], errors: [ClipError] = [], model: String, options: VerifyOptions) -> JSON {
         func ag(_ a: Agreement) -> [(String, JSON)] {
             [("max_abs_error", .double(a.maxAbsError)), ("max_rel_error", .double(a.maxRelError)),
              ("cosine", .double(a.cosine)), ("non_finite", .int(Int64(a.nonFinite)))]
@@ -37,14 +38,20 @@ public enum VerifyReport {
         return .object([
             ("model", .string(model)),
             ("rtol", .double(options.rtol)), ("atol", .double(options.atol)),
-            ("passed", .bool(results.allSatisfy { $0.passed })),
+            ("passed", .bool(errors.isEmpty && results.allSatisfy { $0.passed })),
             ("clips_passed", .int(Int64(results.filter { $0.passed }.count))),
-            ("clips_total", .int(Int64(results.count))),
+            ("clips_total", .int(Int64(results.count + errors.count))),
+            ("clips_unreadable", .int(Int64(errors.count))),
             ("clips", .array(clips)),
+            ("errors", .array(errors.map { e in
+                .object([("file", .string(e.file)), ("kind", .string(e.error.kind.rawValue)),
+                         ("message", .string(e.error.description))])
+            })),
         ])
     }
 
-    public static func junit(_ results: [ClipResult], model: String, options: VerifyOptions) -> String {
+    /// Clips in `errors` appear as test cases with an `<error>` element.
+    public static func junit(_ results: [ClipResult], errors: [ClipError] = [], model: String, options: VerifyOptions) -> String {
         func esc(_ s: String) -> String {
             var o = ""
             for c in s {
@@ -61,8 +68,9 @@ public enum VerifyReport {
         let failures = results.filter { !$0.passed }.count
         let total = results.reduce(0) { $0 + $1.seconds }
         var x = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-        x += "<testsuites tests=\"\(results.count)\" failures=\"\(failures)\" time=\"\(total)\">\n"
-        x += "  <testsuite name=\"blconvert verify \(esc(model))\" tests=\"\(results.count)\" failures=\"\(failures)\" time=\"\(total)\">\n"
+        let tests = results.count + errors.count
+        x += "<testsuites tests=\"\(tests)\" failures=\"\(failures)\" errors=\"\(errors.count)\" time=\"\(total)\">\n"
+        x += "  <testsuite name=\"blconvert verify \(esc(model))\" tests=\"\(tests)\" failures=\"\(failures)\" errors=\"\(errors.count)\" time=\"\(total)\">\n"
         for r in results {
             x += "    <testcase classname=\"parity\" name=\"\(esc(r.file))\" time=\"\(r.seconds)\">\n"
             if !r.passed {
@@ -72,6 +80,11 @@ public enum VerifyReport {
                 }
                 x += "      <failure message=\"\(esc(msg))\"/>\n"
             }
+            x += "    </testcase>\n"
+        }
+        for e in errors {
+            x += "    <testcase classname=\"parity\" name=\"\(esc(e.file))\" time=\"0\">\n"
+            x += "      <error type=\"\(e.error.kind.rawValue)\" message=\"\(esc(e.error.description))\"/>\n"
             x += "    </testcase>\n"
         }
         x += "  </testsuite>\n</testsuites>\n"

@@ -79,6 +79,17 @@ public struct ClipResult: Sendable {
     public var seconds: Double
 }
 
+/// A clip that could not be checked at all: unreadable, or not an input this model accepts.
+public struct ClipError: Sendable {
+    public var file: String
+    public var error: BLError
+
+    public init(file: String, error: BLError) {
+        self.file = file
+        self.error = error
+    }
+}
+
 public enum Verifier {
     /// Why a reference module has no node to compare with: the optimized graph folded its output
     /// away (a convolution whose BatchNorm was folded into it, a ReLU fused into the node before),

@@ -398,10 +398,24 @@ import BLVNet
             let r = CLI.run(["verify", pkg, dir + "/" + name, "--json"])
             #expect(r.status == 2, "\(name)")
             #expect(r.stderr.contains(name), "\(r.stderr)")
-            #expect(r.stdout.isEmpty)
+            #expect(r.json?["passed"] as? Bool == false && r.json?["clips_unreadable"] as? Int == 1, "\(r.stdout)")
+            #expect((r.json?["errors"] as? [[String: Any]])?.first?["file"] as? String == dir + "/" + name)
         }
         let r = CLI.run(["verify", pkg, dir + "/wrong_tc.safetensors"])
         #expect(r.stderr.contains("T*C = 8*3 = 24"), "\(r.stderr)")
+        // A bad clip among good ones: the good ones are still checked and reported, the run exits 2.
+        let junit = dir + "/parity.xml"
+        let mixed = CLI.run(["verify", pkg, CLIFixtures.miniClips[0], dir + "/nan.safetensors", CLIFixtures.miniClips[1],
+                             "--json", "--junit", junit])
+        #expect(mixed.status == 2)
+        #expect(mixed.json?["clips_passed"] as? Int == 2 && mixed.json?["clips_total"] as? Int == 3, "\(mixed.stdout)")
+        let checked = (mixed.json?["clips"] as? [[String: Any]])?.compactMap { $0["file"] as? String }
+        #expect(checked == [CLIFixtures.miniClips[0], CLIFixtures.miniClips[1]])
+        let xml = try String(contentsOfFile: junit, encoding: .utf8)
+        #expect(xml.contains("tests=\"3\" failures=\"0\" errors=\"1\"") && xml.contains("<error type="), "\(xml)")
+        let table = CLI.run(["verify", pkg, CLIFixtures.miniClips[0], dir + "/nan.safetensors"])
+        #expect(table.status == 2 && table.stdout.contains("nan.safetensors") && table.stdout.contains("not checked: "), "\(table.stdout)")
+        #expect(table.stdout.contains("1 of 2 clips pass") && table.stdout.contains("1 could not be checked"), "\(table.stdout)")
         let missing = CLI.run(["verify", pkg, CLIFixtures.miniCheckpoint])
         #expect(missing.status == 2)
         #expect(CLI.run(["verify", pkg]).status == 2)

@@ -182,6 +182,25 @@ import BLSafetensors
         #expect(r.stdout.isEmpty)
         #expect(listing(dir) == ["cut.pth"])
     }
+    /// An existing output is replaced only with --force, and never when it is a directory.
+    @Test func existingOutputNeedsForce() throws {
+        let dir = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let out = dir + "/out.safetensors"
+        try Data("keep me".utf8).write(to: URL(fileURLWithPath: out))
+        let input = CLIFixtures.parsers + "/tensors_zip.pth"
+        let refused = CLI.run(["extract", input, "-o", out])
+        #expect(refused.status == 2 && refused.stderr.contains("--force"), "\(refused.stderr)")
+        #expect(try String(contentsOfFile: out, encoding: .utf8) == "keep me")
+        let forced = CLI.run(["extract", input, "-o", out, "--force"])
+        #expect(forced.status == 0, "\(forced.stderr)")
+        #expect(try SafetensorsFile.load(path: out).tensors.count > 0)
+        try FileManager.default.createDirectory(atPath: dir + "/d", withIntermediateDirectories: false)
+        let directory = CLI.run(["extract", input, "-o", dir + "/d", "--force"])
+        #expect(directory.status == 2 && directory.stderr.contains("directory"), "\(directory.stderr)")
+        #expect(listing(dir).sorted() == ["d", "out.safetensors"])
+    }
+
     /// The output spelled differently from the input but naming the same file is refused, and the
     /// input is left as it was.
     @Test func outputThatIsTheInputIsRefused() throws {
