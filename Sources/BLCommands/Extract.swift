@@ -1,11 +1,6 @@
 import ArgumentParser
 import BLCore
 import BLCheckpoint
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 struct Extract: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -42,13 +37,8 @@ struct Extract: ParsableCommand {
     func run() throws {
         let result = try reportingErrors { () -> Extractor.Result in
             try checkNotAnInput(output, option: "--output", inputs: [file])
-            if access(output, F_OK) == 0 {
-                guard force else {
-                    throw BLError(.invalidArgument, "already exists: choose another output or pass --force to replace it", file: output)
-                }
-                guard !ModelLoader.isDirectory(output) else {
-                    throw BLError(.invalidArgument, "is a directory; --force only replaces a file", file: output)
-                }
+            try checkReplaceable(output, force: force) {
+                ModelLoader.isDirectory(output) ? "is a directory; --force only replaces a file" : nil
             }
             let ck = try Checkpoint.open(path: file)
             return try Extractor.extract(ck, sourceName: file.lastPathComponent, to: output)

@@ -75,15 +75,11 @@ struct Import: ParsableCommand {
         var stages: [(String, Double)] = []
         func stage(_ name: String, _ t0: Double) { stages.append((name, now() - t0)) }
         let (pkg, tensorCount, format) = try reportingErrors { () -> (ModelPackage, Int, String) in
-            if access(output, F_OK) == 0 {
-                if !force {
-                    throw BLError(.invalidArgument, "already exists: choose another output or pass --force to replace it", file: output)
-                }
-                // --force replaces a model package, never some other directory or file.
-                guard ModelLoader.isDirectory(output), access(output + "/" + ModelPackage.metadataFile, F_OK) == 0,
-                      access(output + "/" + ModelPackage.graphFile, F_OK) == 0 else {
-                    throw BLError(.invalidArgument, "exists and is not a model package; --force only replaces a package written by blconvert import", file: output)
-                }
+            // --force replaces a model package, never some other directory or file.
+            try checkReplaceable(output, force: force) {
+                ModelLoader.isDirectory(output) && access(output + "/" + ModelPackage.metadataFile, F_OK) == 0
+                    && access(output + "/" + ModelPackage.graphFile, F_OK) == 0
+                    ? nil : "exists and is not a model package; --force only replaces a package written by blconvert import"
             }
             var t = now()
             Console.progress("reading \(checkpoint)")

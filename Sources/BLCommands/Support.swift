@@ -9,26 +9,17 @@ import Darwin
 /// Collects what a command writes, instead of the process's stdout and stderr (set with
 /// `Console.$capture.withValue(...)`, for running commands inside another program).
 public final class OutputCapture: @unchecked Sendable {
-    private var lock = pthread_mutex_t()
-    private var outText = ""
-    private var errText = ""
+    private let text = Locked((out: "", err: ""))
 
-    public init() { pthread_mutex_init(&lock, nil) }
-    deinit { pthread_mutex_destroy(&lock) }
+    public init() {}
 
     /// Everything written to standard output so far.
-    public var stdout: String { locked { outText } }
+    public var stdout: String { text.withLock { $0.out } }
     /// Everything written to standard error so far.
-    public var stderr: String { locked { errText } }
+    public var stderr: String { text.withLock { $0.err } }
 
     func append(_ s: String, toError: Bool) {
-        locked { if toError { errText += s } else { outText += s } }
-    }
-
-    private func locked<T>(_ body: () -> T) -> T {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        return body()
+        text.withLock { if toError { $0.err += s } else { $0.out += s } }
     }
 }
 
@@ -213,6 +204,16 @@ extension JSON {
 func sameFile(_ a: String, _ b: String) -> Bool {
     var sa = stat(), sb = stat()
     return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino
+}
+
+/// Refuses an `output` that already exists unless `force` is given; with `force`, `refusal` says
+/// why the existing entry must still not be replaced (nil: it may be).
+func checkReplaceable(_ output: String, force: Bool, refusal: () -> String?) throws {
+    guard access(output, F_OK) == 0 else { return }
+    guard force else {
+        throw BLError(.invalidArgument, "already exists: choose another output or pass --force to replace it", file: output)
+    }
+    if let why = refusal() { throw BLError(.invalidArgument, why, file: output) }
 }
 
 /// Refuses an output path that names one of the inputs (it would be replaced).

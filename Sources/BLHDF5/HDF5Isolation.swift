@@ -35,41 +35,27 @@ enum HDF5Isolation {
 
     // MARK: the reading process
 
-    private final class Registration: @unchecked Sendable {
-        let mutex: UnsafeMutablePointer<pthread_mutex_t>
-        var selfIsReader = false
-        init() {
-            mutex = .allocate(capacity: 1)
-            pthread_mutex_init(mutex, nil)
-        }
-        func with<R>(_ body: (Registration) -> R) -> R {
-            pthread_mutex_lock(mutex)
-            defer { pthread_mutex_unlock(mutex) }
-            return body(self)
-        }
-    }
-    private static let registration = Registration()
+    /// Whether this executable's `main` called `serveIfRequested` (it can serve reads itself).
+    private static let selfIsReader = Locked(false)
 
     /// Called first thing by an executable's `main`: when the process was started as a reading
     /// process it reads the file, writes the answer to stdout and exits; otherwise it records that
     /// this executable can serve reads (so later reads spawn it) and returns.
     static func serveIfRequested(arguments: [String]) {
         guard arguments.count == 3, arguments[1] == readerArgument else {
-            registration.with { $0.selfIsReader = true }
+            selfIsReader.withLock { $0 = true }
             return
         }
+        let result = Result { try HDF5Library.withLock { try HDF5Reader.readLocked(path: arguments[2]) } }
         var out = WireWriter(fd: 1)
         out.bytes(wireMagic)
-        do {
-            let contents = try HDF5Library.withLock { try HDF5Reader.readLocked(path: arguments[2]) }
+        switch result {
+        case .success(let contents):
             out.u8(0)
             out.contents(contents)
-        } catch {
-            let e = (error as? BLError) ?? BLError(.format, "\(error)")
-            out = WireWriter(fd: 1)
-            out.bytes(wireMagic)
+        case .failure(let error):
             out.u8(1)
-            out.error(e)
+            out.error((error as? BLError) ?? BLError(.format, "\(error)"))
         }
         out.flush()
         _exit(out.failed ? 2 : 0)
@@ -86,7 +72,7 @@ enum HDF5Isolation {
             return configured
         }
         let own = ownExecutable()
-        if registration.with({ $0.selfIsReader }), let own { return own }
+        if selfIsReader.withLock({ $0 }), let own { return own }
         if let own, let slash = own.lastIndex(of: "/") {
             let sibling = String(own[..<slash]) + "/blconvert"
             if access(sibling, X_OK) == 0 { return sibling }
@@ -146,8 +132,10 @@ enum HDF5Isolation {
             default: throw WireReader.Failure.corrupt
             }
         } catch let failure as WireReader.Failure {
-            if case .timedOut = failure { kill(pid, SIGKILL) }
-            if case .foreign = failure { kill(pid, SIGKILL) }
+            switch failure {
+            case .timedOut, .foreign: kill(pid, SIGKILL)  // still running: stop it before reaping
+            case .ended, .corrupt: break
+            }
             let status = reap(pid)
             switch failure {
             case .timedOut:

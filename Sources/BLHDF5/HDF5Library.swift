@@ -10,24 +10,17 @@ import CHDF5
 /// goes through `withLock`; its default error printing is switched off and its error stack is
 /// turned into `BLError` text instead.
 enum HDF5Library {
-    private final class Lock: @unchecked Sendable {
-        let mutex: UnsafeMutablePointer<pthread_mutex_t>
-        init() {
-            mutex = .allocate(capacity: 1)
-            pthread_mutex_init(mutex, nil)
-        }
-    }
-    private static let lock = Lock()
+    private static let lock = Locked(())
 
     /// Runs `body` holding the global libhdf5 lock, with automatic error printing silenced
     /// and the error stack cleared.
     static func withLock<R>(_ body: () throws -> R) rethrows -> R {
-        pthread_mutex_lock(lock.mutex)
-        defer { pthread_mutex_unlock(lock.mutex) }
-        _ = H5open()
-        _ = H5Eset_auto2(blc_h5e_default(), nil, nil)
-        _ = H5Eclear2(blc_h5e_default())
-        return try body()
+        try lock.withLock { _ in
+            _ = H5open()
+            _ = H5Eset_auto2(blc_h5e_default(), nil, nil)
+            _ = H5Eclear2(blc_h5e_default())
+            return try body()
+        }
     }
 
     private final class Messages {
