@@ -5,14 +5,14 @@ import BLHDF5
 import BLSafetensors
 
 /// The container formats blconvert reads, detected from the bytes (never from the file name).
-public enum CheckpointFormat: String, Sendable, CaseIterable {
+package enum CheckpointFormat: String, Sendable, CaseIterable {
     case torchZip = "pytorch-zip"
     case torchLegacy = "pytorch-legacy"
     case hdf5
     case safetensors
     case pickle
 
-    public var summary: String {
+    package var summary: String {
         switch self {
         case .torchZip: return "PyTorch zip archive (torch >= 1.6)"
         case .torchLegacy: return "PyTorch legacy serialization (torch < 1.6)"
@@ -24,24 +24,24 @@ public enum CheckpointFormat: String, Sendable, CaseIterable {
 }
 
 /// One view over every reader: the tensors with dotted paths, the other entries, and what was skipped.
-public struct Checkpoint: Sendable {
-    public let path: String
-    public let format: CheckpointFormat
+package struct Checkpoint: Sendable {
+    package let path: String
+    package let format: CheckpointFormat
     /// Every tensor, under its dotted path in the file (`state_dict.module.conv1.weight`).
-    public let tensors: [(path: String, tensor: Tensor)]
+    package let tensors: [(path: String, tensor: Tensor)]
     /// Every non-tensor leaf (`epoch`, `arch`, `optimizer.param_groups.0.lr`, file attributes).
-    public let entries: [FlatEntry]
+    package let entries: [FlatEntry]
     /// Objects the reader did not turn into tensors (e.g. string datasets in HDF5).
-    public let skipped: [(path: String, reason: String)]
+    package let skipped: [(path: String, reason: String)]
     /// The object tree for pickle-based formats.
-    public let root: Value?
+    package let root: Value?
     /// Keeps the mapping alive for tensors that point into it.
-    public let fileSize: Int
+    package let fileSize: Int
 
     /// Detects the format from the first bytes. Signatures at the start of the file come first; an
     /// HDF5 signature further in (after a user block, at byte 512, 1024, ...) is tried last, so the
     /// data of another format that happens to hold those bytes there cannot mislead detection.
-    public static func detect(_ bytes: UnsafeRawBufferPointer) -> CheckpointFormat? {
+    package static func detect(_ bytes: UnsafeRawBufferPointer) -> CheckpointFormat? {
         if TorchFile.looksLikeZip(bytes) { return .torchZip }
         if HDF5Reader.looksLikeHDF5(UnsafeRawBufferPointer(rebasing: bytes.prefix(8))) { return .hdf5 }
         if TorchFile.looksLikeLegacy(bytes) { return .torchLegacy }
@@ -51,7 +51,7 @@ public struct Checkpoint: Sendable {
         return nil
     }
 
-    public static func open(path: String) throws -> Checkpoint {
+    package static func open(path: String) throws -> Checkpoint {
         let file = try MappedFile(path: path)
         guard let format = detect(file.bytes) else {
             let head = file.bytes.prefix(8).map { b -> String in
@@ -91,17 +91,17 @@ public struct Checkpoint: Sendable {
                           skipped: [], root: root, fileSize: fileSize)
     }
 
-    public var totalTensorBytes: Int { tensors.reduce(0) { $0 + $1.tensor.byteCount } }
-    public var totalElements: Int { tensors.reduce(0) { $0 + $1.tensor.elementCount } }
+    package var totalTensorBytes: Int { tensors.reduce(0) { $0 + $1.tensor.byteCount } }
+    package var totalElements: Int { tensors.reduce(0) { $0 + $1.tensor.elementCount } }
 
     /// A top-level string entry such as a training checkpoint's `arch`.
-    public func entry(_ name: String) -> Value? {
+    package func entry(_ name: String) -> Value? {
         entries.first { $0.path == name }?.value
     }
 
     /// The model weights: a training checkpoint's `state_dict` (or `model`, `model_state_dict`) subtree when there
     /// is one, else every tensor. Names are relative to that subtree.
-    public func stateDict() -> (prefix: String, tensors: [(name: String, tensor: Tensor)]) {
+    package func stateDict() -> (prefix: String, tensors: [(name: String, tensor: Tensor)]) {
         for key in ["state_dict", "model_state_dict", "model", "net"] {
             let p = key + "."
             let sub = tensors.filter { $0.path.hasPrefix(p) }

@@ -3,14 +3,14 @@ import BLSafetensors
 
 /// `.pth` (or any supported file) to safetensors: every tensor contiguous in its own dtype under its dotted path,
 /// the non-tensor entries as JSON text in `__metadata__`.
-public enum Extractor {
-    public struct Result: Sendable {
-        public var tensorCount: Int
-        public var bytes: Int
-        public var metadataEntries: Int
+package enum Extractor {
+    package struct Result: Sendable {
+        package var tensorCount: Int
+        package var bytes: Int
+        package var metadataEntries: Int
     }
 
-    public static func metadata(for checkpoint: Checkpoint, sourceName: String) -> [(String, String)] {
+    package static func metadata(for checkpoint: Checkpoint, sourceName: String) -> [(String, String)] {
         var meta: [(String, String)] = [
             ("blconvert.source", sourceName),
             ("blconvert.format", checkpoint.format.rawValue),
@@ -24,7 +24,7 @@ public enum Extractor {
         return meta
     }
 
-    public static func extract(_ checkpoint: Checkpoint, sourceName: String, to output: String) throws -> Result {
+    package static func extract(_ checkpoint: Checkpoint, sourceName: String, to output: String) throws -> Result {
         var seen = Set<String>()
         for t in checkpoint.tensors {
             if !seen.insert(t.path).inserted {

@@ -7,10 +7,10 @@ import Darwin
 #endif
 
 /// The `blconvert` command: bLVNet-TAM checkpoints in, a verified Swift-native model out.
-public struct BLConvert: ParsableCommand {
-    public init() {}
+package struct BLConvert: ParsableCommand {
+    package init() {}
 
-    public static let configuration = CommandConfiguration(
+    package static let configuration = CommandConfiguration(
         commandName: "blconvert",
         abstract: "Convert bLVNet-TAM PyTorch checkpoints into a Swift-native CPU model and prove parity.",
         discussion: """
@@ -34,7 +34,7 @@ public struct BLConvert: ParsableCommand {
     /// Parses the process's arguments, runs the subcommand and exits with the documented status:
     /// 0 success (and `--help`, `--version`), 1 a verification failed, 2 any bad input, usage
     /// errors included (ArgumentParser alone would use 64 for those).
-    public static func main() {
+    package static func main() {
         do {
             var command = try parseAsRoot()
             try command.run()
@@ -48,7 +48,7 @@ public struct BLConvert: ParsableCommand {
 
     /// The exit status for an error a command threw: `ExitCode`s keep theirs (1 or 2),
     /// help and version requests 0, everything else (usage errors included) 2.
-    public static func exitStatus(for error: Error) -> Int32 {
+    package static func exitStatus(for error: Error) -> Int32 {
         if let e = error as? ExitCode { return e.rawValue }
         let code = exitCode(for: error)
         return code == .success ? 0 : 2
@@ -58,6 +58,6 @@ public struct BLConvert: ParsableCommand {
 /// Ends the process (a free function: inside a command, `exit` names ArgumentParser's).
 private func terminate(_ status: Int32) -> Never { exit(status) }
 
-public enum BLConvertVersion {
-    public static let string = "0.1.0"
+package enum BLConvertVersion {
+    package static let string = "0.1.0"
 }

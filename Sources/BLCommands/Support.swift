@@ -8,15 +8,15 @@ import Darwin
 
 /// Collects what a command writes, instead of the process's stdout and stderr (set with
 /// `Console.$capture.withValue(...)`, for running commands inside another program).
-public final class OutputCapture: @unchecked Sendable {
+package final class OutputCapture: @unchecked Sendable {
     private let text = Locked((out: "", err: ""))
 
-    public init() {}
+    package init() {}
 
     /// Everything written to standard output so far.
-    public var stdout: String { text.withLock { $0.out } }
+    package var stdout: String { text.withLock { $0.out } }
     /// Everything written to standard error so far.
-    public var stderr: String { text.withLock { $0.err } }
+    package var stderr: String { text.withLock { $0.err } }
 
     func append(_ s: String, toError: Bool) {
         text.withLock { if toError { $0.err += s } else { $0.out += s } }
@@ -25,9 +25,9 @@ public final class OutputCapture: @unchecked Sendable {
 
 /// Output helpers shared by the subcommands: results on stdout, messages on stderr, and a
 /// progress line on stderr only when it is a terminal.
-public enum Console {
+package enum Console {
     /// When set, output goes here instead of file descriptors 1 and 2 (and no progress is shown).
-    @TaskLocal public static var capture: OutputCapture?
+    @TaskLocal package static var capture: OutputCapture?
 
     /// Whether a progress line is on the terminal and must be cleared before other stderr text.
     nonisolated(unsafe) private static var progressShown = false

@@ -2,8 +2,8 @@
 ///
 /// It always says what went wrong and, where known, in which file and where in it
 /// (`data.pkl at byte 57`, `tensor 'layer1.conv1.weight'`, `offset 4096`).
-public struct BLError: Error, CustomStringConvertible, Sendable, Equatable {
-    public enum Kind: String, Sendable, Codable {
+package struct BLError: Error, CustomStringConvertible, Sendable, Equatable {
+    package enum Kind: String, Sendable, Codable {
         /// The file could not be opened, mapped or written.
         case io
         /// The bytes do not follow the format (truncated, corrupt, inconsistent).
@@ -20,19 +20,19 @@ public struct BLError: Error, CustomStringConvertible, Sendable, Equatable {
         case numeric
     }
 
-    public var kind: Kind
-    public var message: String
-    public var file: String?
-    public var location: String?
+    package var kind: Kind
+    package var message: String
+    package var file: String?
+    package var location: String?
 
-    public init(_ kind: Kind, _ message: String, file: String? = nil, location: String? = nil) {
+    package init(_ kind: Kind, _ message: String, file: String? = nil, location: String? = nil) {
         self.kind = kind
         self.message = message
         self.file = file
         self.location = location
     }
 
-    public var description: String {
+    package var description: String {
         var s = ""
         if let file { s += "\(file): " }
         s += message
@@ -41,14 +41,14 @@ public struct BLError: Error, CustomStringConvertible, Sendable, Equatable {
     }
 
     /// The same error with a file name filled in if it had none.
-    public func inFile(_ path: String) -> BLError {
+    package func inFile(_ path: String) -> BLError {
         var e = self
         if e.file == nil { e.file = path }
         return e
     }
 
     /// The same error with an outer location prefixed, e.g. an archive member name.
-    public func at(_ outer: String) -> BLError {
+    package func at(_ outer: String) -> BLError {
         var e = self
         e.location = e.location.map { "\(outer): \($0)" } ?? outer
         return e
@@ -56,7 +56,7 @@ public struct BLError: Error, CustomStringConvertible, Sendable, Equatable {
 }
 
 extension BLError {
-    public static func format(_ message: String, file: String? = nil, offset: Int? = nil) -> BLError {
+    package static func format(_ message: String, file: String? = nil, offset: Int? = nil) -> BLError {
         BLError(.format, message, file: file, location: offset.map { "at byte \($0)" })
     }
 }

@@ -1,19 +1,19 @@
 /// A bounds-checked little-endian cursor over bytes. Every read that would pass the end throws
 /// a format error naming the offset, so a truncated file can never read out of bounds.
-public struct ByteReader {
-    public let bytes: UnsafeRawBufferPointer
-    public var offset: Int
+package struct ByteReader {
+    package let bytes: UnsafeRawBufferPointer
+    package var offset: Int
     /// Name used in errors ("data.pkl", "header").
-    public var context: String
+    package var context: String
 
-    public init(_ bytes: UnsafeRawBufferPointer, offset: Int = 0, context: String = "") {
+    package init(_ bytes: UnsafeRawBufferPointer, offset: Int = 0, context: String = "") {
         self.bytes = bytes
         self.offset = offset
         self.context = context
     }
 
-    public var remaining: Int { bytes.count - offset }
-    public var isAtEnd: Bool { offset >= bytes.count }
+    package var remaining: Int { bytes.count - offset }
+    package var isAtEnd: Bool { offset >= bytes.count }
 
     @inline(__always)
     func fail(_ what: String, at: Int? = nil) -> BLError {
@@ -21,13 +21,13 @@ public struct ByteReader {
         return BLError(.format, what, location: where_)
     }
 
-    public mutating func require(_ n: Int, _ what: @autoclosure () -> String) throws {
+    package mutating func require(_ n: Int, _ what: @autoclosure () -> String) throws {
         if n < 0 || n > remaining {
             throw fail("unexpected end of data reading \(what()): need \(n) bytes, \(max(remaining, 0)) left")
         }
     }
 
-    public mutating func u8() throws -> UInt8 {
+    package mutating func u8() throws -> UInt8 {
         try require(1, "a byte")
         let v = bytes[offset]
         offset += 1
@@ -42,13 +42,13 @@ public struct ByteReader {
         return T(littleEndian: v)
     }
 
-    public mutating func u16() throws -> UInt16 { try loadLE(UInt16.self, "a 2-byte integer") }
-    public mutating func u32() throws -> UInt32 { try loadLE(UInt32.self, "a 4-byte integer") }
-    public mutating func u64() throws -> UInt64 { try loadLE(UInt64.self, "an 8-byte integer") }
-    public mutating func i32() throws -> Int32 { try loadLE(Int32.self, "a 4-byte integer") }
-    public mutating func i64() throws -> Int64 { try loadLE(Int64.self, "an 8-byte integer") }
+    package mutating func u16() throws -> UInt16 { try loadLE(UInt16.self, "a 2-byte integer") }
+    package mutating func u32() throws -> UInt32 { try loadLE(UInt32.self, "a 4-byte integer") }
+    package mutating func u64() throws -> UInt64 { try loadLE(UInt64.self, "an 8-byte integer") }
+    package mutating func i32() throws -> Int32 { try loadLE(Int32.self, "a 4-byte integer") }
+    package mutating func i64() throws -> Int64 { try loadLE(Int64.self, "an 8-byte integer") }
 
-    public mutating func f64BigEndian() throws -> Double {
+    package mutating func f64BigEndian() throws -> Double {
         try require(8, "an 8-byte float")
         let v = bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
         offset += 8
@@ -56,19 +56,19 @@ public struct ByteReader {
     }
 
     /// A view of the next `n` bytes (no copy).
-    public mutating func slice(_ n: Int, _ what: @autoclosure () -> String = "bytes") throws -> UnsafeRawBufferPointer {
+    package mutating func slice(_ n: Int, _ what: @autoclosure () -> String = "bytes") throws -> UnsafeRawBufferPointer {
         try require(n, what())
         let s = UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + n)])
         offset += n
         return s
     }
 
-    public mutating func array(_ n: Int, _ what: @autoclosure () -> String = "bytes") throws -> [UInt8] {
+    package mutating func array(_ n: Int, _ what: @autoclosure () -> String = "bytes") throws -> [UInt8] {
         Array(try slice(n, what()))
     }
 
     /// Bytes up to (not including) the next newline; the newline is consumed.
-    public mutating func line() throws -> [UInt8] {
+    package mutating func line() throws -> [UInt8] {
         guard let end = bytes[offset...].firstIndex(of: 0x0a) else {
             throw fail("unexpected end of data: missing newline")
         }
@@ -77,7 +77,7 @@ public struct ByteReader {
         return out
     }
 
-    public mutating func skip(_ n: Int) throws {
+    package mutating func skip(_ n: Int) throws {
         try require(n, "\(n) bytes")
         offset += n
     }

@@ -1,5 +1,5 @@
 /// Element types of every supported container. Raw values are the safetensors names.
-public enum DType: String, CaseIterable, Sendable, Codable, Hashable {
+package enum DType: String, CaseIterable, Sendable, Codable, Hashable {
     case float64 = "F64"
     case float32 = "F32"
     case float16 = "F16"
@@ -11,7 +11,7 @@ public enum DType: String, CaseIterable, Sendable, Codable, Hashable {
     case uint8 = "U8"
     case bool = "BOOL"
 
-    public var byteSize: Int {
+    package var byteSize: Int {
         switch self {
         case .float64, .int64: return 8
         case .float32, .int32: return 4
@@ -21,7 +21,7 @@ public enum DType: String, CaseIterable, Sendable, Codable, Hashable {
     }
 
     /// PyTorch's name (`torch.float32` -> "float32").
-    public var torchName: String {
+    package var torchName: String {
         switch self {
         case .float64: return "float64"
         case .float32: return "float32"
@@ -36,7 +36,7 @@ public enum DType: String, CaseIterable, Sendable, Codable, Hashable {
         }
     }
 
-    public var isFloatingPoint: Bool {
+    package var isFloatingPoint: Bool {
         switch self {
         case .float64, .float32, .float16, .bfloat16: return true
         default: return false
@@ -44,10 +44,10 @@ public enum DType: String, CaseIterable, Sendable, Codable, Hashable {
     }
 
     /// From a safetensors dtype string ("F32").
-    public init?(safetensorsName: String) { self.init(rawValue: safetensorsName) }
+    package init?(safetensorsName: String) { self.init(rawValue: safetensorsName) }
 
     /// From PyTorch's dtype attribute name (`float32`, `float`, `half`, `long`, ...).
-    public init?(torchName: String) {
+    package init?(torchName: String) {
         switch torchName {
         case "float64", "double": self = .float64
         case "float32", "float": self = .float32
@@ -64,7 +64,7 @@ public enum DType: String, CaseIterable, Sendable, Codable, Hashable {
     }
 
     /// From a legacy storage class name (`FloatStorage`, `torch.cuda.HalfStorage` -> float16).
-    public init?(storageClass: String) {
+    package init?(storageClass: String) {
         let base = storageClass.split(separator: ".").last.map(String.init) ?? storageClass
         switch base {
         case "DoubleStorage": self = .float64
@@ -82,7 +82,7 @@ public enum DType: String, CaseIterable, Sendable, Codable, Hashable {
     }
 
     /// Parse a user-facing name: f32, float32, F32, bf16, ...
-    public init?(userName: String) {
+    package init?(userName: String) {
         switch userName.lowercased() {
         case "f64", "float64", "double": self = .float64
         case "f32", "float32", "float": self = .float32
@@ -100,9 +100,9 @@ public enum DType: String, CaseIterable, Sendable, Codable, Hashable {
 }
 
 /// Bit-exact half and bfloat16 conversions (no reliance on platform Float16 support).
-public enum HalfConversion {
+package enum HalfConversion {
     @inline(__always)
-    public static func halfToFloat(_ h: UInt16) -> Float {
+    package static func halfToFloat(_ h: UInt16) -> Float {
         let sign = UInt32(h & 0x8000) << 16
         let exp = Int((h >> 10) & 0x1f)
         let mant = UInt32(h & 0x03ff)
@@ -120,7 +120,7 @@ public enum HalfConversion {
 
     /// Round to nearest even, overflow to infinity, NaN kept NaN.
     @inline(__always)
-    public static func floatToHalf(_ f: Float) -> UInt16 {
+    package static func floatToHalf(_ f: Float) -> UInt16 {
         let x = f.bitPattern
         let sign = UInt16((x >> 16) & 0x8000)
         let exp = Int((x >> 23) & 0xff)
@@ -147,13 +147,13 @@ public enum HalfConversion {
     }
 
     @inline(__always)
-    public static func bfloat16ToFloat(_ b: UInt16) -> Float {
+    package static func bfloat16ToFloat(_ b: UInt16) -> Float {
         Float(bitPattern: UInt32(b) << 16)
     }
 
     /// Round to nearest even (as PyTorch does), NaN kept NaN.
     @inline(__always)
-    public static func floatToBFloat16(_ f: Float) -> UInt16 {
+    package static func floatToBFloat16(_ f: Float) -> UInt16 {
         let x = f.bitPattern
         if f.isNaN { return UInt16(x >> 16) | 0x0040 }
         let lsb = (x >> 16) & 1

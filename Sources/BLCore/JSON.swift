@@ -1,6 +1,6 @@
 /// A small JSON value and writer (no Foundation), used for `--json` output, package metadata
 /// and safetensors headers.
-public indirect enum JSON: Sendable, Equatable {
+package indirect enum JSON: Sendable, Equatable {
     case null
     case bool(Bool)
     case int(Int64)
@@ -11,7 +11,7 @@ public indirect enum JSON: Sendable, Equatable {
     case array([JSON])
     case object([(String, JSON)])
 
-    public static func == (a: JSON, b: JSON) -> Bool {
+    package static func == (a: JSON, b: JSON) -> Bool {
         switch (a, b) {
         case (.null, .null): return true
         case let (.bool(x), .bool(y)): return x == y
@@ -26,31 +26,31 @@ public indirect enum JSON: Sendable, Equatable {
         }
     }
 
-    public subscript(key: String) -> JSON? {
+    package subscript(key: String) -> JSON? {
         if case .object(let items) = self { return items.first { $0.0 == key }?.1 }
         return nil
     }
 
-    public var stringValue: String? { if case .string(let s) = self { return s }; return nil }
-    public var intValue: Int? {
+    package var stringValue: String? { if case .string(let s) = self { return s }; return nil }
+    package var intValue: Int? {
         switch self {
         case .int(let i): return Int(i)
         case .double(let d) where d == d.rounded() && abs(d) < 9e15: return Int(d)
         default: return nil
         }
     }
-    public var doubleValue: Double? {
+    package var doubleValue: Double? {
         switch self {
         case .int(let i): return Double(i)
         case .double(let d): return d
         default: return nil
         }
     }
-    public var arrayValue: [JSON]? { if case .array(let a) = self { return a }; return nil }
-    public var objectValue: [(String, JSON)]? { if case .object(let o) = self { return o }; return nil }
+    package var arrayValue: [JSON]? { if case .array(let a) = self { return a }; return nil }
+    package var objectValue: [(String, JSON)]? { if case .object(let o) = self { return o }; return nil }
 
     /// Serialises; `indent` > 0 pretty-prints.
-    public func serialized(indent: Int = 0) -> String {
+    package func serialized(indent: Int = 0) -> String {
         var out = ""
         write(into: &out, indent: indent, level: 0)
         return out
@@ -119,7 +119,7 @@ public indirect enum JSON: Sendable, Equatable {
 
 extension Value {
     /// The JSON form of a non-tensor value (tensors appear as a short description).
-    public var json: JSON {
+    package var json: JSON {
         switch self {
         case .none: return .null
         case .bool(let b): return .bool(b)

@@ -1,10 +1,10 @@
 /// A strict JSON parser with a nesting limit, for headers and manifests read from untrusted files.
-public struct JSONParser {
+package struct JSONParser {
     private let b: UnsafeRawBufferPointer
     private var i = 0
     private let maxDepth: Int
 
-    public static func parse(_ bytes: UnsafeRawBufferPointer, maxDepth: Int = 64) throws -> JSON {
+    package static func parse(_ bytes: UnsafeRawBufferPointer, maxDepth: Int = 64) throws -> JSON {
         var p = JSONParser(b: bytes, maxDepth: maxDepth)
         p.ws()
         let v = try p.value(depth: 0)
@@ -13,12 +13,12 @@ public struct JSONParser {
         return v
     }
 
-    public static func parse(_ text: String, maxDepth: Int = 64) throws -> JSON {
+    package static func parse(_ text: String, maxDepth: Int = 64) throws -> JSON {
         var bytes = Array(text.utf8)
         return try bytes.withUnsafeMutableBytes { try parse(UnsafeRawBufferPointer($0), maxDepth: maxDepth) }
     }
 
-    public static func parse(_ bytes: [UInt8], maxDepth: Int = 64) throws -> JSON {
+    package static func parse(_ bytes: [UInt8], maxDepth: Int = 64) throws -> JSON {
         try bytes.withUnsafeBytes { try parse($0, maxDepth: maxDepth) }
     }
 

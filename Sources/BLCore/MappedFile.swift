@@ -6,12 +6,12 @@ import Darwin
 
 /// A whole file mapped read-only into memory. Tensors read from it point into the mapping,
 /// so opening a 100 MB checkpoint costs page-table entries, not 100 MB of copies.
-public final class MappedFile: @unchecked Sendable {
-    public let path: String
-    public let bytes: UnsafeRawBufferPointer
+package final class MappedFile: @unchecked Sendable {
+    package let path: String
+    package let bytes: UnsafeRawBufferPointer
     private let mapped: Bool
 
-    public init(path: String) throws {
+    package init(path: String) throws {
         self.path = path
         let fd = open(path, O_RDONLY)
         if fd < 0 {
@@ -38,10 +38,10 @@ public final class MappedFile: @unchecked Sendable {
         mapped = true
     }
 
-    public var count: Int { bytes.count }
+    package var count: Int { bytes.count }
 
     /// A storage over a byte range of this file (no copy).
-    public func storage(_ range: Range<Int>) -> ByteStorage {
+    package func storage(_ range: Range<Int>) -> ByteStorage {
         ByteStorage(slice: UnsafeRawBufferPointer(rebasing: bytes[range]), owner: self)
     }
 
@@ -54,26 +54,26 @@ public final class MappedFile: @unchecked Sendable {
 
 /// An immutable run of bytes that a tensor's elements live in: a slice of a mapped file,
 /// or memory it owns (inflated zip members, HDF5 reads, conversions).
-public final class ByteStorage: @unchecked Sendable {
-    public let bytes: UnsafeRawBufferPointer
+package final class ByteStorage: @unchecked Sendable {
+    package let bytes: UnsafeRawBufferPointer
     let owner: AnyObject?
     private let owned: UnsafeMutableRawPointer?
 
-    public init(slice: UnsafeRawBufferPointer, owner: AnyObject) {
+    package init(slice: UnsafeRawBufferPointer, owner: AnyObject) {
         self.bytes = slice
         self.owner = owner
         self.owned = nil
     }
 
     /// Takes ownership of freshly allocated memory (allocated with `UnsafeMutableRawPointer.allocate`).
-    public init(taking pointer: UnsafeMutableRawPointer, count: Int) {
+    package init(taking pointer: UnsafeMutableRawPointer, count: Int) {
         self.bytes = UnsafeRawBufferPointer(start: pointer, count: count)
         self.owner = nil
         self.owned = pointer
     }
 
     /// Allocates `count` bytes and lets `fill` write them.
-    public static func allocate(count: Int, fill: (UnsafeMutableRawBufferPointer) throws -> Void) rethrows -> ByteStorage {
+    package static func allocate(count: Int, fill: (UnsafeMutableRawBufferPointer) throws -> Void) rethrows -> ByteStorage {
         let p = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1), alignment: 64)
         do {
             try fill(UnsafeMutableRawBufferPointer(start: p, count: count))
@@ -84,7 +84,7 @@ public final class ByteStorage: @unchecked Sendable {
         return ByteStorage(taking: p, count: count)
     }
 
-    public convenience init(copying array: [UInt8]) {
+    package convenience init(copying array: [UInt8]) {
         let p = UnsafeMutableRawPointer.allocate(byteCount: max(array.count, 1), alignment: 64)
         array.withUnsafeBytes { src in
             if let b = src.baseAddress { p.copyMemory(from: b, byteCount: src.count) }
@@ -92,7 +92,7 @@ public final class ByteStorage: @unchecked Sendable {
         self.init(taking: p, count: array.count)
     }
 
-    public var count: Int { bytes.count }
+    package var count: Int { bytes.count }
 
     deinit { owned?.deallocate() }
 }

@@ -10,7 +10,7 @@ extension MappedFile {
     /// is private and read-only, so its pages are never modified, and a page touched again is read
     /// back from the file (the page cache). Partial pages at either end are kept. A hint only:
     /// failures are ignored.
-    public func release(_ range: Range<Int>) {
+    package func release(_ range: Range<Int>) {
         guard let base = bytes.baseAddress, !range.isEmpty, range.lowerBound >= 0, range.upperBound <= count else { return }
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         guard page > 0 else { return }
@@ -27,7 +27,7 @@ extension ByteStorage {
     /// When these bytes are a slice of a `MappedFile`, releases the pages wholly inside `range`
     /// (byte offsets into this storage; all of it by default) as `MappedFile.release` does; no effect
     /// on memory the storage owns. Reading the bytes afterwards stays valid.
-    public func releasePages(_ range: Range<Int>? = nil) {
+    package func releasePages(_ range: Range<Int>? = nil) {
         guard let file = owner as? MappedFile, let base = bytes.baseAddress, let fileBase = file.bytes.baseAddress else { return }
         let r = range ?? 0..<count
         guard r.lowerBound >= 0, r.upperBound <= count, !r.isEmpty else { return }

@@ -4,9 +4,9 @@ import CSHA256
 ///
 /// Blocks are compressed with the CPU's SHA extensions when it has them (x86 SHA-NI, about
 /// 1.5 GB/s), else by a portable implementation.
-public struct SHA256: Sendable {
+package struct SHA256: Sendable {
     /// The compression function behind a hasher.
-    public enum Implementation: Sendable, Equatable {
+    package enum Implementation: Sendable, Equatable {
         /// Plain Swift, any CPU.
         case portable
         /// The x86 SHA extensions (SHA256RNDS2 / SHA256MSG1 / SHA256MSG2).
@@ -14,10 +14,10 @@ public struct SHA256: Sendable {
     }
 
     /// The fastest implementation this CPU runs.
-    public static let fastest: Implementation = csha256_has_shani() != 0 ? .shaExtensions : .portable
+    package static let fastest: Implementation = csha256_has_shani() != 0 ? .shaExtensions : .portable
 
     /// The implementation this hasher uses.
-    public let implementation: Implementation
+    package let implementation: Implementation
     private var h: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) =
         (0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19)
     private var buffer = [UInt8](repeating: 0, count: 64)
@@ -25,11 +25,11 @@ public struct SHA256: Sendable {
     private var length: UInt64 = 0
 
     /// A hasher using `implementation` when this CPU runs it, else the portable one.
-    public init(implementation: Implementation = SHA256.fastest) {
+    package init(implementation: Implementation = SHA256.fastest) {
         self.implementation = implementation == .shaExtensions && SHA256.fastest == .shaExtensions ? .shaExtensions : .portable
     }
 
-    public mutating func update(_ bytes: UnsafeRawBufferPointer) {
+    package mutating func update(_ bytes: UnsafeRawBufferPointer) {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return }
         length &+= UInt64(bytes.count)
         var i = 0
@@ -52,12 +52,12 @@ public struct SHA256: Sendable {
         for j in i..<bytes.count { buffer[buffered] = bytes[j]; buffered += 1 }
     }
 
-    public mutating func update(_ bytes: [UInt8]) {
+    package mutating func update(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { update($0) }
     }
 
     /// The 32-byte digest (the hasher should not be updated afterwards).
-    public mutating func finalize() -> [UInt8] {
+    package mutating func finalize() -> [UInt8] {
         let bits = length &* 8
         var pad: [UInt8] = [0x80]
         let rem = (buffered + 1) % 64
@@ -74,19 +74,19 @@ public struct SHA256: Sendable {
     }
 
     /// Lower-case hex of the digest of `bytes`.
-    public static func hex(_ bytes: UnsafeRawBufferPointer) -> String {
+    package static func hex(_ bytes: UnsafeRawBufferPointer) -> String {
         var s = SHA256()
         s.update(bytes)
         return hexString(s.finalize())
     }
 
-    public static func hex(_ bytes: [UInt8]) -> String {
+    package static func hex(_ bytes: [UInt8]) -> String {
         bytes.withUnsafeBytes { hex($0) }
     }
 
     /// Lower-case hex digest of a file's contents, read through a memory mapping in chunks whose
     /// pages are released once hashed (the resident memory stays at one chunk).
-    public static func hex(file path: String) throws -> String {
+    package static func hex(file path: String) throws -> String {
         let file = try MappedFile(path: path)
         var s = SHA256()
         let chunk = 4 << 20
@@ -100,7 +100,7 @@ public struct SHA256: Sendable {
         return hexString(s.finalize())
     }
 
-    public static func hexString(_ digest: [UInt8]) -> String {
+    package static func hexString(_ digest: [UInt8]) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var out = [UInt8]()
         for b in digest { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }

@@ -1,16 +1,16 @@
 /// A strided view of typed elements inside a `ByteStorage`, as PyTorch describes tensors:
 /// shape, strides and offset counted in elements. Several tensors may share one storage.
-public struct Tensor: Sendable {
-    public let dtype: DType
-    public let shape: [Int]
-    public let strides: [Int]
+package struct Tensor: Sendable {
+    package let dtype: DType
+    package let shape: [Int]
+    package let strides: [Int]
     /// Offset of element [0, 0, ...] in elements from the start of `storage`.
-    public let offset: Int
-    public let storage: ByteStorage
+    package let offset: Int
+    package let storage: ByteStorage
 
     /// Validates that every element the view can reach lies inside the storage, so reads never
     /// go out of bounds whatever a file claims.
-    public init(dtype: DType, shape: [Int], strides: [Int]? = nil, offset: Int = 0, storage: ByteStorage) throws {
+    package init(dtype: DType, shape: [Int], strides: [Int]? = nil, offset: Int = 0, storage: ByteStorage) throws {
         let strides = strides ?? Tensor.contiguousStrides(shape)
         guard strides.count == shape.count else {
             throw BLError(.format, "tensor has \(shape.count) dimensions but \(strides.count) strides")
@@ -43,13 +43,13 @@ public struct Tensor: Sendable {
     }
 
     /// A new contiguous tensor whose bytes are written by `fill`.
-    public static func make(dtype: DType, shape: [Int], fill: (UnsafeMutableRawBufferPointer) throws -> Void) throws -> Tensor {
+    package static func make(dtype: DType, shape: [Int], fill: (UnsafeMutableRawBufferPointer) throws -> Void) throws -> Tensor {
         let n = try checkedCount(shape)
         let storage = try ByteStorage.allocate(count: n * dtype.byteSize, fill: fill)
         return try Tensor(dtype: dtype, shape: shape, storage: storage)
     }
 
-    public static func fromFloats(_ values: [Float], shape: [Int]) throws -> Tensor {
+    package static func fromFloats(_ values: [Float], shape: [Int]) throws -> Tensor {
         guard try checkedCount(shape) == values.count else {
             throw BLError(.invalidArgument, "\(values.count) values do not fill shape \(shape)")
         }
@@ -58,7 +58,7 @@ public struct Tensor: Sendable {
         }
     }
 
-    public static func contiguousStrides(_ shape: [Int]) -> [Int] {
+    package static func contiguousStrides(_ shape: [Int]) -> [Int] {
         var strides = [Int](repeating: 1, count: shape.count)
         var acc = 1
         for i in stride(from: shape.count - 1, through: 0, by: -1) {
@@ -68,7 +68,7 @@ public struct Tensor: Sendable {
         return strides
     }
 
-    public static func checkedCount(_ shape: [Int]) throws -> Int {
+    package static func checkedCount(_ shape: [Int]) throws -> Int {
         var n = 1
         for d in shape {
             let (m, o) = n.multipliedReportingOverflow(by: d)
@@ -78,12 +78,12 @@ public struct Tensor: Sendable {
         return n
     }
 
-    public var rank: Int { shape.count }
-    public var elementCount: Int { shape.reduce(1, *) }
-    public var byteCount: Int { elementCount * dtype.byteSize }
+    package var rank: Int { shape.count }
+    package var elementCount: Int { shape.reduce(1, *) }
+    package var byteCount: Int { elementCount * dtype.byteSize }
 
     /// Row-major and dense (dimensions of size 1 may carry any stride).
-    public var isContiguous: Bool {
+    package var isContiguous: Bool {
         var expected = 1
         for i in stride(from: shape.count - 1, through: 0, by: -1) where shape[i] != 1 {
             if strides[i] != expected { return false }
@@ -93,7 +93,7 @@ public struct Tensor: Sendable {
     }
 
     /// Calls `body` with the logical row-major bytes; no copy when the view is contiguous.
-    public func withContiguousBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+    package func withContiguousBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         if isContiguous {
             let start = offset * dtype.byteSize
             return try body(UnsafeRawBufferPointer(rebasing: storage.bytes[start..<(start + byteCount)]))
@@ -103,7 +103,7 @@ public struct Tensor: Sendable {
     }
 
     /// The logical row-major bytes as a new array.
-    public func contiguousBytes() -> [UInt8] {
+    package func contiguousBytes() -> [UInt8] {
         let es = dtype.byteSize
         var out = [UInt8](repeating: 0, count: byteCount)
         if isContiguous {
@@ -125,7 +125,7 @@ public struct Tensor: Sendable {
     }
 
     /// Visits the storage element offset of every element in row-major order.
-    public func forEachElementOffset(_ body: (Int) -> Void) {
+    package func forEachElementOffset(_ body: (Int) -> Void) {
         let n = elementCount
         if n == 0 { return }
         let r = shape.count
@@ -164,7 +164,7 @@ public struct Tensor: Sendable {
     }
 
     /// Logical values as doubles (exact for every dtype but int64 beyond 2^53).
-    public func doubles() -> [Double] {
+    package func doubles() -> [Double] {
         var out = [Double]()
         out.reserveCapacity(elementCount)
         forEachElementOffset { out.append(loadDouble($0)) }
@@ -172,7 +172,7 @@ public struct Tensor: Sendable {
     }
 
     /// Logical values as int64 (integer and bool dtypes exactly; floats truncated).
-    public func int64s() -> [Int64] {
+    package func int64s() -> [Int64] {
         var out = [Int64]()
         out.reserveCapacity(elementCount)
         let p = storage.bytes.baseAddress
@@ -186,7 +186,7 @@ public struct Tensor: Sendable {
     }
 
     /// Logical values as float32 (converting from any dtype).
-    public func floats() -> [Float] {
+    package func floats() -> [Float] {
         if dtype == .float32 && isContiguous {
             return withContiguousBytes { Array($0.bindMemory(to: Float.self)) }
         }
@@ -199,7 +199,7 @@ public struct Tensor: Sendable {
     /// A contiguous copy converted to `target` (float types round to nearest even). Values are
     /// written straight into the new storage, never through an intermediate array; a contiguous
     /// float32 source converts over its bytes directly (float64 sources round to float32 first).
-    public func converted(to target: DType) throws -> Tensor {
+    package func converted(to target: DType) throws -> Tensor {
         if target == dtype && isContiguous { return self }
         if target == dtype {
             return try Tensor.make(dtype: dtype, shape: shape) { dst in

@@ -1,6 +1,6 @@
 /// The typed tree of everything a checkpoint holds: tensors and the plain values around them
 /// (epochs, architecture names, optimizer state). Readers build it; nothing in it is executable.
-public indirect enum Value: Sendable {
+package indirect enum Value: Sendable {
     case none
     case bool(Bool)
     case int(Int64)
@@ -18,7 +18,7 @@ public indirect enum Value: Sendable {
     /// (`torch.Size`, `torch.device`, `torch.dtype`, `builtins.set`, ...).
     case object(type: String, args: [Value])
 
-    public var typeName: String {
+    package var typeName: String {
         switch self {
         case .none: return "None"
         case .bool: return "bool"
@@ -35,7 +35,7 @@ public indirect enum Value: Sendable {
     }
 
     /// The text used when a value is a dict key in a dotted path.
-    public var keyText: String {
+    package var keyText: String {
         switch self {
         case .string(let s): return s
         case .int(let i): return String(i)
@@ -47,23 +47,23 @@ public indirect enum Value: Sendable {
         }
     }
 
-    public subscript(key: String) -> Value? {
+    package subscript(key: String) -> Value? {
         if case .dict(let items) = self {
             for (k, v) in items { if case .string(let s) = k, s == key { return v } }
         }
         return nil
     }
 
-    public var stringValue: String? { if case .string(let s) = self { return s }; return nil }
-    public var intValue: Int64? { if case .int(let i) = self { return i }; return nil }
+    package var stringValue: String? { if case .string(let s) = self { return s }; return nil }
+    package var intValue: Int64? { if case .int(let i) = self { return i }; return nil }
 }
 
 /// A named entry after flattening: `state_dict.module.conv1.weight`, `epoch`, `nested.a.b.0`.
-public struct FlatEntry: Sendable {
-    public var path: String
-    public var value: Value
+package struct FlatEntry: Sendable {
+    package var path: String
+    package var value: Value
 
-    public init(path: String, value: Value) {
+    package init(path: String, value: Value) {
         self.path = path
         self.value = value
     }
@@ -72,7 +72,7 @@ public struct FlatEntry: Sendable {
 extension Value {
     /// Walks the tree and returns every tensor and every non-container leaf with its dotted path.
     /// Dicts contribute their keys, lists and tuples their indices. Empty containers are leaves.
-    public func flattened(prefix: String = "") -> (tensors: [(path: String, tensor: Tensor)], others: [FlatEntry]) {
+    package func flattened(prefix: String = "") -> (tensors: [(path: String, tensor: Tensor)], others: [FlatEntry]) {
         var tensors: [(path: String, tensor: Tensor)] = []
         var others: [FlatEntry] = []
         func join(_ a: String, _ b: String) -> String { a.isEmpty ? b : "\(a).\(b)" }
@@ -92,7 +92,7 @@ extension Value {
         return (tensors, others)
     }
 
-    public var containsTensor: Bool {
+    package var containsTensor: Bool {
         switch self {
         case .tensor: return true
         case .dict(let items): return items.contains { $0.value.containsTensor }

@@ -4,29 +4,29 @@ import BLKernels
 import Foundation
 
 /// Activation memory of a plan, for reports.
-public struct MemoryPlanSummary: Sendable, Equatable {
+package struct MemoryPlanSummary: Sendable, Equatable {
     /// Bytes of the activation region of the arena (values after sharing).
-    public var activationBytes: Int
+    package var activationBytes: Int
     /// Bytes of convolution scratch (im2col) plus per-use weight conversion scratch.
-    public var scratchBytes: Int
+    package var scratchBytes: Int
     /// Bytes the values would take if none shared memory.
-    public var unsharedActivationBytes: Int
+    package var unsharedActivationBytes: Int
     /// Distinct memory blocks the values were packed into.
-    public var blockCount: Int
+    package var blockCount: Int
     /// Steps a run executes (nodes absorbed by a fusion have none).
-    public var stepCount: Int
+    package var stepCount: Int
     /// Convolutions fused into a following residual add, and nearest resizes fused into an add.
-    public var fusedConvAdds: Int
-    public var fusedResizeAdds: Int
+    package var fusedConvAdds: Int
+    package var fusedResizeAdds: Int
     /// TAMs reading a duplicated input without the copy, and TAMs writing the big/little frame
     /// selections directly.
-    public var fusedDuplicateTAMs: Int
-    public var splitTAMs: Int
+    package var fusedDuplicateTAMs: Int
+    package var splitTAMs: Int
     /// Nodes whose value is another's memory (frame reshapes, selections of duplicated frames).
-    public var views: Int
+    package var views: Int
 
     /// The whole arena: activations and scratch.
-    public var totalBytes: Int { activationBytes + scratchBytes }
+    package var totalBytes: Int { activationBytes + scratchBytes }
 }
 
 /// Executes a `Graph` on float32 NCHW tensors with the kernels of `BLKernels`.
@@ -39,10 +39,10 @@ public struct MemoryPlanSummary: Sendable, Equatable {
 /// resize into its `add`, a `duplicateFrames` into the TAM reading it, a TAM into the big/little
 /// `selectFrames` pair reading it, and a `selectFrames` of a `duplicateFrames` into a view.
 /// Captured nodes are never fused away. A run holds a lock: one engine runs one clip at a time.
-public final class Engine: @unchecked Sendable {
-    public let graph: Graph
-    public let context: KernelContext
-    public let weightConversion: WeightConversion
+package final class Engine: @unchecked Sendable {
+    package let graph: Graph
+    package let context: KernelContext
+    package let weightConversion: WeightConversion
     let bound: [BoundOp]
     let consumers: [[Int]]
     let defaultFusion: Fusion
@@ -63,7 +63,7 @@ public final class Engine: @unchecked Sendable {
     /// declares is present with its shape. Float32 contiguous aligned tensors are used in place
     /// (the engine keeps their storage alive); others are converted to float32 now, except
     /// half-precision conv/linear weights under `.perUse`.
-    public init(graph: Graph, weights: [String: Tensor], context: KernelContext = .init(),
+    package init(graph: Graph, weights: [String: Tensor], context: KernelContext = .init(),
                 weightConversion: WeightConversion = .atBind) throws {
         try graph.validateStructure()
         try graph.checkWeights(weights.mapValues { $0.shape })
@@ -84,12 +84,12 @@ public final class Engine: @unchecked Sendable {
 
     /// Runs a clip `[N, T*C, H, W]` (float32; float64/float16/bfloat16 are converted). Returns the
     /// output tensor (`[N, classes]` float32 for a classifier).
-    public func run(_ input: Tensor) throws -> Tensor {
+    package func run(_ input: Tensor) throws -> Tensor {
         try run(input, capture: []).output
     }
 
     /// Same, also returning copies of the values of the nodes `capture` names.
-    public func run(_ input: Tensor, capture: Set<Int>) throws -> (output: Tensor, captured: [Int: Tensor]) {
+    package func run(_ input: Tensor, capture: Set<Int>) throws -> (output: Tensor, captured: [Int: Tensor]) {
         var unused: [StepTiming]? = nil
         return try run(input, capture: capture, timings: &unused)
     }
@@ -139,13 +139,13 @@ public final class Engine: @unchecked Sendable {
 
     /// Runs `input` once and returns the time spent per kind of step, in seconds, keyed by op name
     /// (`conv2d+add` and `resizeNearest+add` for fused steps). For benchmarks.
-    public func profile(_ input: Tensor) throws -> [String: Double] {
+    package func profile(_ input: Tensor) throws -> [String: Double] {
         try profileSteps(input).secondsByOp
     }
 
     /// Runs `input` once and returns the time of every step (in run order) with its work, and the
     /// sums per kind of step. For benchmarks.
-    public func profileSteps(_ input: Tensor) throws -> EngineProfile {
+    package func profileSteps(_ input: Tensor) throws -> EngineProfile {
         var times: [StepTiming]? = []
         _ = try run(input, capture: [], timings: &times)
         return EngineProfile(steps: times ?? [])
@@ -197,12 +197,12 @@ public final class Engine: @unchecked Sendable {
 
     /// Bytes of the arena (activations and scratch) planned for an input of `batch` clips of
     /// `height` x `width`.
-    public func plannedActivationBytes(batch: Int, height: Int, width: Int) throws -> Int {
+    package func plannedActivationBytes(batch: Int, height: Int, width: Int) throws -> Int {
         try memoryPlan(batch: batch, height: height, width: width).totalBytes
     }
 
     /// Details of the memory plan for an input size.
-    public func memoryPlan(batch: Int, height: Int, width: Int) throws -> MemoryPlanSummary {
+    package func memoryPlan(batch: Int, height: Int, width: Int) throws -> MemoryPlanSummary {
         lock.lock()
         defer { lock.unlock() }
         let p = try plan(batch: batch, height: height, width: width, capture: [])
@@ -226,7 +226,7 @@ public final class Engine: @unchecked Sendable {
     }
 
     /// Frees the arena and forgets the cached plans (the next run plans and allocates again).
-    public func releaseMemory() {
+    package func releaseMemory() {
         lock.lock()
         defer { lock.unlock() }
         arena?.deallocate()

@@ -1,43 +1,43 @@
 /// The time of one step of a profiled run.
-public struct StepTiming: Sendable, Equatable {
+package struct StepTiming: Sendable, Equatable {
     /// The graph node the step runs at (for a fused step, the node whose value it produces).
-    public var node: Int
+    package var node: Int
     /// Every graph node the step computes (e.g. a convolution and the `add` it is fused into).
-    public var nodes: [Int]
+    package var nodes: [Int]
     /// Op name, or the fused names joined by `+` (`conv2d+add`, `duplicateFrames+tam+selectFrames`).
-    public var op: String
+    package var op: String
     /// Wall-clock seconds of the step.
-    public var seconds: Double
+    package var seconds: Double
     /// Multiply-accumulates of the step (convolutions, TAM, linear; 0 for the other ops).
-    public var macs: Int
+    package var macs: Int
     /// The reference module of the first computed node that has one.
-    public var origin: String?
+    package var origin: String?
     /// Short shape description: `C->K kHxW sS FxHxW` for convolutions, the output dims otherwise.
-    public var detail: String
+    package var detail: String
 
     /// Achieved GFLOP/s (2 x MACs / time); 0 without MACs.
-    public var gflops: Double { seconds > 0 ? 2 * Double(macs) / seconds / 1e9 : 0 }
+    package var gflops: Double { seconds > 0 ? 2 * Double(macs) / seconds / 1e9 : 0 }
 }
 
 /// Step times of one run, for benchmarks.
-public struct EngineProfile: Sendable, Equatable {
+package struct EngineProfile: Sendable, Equatable {
     /// Every executed step, in run order.
-    public var steps: [StepTiming]
+    package var steps: [StepTiming]
 
-    public init(steps: [StepTiming]) { self.steps = steps }
+    package init(steps: [StepTiming]) { self.steps = steps }
 
     /// Seconds per op (step) name.
-    public var secondsByOp: [String: Double] {
+    package var secondsByOp: [String: Double] {
         var sums = [String: Double]()
         for s in steps { sums[s.op, default: 0] += s.seconds }
         return sums
     }
 
     /// The `count` slowest steps, slowest first.
-    public func slowest(_ count: Int) -> [StepTiming] {
+    package func slowest(_ count: Int) -> [StepTiming] {
         Array(steps.sorted { $0.seconds > $1.seconds }.prefix(max(0, count)))
     }
 
     /// Sum of every step's seconds.
-    public var totalSeconds: Double { steps.reduce(0) { $0 + $1.seconds } }
+    package var totalSeconds: Double { steps.reduce(0) { $0 + $1.seconds } }
 }

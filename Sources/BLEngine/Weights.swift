@@ -3,7 +3,7 @@ import BLGraph
 import BLKernels
 
 /// How weights stored as float16 / bfloat16 become the float32 the kernels read.
-public enum WeightConversion: Sendable, Equatable {
+package enum WeightConversion: Sendable, Equatable {
     /// Every weight is converted once, when the engine is created (fastest runs, float32 memory).
     case atBind
     /// Convolution and linear weights stored as float16 / bfloat16 keep their dtype and are

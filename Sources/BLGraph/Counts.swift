@@ -1,40 +1,40 @@
 import BLCore
 
 /// Per-node cost for one input size and batch.
-public struct NodeCost: Sendable, Equatable {
-    public var node: Int
+package struct NodeCost: Sendable, Equatable {
+    package var node: Int
     /// Multiply-accumulates (convolutions, TAM blending, linear layers; 0 for the other ops).
-    public var macs: Int
+    package var macs: Int
     /// Bytes of the node's output at `bytesPerElement`.
-    public var outputBytes: Int
+    package var outputBytes: Int
 }
 
 /// Costs of running the graph on one input size.
-public struct GraphCost: Sendable, Equatable {
-    public var nodes: [NodeCost]
+package struct GraphCost: Sendable, Equatable {
+    package var nodes: [NodeCost]
     /// MACs of `conv2d` nodes.
-    public var convMACs: Int
+    package var convMACs: Int
     /// MACs of the TAM blending (depthwise 1x1 `Conv2d` modules in the reference).
-    public var tamMACs: Int
+    package var tamMACs: Int
     /// MACs of `linear` nodes.
-    public var linearMACs: Int
+    package var linearMACs: Int
     /// Learnable parameters: every declared weight except BatchNorm running statistics.
-    public var parameters: Int
+    package var parameters: Int
     /// Every declared weight element, running statistics included.
-    public var storedElements: Int
+    package var storedElements: Int
     /// Sum of all node outputs (what keeping every activation would take).
-    public var totalActivationBytes: Int
+    package var totalActivationBytes: Int
     /// Largest total of live outputs at any step when each output is freed after its last reader
     /// (the network output is kept).
-    public var peakActivationBytes: Int
+    package var peakActivationBytes: Int
 
     /// All multiply-accumulates: what counting every reference `Conv2d` (TAM included) and
     /// `Linear` module gives (23.851 G for bLVNet-TAM-50 f8x2 at 224x224).
-    public var totalMACs: Int { convMACs + tamMACs + linearMACs }
+    package var totalMACs: Int { convMACs + tamMACs + linearMACs }
 
     /// `{"macs": {"total", "conv", "tam", "linear"}, "parameters", "stored_elements",
     ///   "activation_bytes": {"total", "peak"}}`.
-    public var json: JSON {
+    package var json: JSON {
         func i(_ x: Int) -> JSON { .int(Int64(x)) }
         return .object([
             ("macs", .object([("total", i(totalMACs)), ("conv", i(convMACs)), ("tam", i(tamMACs)), ("linear", i(linearMACs))])),
@@ -48,7 +48,7 @@ public struct GraphCost: Sendable, Equatable {
 extension Graph {
     /// Multiply-accumulates, parameter counts and activation memory for `batch` clips of
     /// `height` x `width` (validates the graph through `inferShapes`).
-    public func cost(batch: Int = 1, height: Int, width: Int, bytesPerElement: Int = 4) throws -> GraphCost {
+    package func cost(batch: Int = 1, height: Int, width: Int, bytesPerElement: Int = 4) throws -> GraphCost {
         let shapes = try inferShapes(height: height, width: width)
         var perNode = [NodeCost]()
         var convMACs = 0, tamMACs = 0, linearMACs = 0

@@ -2,15 +2,15 @@ import BLCore
 
 /// One operation of the graph. `id` equals the node's index in `Graph.nodes`; inputs refer to
 /// earlier nodes only (the node list is in execution order).
-public struct Node: Sendable, Equatable {
-    public var id: Int
-    public var op: Op
+package struct Node: Sendable, Equatable {
+    package var id: Int
+    package var op: Op
     /// Ids of the input nodes, in the order the op documents.
-    public var inputs: [Int]
+    package var inputs: [Int]
     /// The reference module this node comes from (`baseline_model.layer2.big.0.conv1`), if any.
-    public var origin: String?
+    package var origin: String?
 
-    public init(id: Int, op: Op, inputs: [Int], origin: String? = nil) {
+    package init(id: Int, op: Op, inputs: [Int], origin: String? = nil) {
         self.id = id
         self.op = op
         self.inputs = inputs
@@ -19,11 +19,11 @@ public struct Node: Sendable, Equatable {
 }
 
 /// A named weight the graph reads and its shape.
-public struct WeightSpec: Sendable, Equatable {
-    public var name: String
-    public var shape: [Int]
+package struct WeightSpec: Sendable, Equatable {
+    package var name: String
+    package var shape: [Int]
 
-    public init(name: String, shape: [Int]) {
+    package init(name: String, shape: [Int]) {
         self.name = name
         self.shape = shape
     }
@@ -31,28 +31,28 @@ public struct WeightSpec: Sendable, Equatable {
 
 /// Marks that the output of `node` equals the output of the reference module `module`
 /// (e.g. `baseline_model.layer1`), so recorded intermediate activations can be compared.
-public struct Tap: Sendable, Equatable {
-    public var module: String
-    public var node: Int
+package struct Tap: Sendable, Equatable {
+    package var module: String
+    package var node: Int
 
-    public init(module: String, node: Int) {
+    package init(module: String, node: Int) {
         self.module = module
         self.node = node
     }
 }
 
 /// A dataflow graph over named weights: the network's description, not its execution.
-public struct Graph: Sendable, Equatable {
+package struct Graph: Sendable, Equatable {
     /// Nodes in execution order; `nodes[i].id == i`; node 0 is the `input`.
-    public var nodes: [Node]
+    package var nodes: [Node]
     /// The node whose value is the network output.
-    public var output: Int
+    package var output: Int
     /// Every weight the nodes reference, with its shape, in first-use order.
-    public var weights: [WeightSpec]
+    package var weights: [WeightSpec]
     /// Reference modules whose outputs some node reproduces.
-    public var taps: [Tap]
+    package var taps: [Tap]
 
-    public init(nodes: [Node] = [], output: Int = 0, weights: [WeightSpec] = [], taps: [Tap] = []) {
+    package init(nodes: [Node] = [], output: Int = 0, weights: [WeightSpec] = [], taps: [Tap] = []) {
         self.nodes = nodes
         self.output = output
         self.weights = weights
@@ -60,31 +60,31 @@ public struct Graph: Sendable, Equatable {
     }
 
     /// Frames per clip `T` and channels per frame `C` of the input node.
-    public var inputLayout: (frames: Int, channels: Int)? {
+    package var inputLayout: (frames: Int, channels: Int)? {
         if let first = nodes.first, case let .input(frames, channels) = first.op { return (frames, channels) }
         return nil
     }
 
     /// Shape of a weight by name.
-    public func weightShape(_ name: String) -> [Int]? {
+    package func weightShape(_ name: String) -> [Int]? {
         weights.first { $0.name == name }?.shape
     }
 
     /// The node that reproduces a reference module's output, if any.
-    public func tap(_ module: String) -> Int? {
+    package func tap(_ module: String) -> Int? {
         taps.first { $0.module == module }?.node
     }
 
     /// Appends a node and returns its id.
     @discardableResult
-    public mutating func add(_ op: Op, _ inputs: [Int], origin: String? = nil) -> Int {
+    package mutating func add(_ op: Op, _ inputs: [Int], origin: String? = nil) -> Int {
         let id = nodes.count
         nodes.append(Node(id: id, op: op, inputs: inputs, origin: origin))
         return id
     }
 
     /// Records a weight (once; a later different shape for the same name is kept for `validate` to report).
-    public mutating func declareWeight(_ name: String, shape: [Int]) {
+    package mutating func declareWeight(_ name: String, shape: [Int]) {
         if let i = weights.firstIndex(where: { $0.name == name }) {
             if weights[i].shape != shape { weights.append(WeightSpec(name: name, shape: shape)) }
             return
@@ -93,12 +93,12 @@ public struct Graph: Sendable, Equatable {
     }
 
     /// Declares every weight `op` reads with the shape the op implies (see `expectedWeightShapes`).
-    public mutating func declareWeights(of op: Op) {
+    package mutating func declareWeights(of op: Op) {
         for (name, shape) in Graph.expectedWeightShapes(op) { declareWeight(name, shape: shape) }
     }
 
     /// The shape each weight of `op` must have.
-    public static func expectedWeightShapes(_ op: Op) -> [(String, [Int])] {
+    package static func expectedWeightShapes(_ op: Op) -> [(String, [Int])] {
         switch op {
         case .conv2d(let c):
             var r = [(c.weight, c.weightShape)]
@@ -116,7 +116,7 @@ public struct Graph: Sendable, Equatable {
     }
 
     /// Ids of the nodes reading each node's output.
-    public func consumers() -> [[Int]] {
+    package func consumers() -> [[Int]] {
         var out = [[Int]](repeating: [], count: nodes.count)
         for n in nodes { for i in n.inputs where i >= 0 && i < nodes.count { out[i].append(n.id) } }
         return out
@@ -124,7 +124,7 @@ public struct Graph: Sendable, Equatable {
 
     /// A copy without unreachable nodes (not feeding the output), renumbered, with weights
     /// and taps restricted to what remains.
-    public func compacted() -> Graph {
+    package func compacted() -> Graph {
         var live = [Bool](repeating: false, count: nodes.count)
         guard output >= 0 && output < nodes.count else { return self }
         live[output] = true

@@ -4,10 +4,10 @@ import BLCore
 /// `{"format": "blgraph", "version": 1, "nodes": [{"id", "op", "inputs", "origin"?, "attrs"}],
 ///   "output", "weights": [{"name", "shape"}], "taps": [{"module", "node"}]}`.
 extension Graph {
-    public static let jsonFormat = "blgraph"
-    public static let jsonVersion = 1
+    package static let jsonFormat = "blgraph"
+    package static let jsonVersion = 1
 
-    public var json: JSON {
+    package var json: JSON {
         .object([
             ("format", .string(Graph.jsonFormat)),
             ("version", .int(Int64(Graph.jsonVersion))),
@@ -19,7 +19,7 @@ extension Graph {
     }
 
     /// Parses and validates (`validateStructure`) a graph written by `json`.
-    public init(json: JSON) throws {
+    package init(json: JSON) throws {
         guard json["format"]?.stringValue == Graph.jsonFormat else {
             throw BLError(.format, "not a graph: missing \"format\": \"\(Graph.jsonFormat)\"")
         }
@@ -44,7 +44,7 @@ extension Graph {
         self = g
     }
 
-    public init(jsonText: String) throws {
+    package init(jsonText: String) throws {
         try self.init(json: try JSONParser.parse(jsonText))
     }
 }
@@ -102,7 +102,7 @@ private struct Fields {
 }
 
 extension Node {
-    public var json: JSON {
+    package var json: JSON {
         var items: [(String, JSON)] = [("id", .int(Int64(id))), ("op", .string(op.name)), ("inputs", ints(inputs))]
         if let origin { items.append(("origin", .string(origin))) }
         items.append(("attrs", .object(op.attributes)))
@@ -149,7 +149,7 @@ extension Node {
 
 extension Op {
     /// The op's attributes as JSON object fields (also used by the text dump).
-    public var attributes: [(String, JSON)] {
+    package var attributes: [(String, JSON)] {
         func i(_ x: Int) -> JSON { .int(Int64(x)) }
         switch self {
         case let .input(frames, channels): return [("frames", i(frames)), ("channels", i(channels))]

@@ -5,7 +5,7 @@ extension Graph {
     /// `  12 conv2d      [N*8, 64, 56, 56]  0.925G <- 11   k3 s2 p1 64->64 relu  (baseline_model.b_conv0)`.
     /// Shapes and per-node multiply-accumulates (for one clip) are shown when an input size is given
     /// and inference succeeds (totals: `cost(...)`).
-    public func textDump(height: Int? = nil, width: Int? = nil) -> String {
+    package func textDump(height: Int? = nil, width: Int? = nil) -> String {
         var shapes: [NodeShape]? = nil
         var costs: GraphCost? = nil
         if let height, let width {

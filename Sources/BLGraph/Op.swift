@@ -3,7 +3,7 @@
 /// times a per-clip frame count the shape inference tracks (see `NodeShape.perClip`).
 ///
 /// Semantics are exactly those of the PyTorch reference in eval mode; each case documents them.
-public enum Op: Sendable, Equatable {
+package enum Op: Sendable, Equatable {
     /// The network input `[N, frames*channels, H, W]` (a clip's frames stacked on channels, as
     /// `bLVNet_TAM.forward` takes it). No inputs. There is exactly one, node 0.
     case input(frames: Int, channels: Int)
@@ -65,7 +65,7 @@ public enum Op: Sendable, Equatable {
     case temporalMean(frames: Int)
 
     /// The op's name in text dumps and JSON.
-    public var name: String {
+    package var name: String {
         switch self {
         case .input: return "input"
         case .framesFromChannels: return "framesFromChannels"
@@ -85,7 +85,7 @@ public enum Op: Sendable, Equatable {
     }
 
     /// How many inputs the op takes.
-    public var arity: Int {
+    package var arity: Int {
         switch self {
         case .input: return 0
         case .add, .resizeNearest: return 2
@@ -94,7 +94,7 @@ public enum Op: Sendable, Equatable {
     }
 
     /// Names of the weights the op reads, in a fixed order.
-    public var weightNames: [String] {
+    package var weightNames: [String] {
         switch self {
         case .conv2d(let c): return [c.weight] + (c.bias.map { [$0] } ?? [])
         case .batchNorm(let b): return [b.weight, b.bias, b.runningMean, b.runningVar]
@@ -106,7 +106,7 @@ public enum Op: Sendable, Equatable {
 }
 
 /// Which frames `selectFrames` keeps.
-public enum FrameParity: String, Sendable, Equatable {
+package enum FrameParity: String, Sendable, Equatable {
     /// Odd frames of each clip (1, 3, 5, ...): the reference big branch.
     case big
     /// Even frames of each clip (0, 2, 4, ...): the reference little branch.
@@ -114,21 +114,21 @@ public enum FrameParity: String, Sendable, Equatable {
 }
 
 /// Attributes of `Op.conv2d` (square kernels, equal strides and padding on both axes).
-public struct Conv2D: Sendable, Equatable {
-    public var inChannels: Int
-    public var outChannels: Int
-    public var kernel: Int
-    public var stride: Int
-    public var padding: Int
-    public var groups: Int
+package struct Conv2D: Sendable, Equatable {
+    package var inChannels: Int
+    package var outChannels: Int
+    package var kernel: Int
+    package var stride: Int
+    package var padding: Int
+    package var groups: Int
     /// Weight name; the tensor is `[outChannels, inChannels/groups, kernel, kernel]`.
-    public var weight: String
+    package var weight: String
     /// Optional bias name; the tensor is `[outChannels]`.
-    public var bias: String?
+    package var bias: String?
     /// Apply `max(0, .)` to the output.
-    public var relu: Bool
+    package var relu: Bool
 
-    public init(inChannels: Int, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
+    package init(inChannels: Int, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
                 groups: Int = 1, weight: String, bias: String? = nil, relu: Bool = false) {
         self.inChannels = inChannels
         self.outChannels = outChannels
@@ -141,19 +141,19 @@ public struct Conv2D: Sendable, Equatable {
         self.relu = relu
     }
 
-    public var weightShape: [Int] { [outChannels, inChannels / max(groups, 1), kernel, kernel] }
+    package var weightShape: [Int] { [outChannels, inChannels / max(groups, 1), kernel, kernel] }
 }
 
 /// Attributes of `Op.batchNorm`; every tensor is `[channels]`.
-public struct BatchNorm: Sendable, Equatable {
-    public var channels: Int
-    public var weight: String
-    public var bias: String
-    public var runningMean: String
-    public var runningVar: String
-    public var eps: Double
+package struct BatchNorm: Sendable, Equatable {
+    package var channels: Int
+    package var weight: String
+    package var bias: String
+    package var runningMean: String
+    package var runningVar: String
+    package var eps: Double
 
-    public init(channels: Int, weight: String, bias: String, runningMean: String, runningVar: String, eps: Double = 1e-5) {
+    package init(channels: Int, weight: String, bias: String, runningMean: String, runningVar: String, eps: Double = 1e-5) {
         self.channels = channels
         self.weight = weight
         self.bias = bias
@@ -163,39 +163,39 @@ public struct BatchNorm: Sendable, Equatable {
     }
 
     /// The four names of a PyTorch `BatchNorm2d` module called `prefix`.
-    public init(channels: Int, module prefix: String, eps: Double = 1e-5) {
+    package init(channels: Int, module prefix: String, eps: Double = 1e-5) {
         self.init(channels: channels, weight: prefix + ".weight", bias: prefix + ".bias",
                   runningMean: prefix + ".running_mean", runningVar: prefix + ".running_var", eps: eps)
     }
 }
 
 /// Attributes of `Op.tam`.
-public struct TAM: Sendable, Equatable {
+package struct TAM: Sendable, Equatable {
     /// Frames per clip the module blends over.
-    public var duration: Int
-    public var channels: Int
+    package var duration: Int
+    package var channels: Int
     /// `b` depthwise weights `[channels, 1, 1, 1]`, for temporal offsets `-b/2 ... b/2` in order.
-    public var weights: [String]
+    package var weights: [String]
 
-    public init(duration: Int, channels: Int, weights: [String]) {
+    package init(duration: Int, channels: Int, weights: [String]) {
         self.duration = duration
         self.channels = channels
         self.weights = weights
     }
 
-    public var blendingFrames: Int { weights.count }
+    package var blendingFrames: Int { weights.count }
 }
 
 /// Attributes of `Op.linear`.
-public struct Linear: Sendable, Equatable {
-    public var inFeatures: Int
-    public var outFeatures: Int
+package struct Linear: Sendable, Equatable {
+    package var inFeatures: Int
+    package var outFeatures: Int
     /// `[outFeatures, inFeatures]`
-    public var weight: String
+    package var weight: String
     /// `[outFeatures]`
-    public var bias: String
+    package var bias: String
 
-    public init(inFeatures: Int, outFeatures: Int, weight: String, bias: String) {
+    package init(inFeatures: Int, outFeatures: Int, weight: String, bias: String) {
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
         self.weight = weight

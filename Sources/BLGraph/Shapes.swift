@@ -2,14 +2,14 @@ import BLCore
 
 /// The shape of a node's output, symbolic in the batch `N`: the first dimension is `N * perClip`.
 /// Rank 4 is `[N*perClip, channels, height, width]`; rank 2 is `[N*perClip, channels]`.
-public struct NodeShape: Sendable, Equatable, CustomStringConvertible {
-    public var perClip: Int
-    public var channels: Int
-    public var height: Int
-    public var width: Int
-    public var rank: Int
+package struct NodeShape: Sendable, Equatable, CustomStringConvertible {
+    package var perClip: Int
+    package var channels: Int
+    package var height: Int
+    package var width: Int
+    package var rank: Int
 
-    public init(perClip: Int, channels: Int, height: Int, width: Int, rank: Int = 4) {
+    package init(perClip: Int, channels: Int, height: Int, width: Int, rank: Int = 4) {
         self.perClip = perClip
         self.channels = channels
         self.height = height
@@ -18,16 +18,16 @@ public struct NodeShape: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Concrete dimensions for a batch of `batch` clips.
-    public func dims(batch: Int) -> [Int] {
+    package func dims(batch: Int) -> [Int] {
         rank == 2 ? [batch * perClip, channels] : [batch * perClip, channels, height, width]
     }
 
     /// Elements for a batch of `batch` clips.
-    public func elementCount(batch: Int) -> Int {
+    package func elementCount(batch: Int) -> Int {
         dims(batch: batch).reduce(1, *)
     }
 
-    public var description: String {
+    package var description: String {
         let m = perClip == 1 ? "N" : "N*\(perClip)"
         return rank == 2 ? "[\(m), \(channels)]" : "[\(m), \(channels), \(height), \(width)]"
     }
@@ -45,7 +45,7 @@ extension Graph {
     /// taps, that every referenced weight is declared with the shape its op needs) and infers every
     /// node's output shape for an input of `height` x `width`, checking channel counts, frame
     /// bookkeeping and that H and W stay large enough for each window. Errors name the node.
-    public func inferShapes(height: Int, width: Int) throws -> [NodeShape] {
+    package func inferShapes(height: Int, width: Int) throws -> [NodeShape] {
         try validateStructure()
         guard height > 0, width > 0 else {
             throw BLError(.invalidArgument, "input size \(height)x\(width) must be positive")
@@ -60,20 +60,20 @@ extension Graph {
     }
 
     /// `inferShapes` with concrete dimensions for `batch` clips.
-    public func inferShapes(batch: Int, height: Int, width: Int) throws -> [[Int]] {
+    package func inferShapes(batch: Int, height: Int, width: Int) throws -> [[Int]] {
         guard batch > 0 else { throw BLError(.invalidArgument, "batch \(batch) must be positive") }
         return try inferShapes(height: height, width: width).map { $0.dims(batch: batch) }
     }
 
     /// A short name for errors: `node 12 conv2d (baseline_model.layer1.big.0.conv1)`.
-    public func label(_ id: Int) -> String {
+    package func label(_ id: Int) -> String {
         guard id >= 0 && id < nodes.count else { return "node \(id)" }
         let n = nodes[id]
         return "node \(id) \(n.op.name)" + (n.origin.map { " (\($0))" } ?? "")
     }
 
     /// Structural checks that do not depend on the input size.
-    public func validateStructure() throws {
+    package func validateStructure() throws {
         guard !nodes.isEmpty else { throw BLError(.mismatch, "graph has no nodes") }
         for (i, n) in nodes.enumerated() {
             guard n.id == i else { throw BLError(.mismatch, "node at index \(i) has id \(n.id)") }
@@ -225,7 +225,7 @@ extension Graph {
 
     /// Checks that `tensors` holds every declared weight with its declared shape; returns nothing,
     /// throws one error listing every missing or mis-shaped name.
-    public func checkWeights(_ tensorShapes: [String: [Int]]) throws {
+    package func checkWeights(_ tensorShapes: [String: [Int]]) throws {
         var problems = [String]()
         for w in weights {
             guard let s = tensorShapes[w.name] else { problems.append("missing '\(w.name)' \(w.shape)"); continue }

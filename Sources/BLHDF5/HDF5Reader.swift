@@ -7,20 +7,20 @@ import BLCore
 import CHDF5
 
 /// Everything an HDF5 file holds that blconvert can use.
-public struct HDF5Contents: Sendable {
+package struct HDF5Contents: Sendable {
     /// Numeric datasets at any depth, named by their path with "/" turned into "."
     /// (`module/0/weight` -> `module.0.weight`; a flat dataset called `conv.w` stays `conv.w`),
     /// in libhdf5's visit order: depth-first, names ascending within each group.
-    public var tensors: [(name: String, tensor: Tensor)]
+    package var tensors: [(name: String, tensor: Tensor)]
     /// Datasets (and attributes) that are not tensors, with the reason: strings, compound types,
     /// references, unsigned 16/32/64-bit integers, data stored in external files, ...
-    public var skipped: [(name: String, reason: String)]
+    package var skipped: [(name: String, reason: String)]
     /// Attributes of the file, its groups and its datasets, named `attr.<path>.<attribute>` with the
     /// object's path dotted as for tensors; the root group's attributes are `attr.<attribute>`.
     /// Numbers become `.int` / `.float`, h5py booleans `.bool`, strings `.string`; arrays `.list`.
-    public var attributes: [(name: String, value: Value)]
+    package var attributes: [(name: String, value: Value)]
 
-    public init(tensors: [(name: String, tensor: Tensor)] = [], skipped: [(name: String, reason: String)] = [],
+    package init(tensors: [(name: String, tensor: Tensor)] = [], skipped: [(name: String, reason: String)] = [],
                 attributes: [(name: String, value: Value)] = []) {
         self.tensors = tensors
         self.skipped = skipped
@@ -30,13 +30,13 @@ public struct HDF5Contents: Sendable {
 
 /// Reads HDF5 files (as h5py writes them) through libhdf5: every numeric dataset becomes an
 /// owned, contiguous, little-endian `Tensor`; chunking, gzip and shuffle are handled by libhdf5.
-public enum HDF5Reader {
+package enum HDF5Reader {
     /// The 8-byte HDF5 signature.
     static let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]
 
     /// True when the signature is at byte 0 or at a user-block offset (512, 1024, 2048, ...)
     /// inside the given bytes.
-    public static func looksLikeHDF5(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    package static func looksLikeHDF5(_ bytes: UnsafeRawBufferPointer) -> Bool {
         var offset = 0
         while offset + 8 <= bytes.count {
             if (0..<8).allSatisfy({ bytes[offset + $0] == signature[$0] }) { return true }
@@ -58,14 +58,14 @@ public enum HDF5Reader {
     /// it or makes it loop gives a `BLError` here, after at most 30 s plus 1 s per MB of file.
     /// Programs other than `blconvert` find it beside their executable or through
     /// `$BLCONVERT_HDF5_READER`.
-    public static func read(path: String) throws -> HDF5Contents {
+    package static func read(path: String) throws -> HDF5Contents {
         try read(path: path, timeout: nil)
     }
 
     /// Call first thing in an executable's `main` to make it the HDF5 reading process: when it
     /// was started as one, this reads the requested file, answers on stdout and exits; otherwise
     /// it returns at once, and reads made by this program run in a copy of it.
-    public static func serveIsolatedReadIfRequested(arguments: [String] = CommandLine.arguments) {
+    package static func serveIsolatedReadIfRequested(arguments: [String] = CommandLine.arguments) {
         HDF5Isolation.serveIfRequested(arguments: arguments)
     }
 

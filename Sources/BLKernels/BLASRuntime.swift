@@ -11,15 +11,15 @@ import Glibc
 /// kernels (e.g. forced by `OPENBLAS_CORETYPE=Haswell`) make the convolutions of a bLVNet-TAM-50
 /// clip about 1.5x slower than the SkylakeX/Cooperlake ones (0.245 s vs 0.16 s per clip, 2 threads,
 /// AMD EPYC Zen 5). The choice cannot change after loading: benchmarks report it and advise.
-public enum BLASRuntime {
+package enum BLASRuntime {
     /// The kernel family OpenBLAS runs, e.g. "Haswell" or "SkylakeX".
-    public static var coreName: String {
+    package static var coreName: String {
         guard let p = openblas_get_corename() else { return "unknown" }
         return String(cString: p)
     }
 
     /// The environment variable that overrides OpenBLAS's choice (read only when it loads).
-    public static let coreTypeVariable = "OPENBLAS_CORETYPE"
+    package static let coreTypeVariable = "OPENBLAS_CORETYPE"
 
     /// The kernel family to ask for instead of the current one, or nil when the current one is
     /// right or the user chose one: "SKYLAKEX" when OpenBLAS runs AVX2-only kernels (Haswell, Zen)
@@ -28,7 +28,7 @@ public enum BLASRuntime {
     /// - Parameters:
     ///   - environment: the process environment (a set `OPENBLAS_CORETYPE`, even empty, is respected).
     ///   - cpuFlags: the CPU's feature flags (default: read from `/proc/cpuinfo`).
-    public static func preferredCoreType(environment: [String: String] = ProcessInfo.processInfo.environment,
+    package static func preferredCoreType(environment: [String: String] = ProcessInfo.processInfo.environment,
                                          core: String = coreName,
                                          cpuFlags: Set<String>? = nil) -> String? {
         if environment[coreTypeVariable] != nil { return nil }
@@ -37,7 +37,7 @@ public enum BLASRuntime {
     }
 
     /// The `flags` line of `/proc/cpuinfo` (empty when unreadable, e.g. not on Linux).
-    public static func cpuInfoFlags() -> Set<String> {
+    package static func cpuInfoFlags() -> Set<String> {
         // /proc files report size 0: read them line by line.
         guard let f = fopen("/proc/cpuinfo", "r") else { return [] }
         defer { fclose(f) }
@@ -55,12 +55,12 @@ public enum BLASRuntime {
 
     /// A one-line advice when OpenBLAS runs AVX2-only kernels on an AVX-512 CPU, else nil (also
     /// nil when the convolutions run the package's AVX-512 SGEMM, i.e. `gemm == .auto` on such a CPU).
-    public static func kernelAdvice(environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
+    package static func kernelAdvice(environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
         kernelAdvice(environment: environment, gemm: .fromEnvironment)
     }
 
     /// `kernelAdvice(environment:)` for convolutions that run `gemm`.
-    public static func kernelAdvice(environment: [String: String], gemm: KernelContext.GemmBackend) -> String? {
+    package static func kernelAdvice(environment: [String: String], gemm: KernelContext.GemmBackend) -> String? {
         if gemm == .auto && Gemm.avx512 { return nil }
         let core = coreName
         guard ["haswell", "zen"].contains(core.lowercased()), avx512Available() else { return nil }
@@ -71,7 +71,7 @@ public enum BLASRuntime {
     }
 
     /// Whether the CPU flags include AVX-512 F, CD, BW, DQ and VL (what OpenBLAS's SkylakeX kernels use).
-    public static func avx512Available(cpuFlags: Set<String>? = nil) -> Bool {
+    package static func avx512Available(cpuFlags: Set<String>? = nil) -> Bool {
         let needed: Set<String> = ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"]
         return needed.isSubset(of: cpuFlags ?? cpuInfoFlags())
     }

@@ -3,22 +3,22 @@ import COpenBLAS
 import Foundation
 
 /// Geometry of a 2-D convolution (PyTorch `nn.Conv2d` without dilation).
-public struct Conv2DParams: Sendable, Equatable, CustomStringConvertible {
+package struct Conv2DParams: Sendable, Equatable, CustomStringConvertible {
     /// C: input channels.
-    public var inChannels: Int
+    package var inChannels: Int
     /// K: output channels.
-    public var outChannels: Int
-    public var kernelH: Int
-    public var kernelW: Int
-    public var strideH: Int
-    public var strideW: Int
-    public var padH: Int
-    public var padW: Int
+    package var outChannels: Int
+    package var kernelH: Int
+    package var kernelW: Int
+    package var strideH: Int
+    package var strideW: Int
+    package var padH: Int
+    package var padW: Int
     /// Channel groups: weight is `[K, C/groups, kh, kw]`; output channel k reads input channels
     /// of group `k / (K/groups)`.
-    public var groups: Int
+    package var groups: Int
 
-    public init(inChannels: Int, outChannels: Int, kernel: (Int, Int),
+    package init(inChannels: Int, outChannels: Int, kernel: (Int, Int),
                 stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0), groups: Int = 1) {
         self.inChannels = inChannels
         self.outChannels = outChannels
@@ -28,16 +28,16 @@ public struct Conv2DParams: Sendable, Equatable, CustomStringConvertible {
         self.groups = groups
     }
 
-    public var description: String {
+    package var description: String {
         "conv \(inChannels)->\(outChannels) k\(kernelH)x\(kernelW) s\(strideH)x\(strideW) p\(padH)x\(padW) g\(groups)"
     }
 
     /// Number of weight elements: `K * C/groups * kh * kw`.
-    public var weightCount: Int { outChannels * (inChannels / max(groups, 1)) * kernelH * kernelW }
+    package var weightCount: Int { outChannels * (inChannels / max(groups, 1)) * kernelH * kernelW }
 
     /// Output plane size: `floor((H + 2*ph - kh) / sh) + 1` (and likewise for W), after checking
     /// every field. Throws when the kernel does not fit the padded input.
-    public func outputSize(height: Int, width: Int) throws -> (height: Int, width: Int) {
+    package func outputSize(height: Int, width: Int) throws -> (height: Int, width: Int) {
         let k = "conv2d(\(self))"
         try Check.positive([("in channels", inChannels), ("out channels", outChannels),
                             ("kernel height", kernelH), ("kernel width", kernelW),
@@ -162,7 +162,7 @@ struct ConvPlan: Sendable {
 
 extension Kernels {
     /// Floats of scratch `conv2d` needs for these shapes and this context (0 when none).
-    public static func conv2dScratchCount(_ params: Conv2DParams, frames: Int, height: Int, width: Int,
+    package static func conv2dScratchCount(_ params: Conv2DParams, frames: Int, height: Int, width: Int,
                                           context: KernelContext) throws -> Int {
         try ConvPlan(params, frames: frames, height: height, width: width, context: context).scratchCount
     }
@@ -189,7 +189,7 @@ extension Kernels {
     /// slot; with `.blas` OpenBLAS threads each GEMM. Other groups use direct loops (no scratch).
     /// `scratch` must hold `conv2dScratchCount(...)` floats for the same shapes and context (may be
     /// nil when that is 0). `output` must not overlap `input`, `residual` or `scratch`.
-    public static func conv2d(_ input: UnsafePointer<Float>, frames: Int, height: Int, width: Int,
+    package static func conv2d(_ input: UnsafePointer<Float>, frames: Int, height: Int, width: Int,
                               weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                               params p: Conv2DParams,
                               residual: UnsafePointer<Float>? = nil, relu: Bool = false,
@@ -437,7 +437,7 @@ extension Kernels {
     }
 
     /// Oracle for `conv2d`: direct loops, accumulation in Double, same semantics and shapes.
-    public static func conv2dNaive(_ input: UnsafePointer<Float>, frames: Int, height H: Int, width W: Int,
+    package static func conv2dNaive(_ input: UnsafePointer<Float>, frames: Int, height H: Int, width W: Int,
                                    weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                                    params p: Conv2DParams,
                                    residual: UnsafePointer<Float>? = nil, relu: Bool = false,

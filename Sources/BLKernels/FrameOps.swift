@@ -2,7 +2,7 @@ import BLCore
 
 extension Kernels {
     /// Number of frames of one parity (0: even, 1: odd) in a clip of T frames.
-    public static func parityFrameCount(framesPerClip T: Int, parity: Int) -> Int {
+    package static func parityFrameCount(framesPerClip T: Int, parity: Int) -> Int {
         (T - parity + 1) / 2
     }
 
@@ -12,7 +12,7 @@ extension Kernels {
     ///     input  [N*T, S]  (S = C*H*W floats per frame)
     ///     output [N*T', S],  T' = parityFrameCount(T, parity)
     ///     output[n*T' + j] = input[n*T + 2j + parity]
-    public static func selectFrames(_ input: UnsafePointer<Float>, clips N: Int, framesPerClip T: Int,
+    package static func selectFrames(_ input: UnsafePointer<Float>, clips N: Int, framesPerClip T: Int,
                                     frameSize S: Int, parity: Int, output: UnsafeMutablePointer<Float>) throws {
         guard parity == 0 || parity == 1 else {
             throw BLError(.invalidArgument, "selectFrames: parity must be 0 or 1, found \(parity)")
@@ -30,7 +30,7 @@ extension Kernels {
 
     /// Duplicates every frame: `[M, S] -> [2M, S]`, frame i to frames 2i and 2i+1
     /// (bLVNet's `x[range(0, n, 2)] = big; x[range(1, n, 2)] = big`).
-    public static func duplicateFrames(_ input: UnsafePointer<Float>, frames M: Int, frameSize S: Int,
+    package static func duplicateFrames(_ input: UnsafePointer<Float>, frames M: Int, frameSize S: Int,
                                        output: UnsafeMutablePointer<Float>) throws {
         try Check.nonNegative([("frames", M), ("frame size", S)], in: "duplicateFrames")
         _ = try Check.product([2, M, S], in: "duplicateFrames")
@@ -43,7 +43,7 @@ extension Kernels {
     /// Elementwise `output = act(a + b)` over `count` floats (act = ReLU when `relu`).
     /// bLVNet adds big-branch frame j of a clip to little-branch frame j; with both branches laid
     /// out `[N*T/2, C, H, W]` that is this plain add. `output` may be `a` or `b`.
-    public static func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int, relu: Bool = false,
+    package static func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int, relu: Bool = false,
                            output: UnsafeMutablePointer<Float>, context: KernelContext) {
         guard count > 0 else { return }
         let aS = SharedPointer(a), bS = SharedPointer(b), oS = SharedPointer(output)
@@ -58,7 +58,7 @@ extension Kernels {
     }
 
     /// Elementwise `output = max(input, 0)`; `output` may be `input`.
-    public static func relu(_ input: UnsafePointer<Float>, count: Int, output: UnsafeMutablePointer<Float>,
+    package static func relu(_ input: UnsafePointer<Float>, count: Int, output: UnsafeMutablePointer<Float>,
                             context: KernelContext) {
         guard count > 0 else { return }
         let iS = SharedPointer(input), oS = SharedPointer(output)

@@ -34,7 +34,7 @@ enum Gemm {
 extension Kernels {
     /// What runs the convolution GEMMs under `context`, for reports: "AVX-512 (CGemm)" or
     /// "OpenBLAS <core>" (e.g. "OpenBLAS Haswell").
-    public static func convolutionGemmName(_ context: KernelContext) -> String {
+    package static func convolutionGemmName(_ context: KernelContext) -> String {
         Gemm.usesOwnKernel(context) ? "AVX-512 (CGemm)" : "OpenBLAS \(BLASRuntime.coreName)"
     }
 }

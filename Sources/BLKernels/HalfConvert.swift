@@ -6,7 +6,7 @@ extension Kernels {
     /// infinities and NaN payloads included).
     ///
     ///     source [count] UInt16 (any alignment)  ->  output [count] Float
-    public static func widenHalf(_ source: UnsafeRawPointer, count: Int, bfloat16: Bool,
+    package static func widenHalf(_ source: UnsafeRawPointer, count: Int, bfloat16: Bool,
                                  output: UnsafeMutablePointer<Float>, context: KernelContext) {
         let src = SharedPointer(UnsafeMutableRawPointer(mutating: source).assumingMemoryBound(to: UInt8.self))
         let dst = SharedPointer(output)

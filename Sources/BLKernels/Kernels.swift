@@ -11,7 +11,7 @@ import Foundation
 ///   a matching `...ScratchCount` function says how many floats it needs, so an engine can plan memory.
 /// - Unless a function says otherwise, outputs must not overlap inputs.
 /// - Invalid dimensions are reported as `BLError(.invalidArgument, ...)`; nothing traps.
-public enum Kernels {}
+package enum Kernels {}
 
 /// Threading and tiling configuration for the kernels.
 ///
@@ -23,9 +23,9 @@ public enum Kernels {}
 ///
 /// Measured on this 2-core machine (bLVNet-TAM-50 clip, 71 convolutions): `.tiles` ran within
 /// about 8% of the bare SGEMM time, `.blas` about 19% above it.
-public struct KernelContext: Sendable, Equatable {
+package struct KernelContext: Sendable, Equatable {
     /// How convolutions use the threads.
-    public enum ConvParallelism: Sendable, Equatable {
+    package enum ConvParallelism: Sendable, Equatable {
         /// OpenBLAS single-threaded; each worker takes whole tiles (im2col + GEMM + epilogue on
         /// one core), or, when there are fewer tiles than workers, a share of the output channels.
         case tiles
@@ -34,7 +34,7 @@ public struct KernelContext: Sendable, Equatable {
     }
 
     /// Which SGEMM the convolutions run.
-    public enum GemmBackend: Sendable, Equatable {
+    package enum GemmBackend: Sendable, Equatable {
         /// The package's AVX-512 SGEMM when the CPU has AVX-512F and the GEMM runs on one thread
         /// (`.tiles` parallelism); `cblas_sgemm` otherwise.
         case auto
@@ -42,31 +42,31 @@ public struct KernelContext: Sendable, Equatable {
         case blas
 
         /// The environment variable that sets the default backend: `blas` or `auto`.
-        public static let environmentVariable = "BLCONVERT_GEMM"
+        package static let environmentVariable = "BLCONVERT_GEMM"
 
         /// `.blas` when `BLCONVERT_GEMM=blas` is set, `.auto` otherwise.
-        public static let fromEnvironment: GemmBackend =
+        package static let fromEnvironment: GemmBackend =
             ProcessInfo.processInfo.environment[environmentVariable]?.lowercased() == "blas" ? .blas : .auto
     }
 
     /// Threads for BLAS and for the kernels' own loops (>= 1).
-    public var threads: Int
+    package var threads: Int
     /// SGEMM of the convolutions (default `.auto`, or `.blas` with `BLCONVERT_GEMM=blas`).
-    public var gemm: GemmBackend
-    public var convParallelism: ConvParallelism
+    package var gemm: GemmBackend
+    package var convParallelism: ConvParallelism
     /// Upper bound, in floats, of one im2col tile (the dominant part of the conv scratch).
-    public var im2colBudget: Int
+    package var im2colBudget: Int
     /// Upper bound, in floats, of the GEMM result of one tile (kept small enough for the
     /// epilogue to find it in cache).
-    public var outputTileBudget: Int
+    package var outputTileBudget: Int
     /// Convolutions whose output plane (OH*OW) is smaller than this are run as one GEMM over
     /// several frames (columns of several frames side by side), so each GEMM has at least about
     /// this many columns.
-    public var minGemmColumns: Int
+    package var minGemmColumns: Int
     /// Loops touching fewer elements than this stay on the calling thread.
-    public var minParallelElements: Int
+    package var minParallelElements: Int
 
-    public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount,
+    package init(threads: Int = ProcessInfo.processInfo.activeProcessorCount,
                 im2colBudget: Int = 1 << 20,
                 outputTileBudget: Int = 1 << 22,
                 minGemmColumns: Int = 160,
@@ -83,25 +83,25 @@ public struct KernelContext: Sendable, Equatable {
 
     /// Threads OpenBLAS should run: 1 with `.tiles` (the kernels parallelize around single-threaded
     /// GEMMs), `threads` with `.blas`.
-    public var blasThreads: Int { convParallelism == .tiles ? 1 : threads }
+    package var blasThreads: Int { convParallelism == .tiles ? 1 : threads }
 
     /// Applies `blasThreads` to OpenBLAS (a process-wide setting). Call once before running kernels,
     /// and again after switching between contexts of different parallelism.
-    public func activate() {
+    package func activate() {
         openblas_set_num_threads(Int32(clamping: blasThreads))
     }
 
     /// `activate()` when OpenBLAS runs another thread count (conv2d calls this itself).
-    public func ensureBLASThreads() {
+    package func ensureBLASThreads() {
         let want = Int32(clamping: blasThreads)
         if openblas_get_num_threads() != want { openblas_set_num_threads(want) }
     }
 
     /// Single-threaded context (the oracles never use threads; tests use this to compare paths).
-    public static let serial = KernelContext(threads: 1)
+    package static let serial = KernelContext(threads: 1)
 
     /// `.serial` with this context's GEMM backend (what one worker of a parallel kernel runs).
-    public var serialized: KernelContext {
+    package var serialized: KernelContext {
         var s = KernelContext.serial
         s.gemm = gemm
         return s

@@ -8,7 +8,7 @@ extension Kernels {
     ///     weight [Out, In]   (PyTorch `nn.Linear.weight`)
     ///     bias   [Out] or nil
     ///     output [F, Out],  output[f, o] = bias[o] + sum_i input[f, i] * weight[o, i]
-    public static func linear(_ input: UnsafePointer<Float>, rows F: Int, inFeatures In: Int, outFeatures Out: Int,
+    package static func linear(_ input: UnsafePointer<Float>, rows F: Int, inFeatures In: Int, outFeatures Out: Int,
                               weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                               output: UnsafeMutablePointer<Float>) throws {
         try Check.positive([("in features", In), ("out features", Out)], in: "linear")
@@ -28,7 +28,7 @@ extension Kernels {
     }
 
     /// Oracle for `linear` (Double accumulation).
-    public static func linearNaive(_ input: UnsafePointer<Float>, rows F: Int, inFeatures In: Int, outFeatures Out: Int,
+    package static func linearNaive(_ input: UnsafePointer<Float>, rows F: Int, inFeatures In: Int, outFeatures Out: Int,
                                    weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                                    output: UnsafeMutablePointer<Float>) {
         for f in 0..<F {
@@ -43,7 +43,7 @@ extension Kernels {
     /// Mean over the frames of each clip (the video-level consensus of per-frame scores).
     ///
     ///     input  [N*T, K]  ->  output [N, K],  output[n, k] = (1/T) * sum_t input[n*T + t, k]
-    public static func temporalMean(_ input: UnsafePointer<Float>, clips N: Int, framesPerClip T: Int, features K: Int,
+    package static func temporalMean(_ input: UnsafePointer<Float>, clips N: Int, framesPerClip T: Int, features K: Int,
                                     output: UnsafeMutablePointer<Float>) throws {
         try Check.positive([("frames per clip", T)], in: "temporalMean")
         try Check.nonNegative([("clips", N), ("features", K)], in: "temporalMean")

@@ -2,7 +2,7 @@ import BLCore
 
 extension Kernels {
     /// Output plane size of `avgPool3x3s2p1`: `floor((H + 2 - 3)/2) + 1` = `(H - 1)/2 + 1`.
-    public static func avgPool3x3s2p1OutputSize(height: Int, width: Int) -> (height: Int, width: Int) {
+    package static func avgPool3x3s2p1OutputSize(height: Int, width: Int) -> (height: Int, width: Int) {
         ((height - 1) / 2 + 1, (width - 1) / 2 + 1)
     }
 
@@ -12,7 +12,7 @@ extension Kernels {
     ///     input  [F, C, H, W]
     ///     output [F, C, OH, OW],  OH = (H - 1)/2 + 1, OW = (W - 1)/2 + 1
     ///     output[p, y, x] = (1/9) * sum_{i,j in 0..<3, inside} input[p, 2y - 1 + i, 2x - 1 + j]
-    public static func avgPool3x3s2p1(_ input: UnsafePointer<Float>, planes P: Int, height H: Int, width W: Int,
+    package static func avgPool3x3s2p1(_ input: UnsafePointer<Float>, planes P: Int, height H: Int, width W: Int,
                                       output: UnsafeMutablePointer<Float>, context: KernelContext) throws {
         try Check.positive([("height", H), ("width", W)], in: "avgPool3x3s2p1")
         try Check.nonNegative([("planes (F*C)", P)], in: "avgPool3x3s2p1")
@@ -52,7 +52,7 @@ extension Kernels {
     }
 
     /// Oracle for `avgPool3x3s2p1` (Double accumulation, division by 9).
-    public static func avgPool3x3s2p1Naive(_ input: UnsafePointer<Float>, planes P: Int, height H: Int, width W: Int,
+    package static func avgPool3x3s2p1Naive(_ input: UnsafePointer<Float>, planes P: Int, height H: Int, width W: Int,
                                            output: UnsafeMutablePointer<Float>) {
         let OH = (H + 2 - 3) / 2 + 1, OW = (W + 2 - 3) / 2 + 1
         for p in 0..<P {
@@ -76,7 +76,7 @@ extension Kernels {
     /// Global average pooling (`AdaptiveAvgPool2d(1)` then flatten).
     ///
     ///     input  [F, C, H, W]  ->  output [F, C],  output[p] = mean over the H*W plane p
-    public static func globalAvgPool(_ input: UnsafePointer<Float>, planes P: Int, height H: Int, width W: Int,
+    package static func globalAvgPool(_ input: UnsafePointer<Float>, planes P: Int, height H: Int, width W: Int,
                                      output: UnsafeMutablePointer<Float>, context: KernelContext) throws {
         try Check.positive([("height", H), ("width", W)], in: "globalAvgPool")
         try Check.nonNegative([("planes (F*C)", P)], in: "globalAvgPool")
@@ -102,7 +102,7 @@ extension Kernels {
     }
 
     /// Oracle for `globalAvgPool` (Double accumulation).
-    public static func globalAvgPoolNaive(_ input: UnsafePointer<Float>, planes P: Int, height H: Int, width W: Int,
+    package static func globalAvgPoolNaive(_ input: UnsafePointer<Float>, planes P: Int, height H: Int, width W: Int,
                                           output: UnsafeMutablePointer<Float>) {
         let hw = H * W
         for p in 0..<P {

@@ -6,7 +6,7 @@ extension Kernels {
     /// same size -> `dst`; exactly double -> `dst >> 1`; otherwise, in float32,
     /// `scale = Float(input) / Float(output)` and `min(Int(floorf(Float(dst) * scale)), input - 1)`.
     @inlinable
-    public static func nearestSourceIndex(_ dst: Int, input: Int, output: Int) -> Int {
+    package static func nearestSourceIndex(_ dst: Int, input: Int, output: Int) -> Int {
         if output == input { return dst }
         if output == 2 * input { return dst >> 1 }
         let scale = Float(input) / Float(output)
@@ -24,7 +24,7 @@ extension Kernels {
     ///
     /// `output` may be the same buffer as `addend` (each element is read before it is written);
     /// it must not overlap `input`.
-    public static func resizeNearest(_ input: UnsafePointer<Float>, planes P: Int, inHeight Hi: Int, inWidth Wi: Int,
+    package static func resizeNearest(_ input: UnsafePointer<Float>, planes P: Int, inHeight Hi: Int, inWidth Wi: Int,
                                      outHeight Ho: Int, outWidth Wo: Int, addend: UnsafePointer<Float>? = nil,
                                      relu: Bool = false, output: UnsafeMutablePointer<Float>,
                                      context: KernelContext) throws {
@@ -67,7 +67,7 @@ extension Kernels {
     }
 
     /// Oracle for `resizeNearest`: per element, index from `nearestSourceIndex`, add, ReLU.
-    public static func resizeNearestNaive(_ input: UnsafePointer<Float>, planes P: Int, inHeight Hi: Int, inWidth Wi: Int,
+    package static func resizeNearestNaive(_ input: UnsafePointer<Float>, planes P: Int, inHeight Hi: Int, inWidth Wi: Int,
                                           outHeight Ho: Int, outWidth Wo: Int, addend: UnsafePointer<Float>? = nil,
                                           relu: Bool = false, output: UnsafeMutablePointer<Float>) {
         for p in 0..<P {

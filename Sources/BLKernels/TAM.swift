@@ -19,7 +19,7 @@ extension Kernels {
     /// - `oddOutput`: even frames go to `output` `[N*T0, C, H, W]`, odd frames to `oddOutput`
     ///   `[N*T1, C, H, W]` (T0, T1 = `parityFrameCount(T, 0 / 1)`; frame t to index n*Tp + t/2),
     ///   as `selectFrames` with parity 0 and 1 would split it.
-    public static func tam(_ input: UnsafePointer<Float>, clips N: Int, framesPerClip T: Int, channels C: Int,
+    package static func tam(_ input: UnsafePointer<Float>, clips N: Int, framesPerClip T: Int, channels C: Int,
                            height H: Int, width W: Int, weights: UnsafePointer<Float>, blending b: Int,
                            inputDuplicated: Bool = false,
                            output: UnsafeMutablePointer<Float>, oddOutput: UnsafeMutablePointer<Float>? = nil,
@@ -82,7 +82,7 @@ extension Kernels {
     }
 
     /// Oracle for `tam` (Double accumulation), same shapes and semantics.
-    public static func tamNaive(_ input: UnsafePointer<Float>, clips N: Int, framesPerClip T: Int, channels C: Int,
+    package static func tamNaive(_ input: UnsafePointer<Float>, clips N: Int, framesPerClip T: Int, channels C: Int,
                                 height H: Int, width W: Int, weights: UnsafePointer<Float>, blending b: Int,
                                 output: UnsafeMutablePointer<Float>) {
         let hw = H * W

@@ -3,17 +3,17 @@ import Foundation
 
 /// A folder of video frames named by 1-based frame number: `00001.png`, `00002.png`, ...
 /// (any number of digits; `.png`, `.jpg` or `.jpeg`, any letter case).
-public struct FrameFolder: Sendable {
-    public let path: String
+package struct FrameFolder: Sendable {
+    package let path: String
     /// `files[k]` is the path of frame number `k + 1`.
-    public let files: [String]
+    package let files: [String]
 
-    public var frameCount: Int { files.count }
+    package var frameCount: Int { files.count }
 
     /// Lists the frames. Errors: the folder is missing or not a folder, holds no frames, mixes
     /// PNG and JPEG frames, numbers a frame twice (`1.png` and `0001.png`), has a frame 0, or skips
     /// a number. Other files are ignored.
-    public init(path: String) throws {
+    package init(path: String) throws {
         self.path = path
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {

@@ -9,14 +9,14 @@ import CImageIO
 ///   clips to 255), gamma and colour profiles are ignored: Pillow's `convert("RGB")`.
 /// - JPEG (libjpeg-turbo): libjpeg defaults as Pillow uses them (ISLOW integer IDCT, fancy
 ///   upsampling); grayscale replicated to RGB; CMYK/YCCK refused; truncated data is an error.
-public enum ImageDecoder {
+package enum ImageDecoder {
     /// Images above this many pixels are refused before any pixel buffer is allocated.
-    public static let maxPixels = 1 << 26
+    package static let maxPixels = 1 << 26
 
-    public enum Format: String, Sendable { case png, jpeg }
+    package enum Format: String, Sendable { case png, jpeg }
 
     /// The format of `bytes` from their first bytes, or nil.
-    public static func detect(_ bytes: UnsafeRawBufferPointer) -> Format? {
+    package static func detect(_ bytes: UnsafeRawBufferPointer) -> Format? {
         let png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
         if bytes.count >= 8, zip(bytes.prefix(8), png).allSatisfy({ $0 == $1 }) { return .png }
         if bytes.count >= 3, bytes[0] == 0xFF, bytes[1] == 0xD8, bytes[2] == 0xFF { return .jpeg }
@@ -24,7 +24,7 @@ public enum ImageDecoder {
     }
 
     /// Reads and decodes the image file at `path`. Errors name the file.
-    public static func decode(path: String) throws -> Image8 {
+    package static func decode(path: String) throws -> Image8 {
         let file: MappedFile
         do { file = try MappedFile(path: path) } catch let e as BLError { throw e.inFile(path) }
         do {
@@ -35,7 +35,7 @@ public enum ImageDecoder {
     }
 
     /// Decodes PNG or JPEG bytes held in memory.
-    public static func decode(bytes: UnsafeRawBufferPointer) throws -> Image8 {
+    package static func decode(bytes: UnsafeRawBufferPointer) throws -> Image8 {
         guard let format = detect(bytes), let base = bytes.baseAddress else {
             throw BLError(.format, "not a PNG or JPEG image (unrecognised first bytes, \(bytes.count) bytes in all)")
         }

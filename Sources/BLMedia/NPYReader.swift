@@ -6,9 +6,9 @@ import BLCore
 /// this little-endian machine too); `fortran_order: False`; the data exactly filling the rest of
 /// the file. Anything else (other dtypes, Fortran order, big-endian, object arrays, a size that
 /// does not match the file) is a `BLError` naming the file.
-public enum NPYReader {
+package enum NPYReader {
     /// The array as a contiguous float32 tensor of the file's shape.
-    public static func load(path: String) throws -> Tensor {
+    package static func load(path: String) throws -> Tensor {
         let file: MappedFile
         do { file = try MappedFile(path: path) } catch let e as BLError { throw e.inFile(path) }
         do {

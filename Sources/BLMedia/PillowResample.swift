@@ -12,7 +12,7 @@ import BLCore
 /// - each sample is `clamp((2^21 + sum(pixel * weight)) >> 22, 0, 255)` in 32-bit integers.
 /// The horizontal pass runs first (only over the source rows the vertical pass reads), then the
 /// vertical pass; a pass whose size does not change is skipped, and an unchanged size is a copy.
-public enum PillowResample {
+package enum PillowResample {
     static let precisionBits = 22
 
     /// Fixed-point filter taps of one axis: output `i` reads `count[i]` source samples from
@@ -83,7 +83,7 @@ public enum PillowResample {
     /// Resizes to `width` x `height` exactly as Pillow's `resize((width, height), BILINEAR)` does
     /// for an RGB image (whole-image box, no `reducing_gap`). A non-positive size, or an image whose
     /// `rgb` does not hold `width * height * 3` bytes, gives an empty (0 x 0) image.
-    public static func resizeBilinear(_ img: Image8, width: Int, height: Int) -> Image8 {
+    package static func resizeBilinear(_ img: Image8, width: Int, height: Int) -> Image8 {
         if width <= 0 || height <= 0 || !img.isConsistent { return Image8(unchecked: 0, 0, []) }
         if width == img.width && height == img.height { return img }
         let needH = width != img.width

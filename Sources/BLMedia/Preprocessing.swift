@@ -10,18 +10,18 @@ import Foundation
 /// `convert("RGB")`, so only RGB frames work there, while every PNG/JPEG colour type is converted
 /// here as `convert("RGB")` would; and sampled frames of different sizes are refused here although
 /// the reference would scale each on its own.
-public struct Preprocessing: Sendable {
+package struct Preprocessing: Sendable {
     /// T, the number of frames sampled per clip (the reference's `groups`).
-    public var frames: Int
+    package var frames: Int
     /// The shorter image side after scaling (`GroupScale`): 224 with `--disable_scaleup`, else 256.
-    public var scale: Int = 224
+    package var scale: Int = 224
     /// The side of the centre crop.
-    public var crop: Int = 224
+    package var crop: Int = 224
     /// Per-channel mean and std as the reference passes them (Python floats; rounded to float32 as torch does).
-    public var mean: [Double] = [0.485, 0.456, 0.406]
-    public var std: [Double] = [0.229, 0.224, 0.225]
+    package var mean: [Double] = [0.485, 0.456, 0.406]
+    package var std: [Double] = [0.229, 0.224, 0.225]
 
-    public init(frames: Int, scale: Int = 224, crop: Int = 224,
+    package init(frames: Int, scale: Int = 224, crop: Int = 224,
                 mean: [Double] = [0.485, 0.456, 0.406], std: [Double] = [0.229, 0.224, 0.225]) {
         self.frames = frames
         self.scale = scale
@@ -48,7 +48,7 @@ public struct Preprocessing: Sendable {
     /// - otherwise the reference draws `np.random.choice(frameCount, T)` after `np.random.seed(0)`
     ///   and sorts them: frames repeat. The same draws are reproduced here (NumPy's MT19937).
     /// Empty for `frameCount < 1` or `frames < 1`.
-    public func sampleIndices(frameCount: Int) -> [Int] {
+    package func sampleIndices(frameCount: Int) -> [Int] {
         guard frameCount >= 1, frames >= 1 else { return [] }
         if frameCount > frames {
             let tick = Double(frameCount) / Double(frames)
@@ -61,7 +61,7 @@ public struct Preprocessing: Sendable {
     /// Size after `GroupScale`: torchvision `Resize(scale)` puts the shorter side at `scale` and the
     /// longer at `int(scale * long / short)` (truncated).
     /// (0, 0) for an empty image.
-    public func scaledSize(width: Int, height: Int) -> (width: Int, height: Int) {
+    package func scaledSize(width: Int, height: Int) -> (width: Int, height: Int) {
         guard width > 0, height > 0, scale > 0 else { return (0, 0) }
         if width <= height {
             return (scale, Int(Double(scale * height) / Double(width)))
@@ -73,7 +73,7 @@ public struct Preprocessing: Sendable {
     /// `int(round((size - crop) / 2))` with Python's round-half-to-even. When the image is smaller
     /// than the crop, torchvision pads it with zeros first (`(crop - size) // 2` before): the corner
     /// is then negative and the padding black.
-    public func cropOrigin(width: Int, height: Int) -> (left: Int, top: Int) {
+    package func cropOrigin(width: Int, height: Int) -> (left: Int, top: Int) {
         func origin(_ size: Int) -> Int {
             if crop > size { return -((crop - size) / 2) }
             return Int((Double(size - crop) / 2.0).rounded(.toNearestOrEven))
@@ -82,7 +82,7 @@ public struct Preprocessing: Sendable {
     }
 
     /// `GroupScale` then `GroupCenterCrop` of one frame: a `crop` x `crop` image.
-    public func scaleAndCrop(_ img: Image8) -> Image8 {
+    package func scaleAndCrop(_ img: Image8) -> Image8 {
         let size = scaledSize(width: img.width, height: img.height)
         let scaled = PillowResample.resizeBilinear(img, width: size.width, height: size.height)
         let o = cropOrigin(width: scaled.width, height: scaled.height)
@@ -100,7 +100,7 @@ public struct Preprocessing: Sendable {
     }
 
     /// [1, T*3, crop, crop] float32 from T cropped frames: channel `t * 3 + c` is colour `c` of frame `t`.
-    public func tensor(fromCropped images: [Image8]) throws -> Tensor {
+    package func tensor(fromCropped images: [Image8]) throws -> Tensor {
         try validate()
         guard images.count == frames else {
             throw BLError(.invalidArgument, "expected \(frames) frames, got \(images.count)")
@@ -131,7 +131,7 @@ public struct Preprocessing: Sendable {
     ///
     /// Errors (`BLError`, naming the folder or file): missing folder, no frames, gaps in the numbering,
     /// mixed PNG/JPEG, an unreadable or corrupt frame, sampled frames of different sizes.
-    public func clipTensor(fromFolder path: String) throws -> (tensor: Tensor, indices: [Int]) {
+    package func clipTensor(fromFolder path: String) throws -> (tensor: Tensor, indices: [Int]) {
         try validate()
         let folder = try FrameFolder(path: path)
         let indices = sampleIndices(frameCount: folder.frameCount)

@@ -2,9 +2,9 @@ import BLCore
 
 /// A bare pickle file (`.pkl`) read with the same allowlist as checkpoints. It cannot hold tensor
 /// data (no storages without a container), so any tensor in it is an error.
-public enum PickleFile {
+package enum PickleFile {
     /// Reads the file's first pickle into a value tree.
-    public static func load(path: String) throws -> Value {
+    package static func load(path: String) throws -> Value {
         do {
             let file = try MappedFile(path: path)
             let name = path.split(separator: "/").last.map(String.init) ?? path
@@ -20,7 +20,7 @@ public enum PickleFile {
     }
 
     /// True when the bytes start like a protocol 2 to 5 pickle (`0x80 <protocol>`).
-    public static func looksLikePickle(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    package static func looksLikePickle(_ bytes: UnsafeRawBufferPointer) -> Bool {
         bytes.count >= 3 && bytes[0] == 0x80 && (2...5).contains(bytes[1])
     }
 }

@@ -2,27 +2,27 @@ import BLCore
 
 /// A tensor storage named by a persistent id: `('storage', torch.FloatStorage, key, location, numel[, view])`.
 /// The pickle only names it; the container (zip member, legacy storage area) supplies the bytes.
-public struct StorageRef: Sendable, Equatable {
+package struct StorageRef: Sendable, Equatable {
     /// `torch.FloatStorage`, `torch.cuda.HalfStorage`, `torch.UntypedStorage`, ...
-    public let typeName: String
-    public let dtype: DType
+    package let typeName: String
+    package let dtype: DType
     /// `data/<key>` in zip files, the storage key in legacy files.
-    public let key: String
+    package let key: String
     /// `cpu`, `cuda:0`, ... (recorded, not used).
-    public let location: String
+    package let location: String
     /// Elements of `dtype` in the storage (bytes for untyped storages).
-    public let numel: Int
+    package let numel: Int
     /// Legacy storage views: (view key, offset in elements into the root storage, elements).
-    public let viewKey: String?
-    public let viewOffset: Int
-    public let viewCount: Int
+    package let viewKey: String?
+    package let viewOffset: Int
+    package let viewCount: Int
 
-    public var byteCount: Int { numel * dtype.byteSize }
+    package var byteCount: Int { numel * dtype.byteSize }
 }
 
 /// Element sizes in bytes of a view over a root storage, checked against overflow.
 extension StorageRef {
-    public var viewByteRange: Range<Int>? {
+    package var viewByteRange: Range<Int>? {
         guard viewKey != nil else { return nil }
         let es = dtype.byteSize
         let (a, o1) = viewOffset.multipliedReportingOverflow(by: es)

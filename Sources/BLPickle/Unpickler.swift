@@ -77,15 +77,15 @@ struct SetStore {
 /// Reads one pickle (up to and including its STOP opcode) without executing anything: every
 /// opcode is recorded into values, every global is checked against the allowlist the moment
 /// its opcode is read, and only the allowlisted constructors' meanings are applied.
-public enum Unpickler {
+package enum Unpickler {
     /// Deepest nesting of containers converted into a `Value`.
-    public static let maxDepth = 200
+    package static let maxDepth = 200
 
     /// - Parameters:
     ///   - bytes: the pickle, possibly followed by other data (reading stops after STOP).
     ///   - name: how errors name the pickle (`archive/data.pkl`, `object pickle`).
     ///   - baseOffset: added to byte offsets in errors (position of `bytes` in its file).
-    public static func read(_ bytes: UnsafeRawBufferPointer, name: String, baseOffset: Int = 0) throws -> PickleTree {
+    package static func read(_ bytes: UnsafeRawBufferPointer, name: String, baseOffset: Int = 0) throws -> PickleTree {
         let m = Machine(bytes: bytes, name: name, base: baseOffset)
         try m.run()
         return PickleTree(machine: m)
@@ -93,7 +93,7 @@ public enum Unpickler {
 }
 
 /// What one pickle holds: the root object, the storages its tensors use, and where it ended.
-public struct PickleTree {
+package struct PickleTree {
     let machine: Machine
     let root: Item
 
@@ -103,16 +103,16 @@ public struct PickleTree {
     }
 
     /// Offset just past the STOP opcode, relative to the start of the pickle.
-    public var end: Int { machine.end }
+    package var end: Int { machine.end }
     /// Every storage named by a persistent id, in order of first appearance.
-    public var storages: [StorageRef] { machine.storages }
+    package var storages: [StorageRef] { machine.storages }
 
     /// Builds the value tree. `resolve` supplies the bytes of each storage (called once per
     /// storage index); tensors are validated against them.
     ///
     /// `maxElements` bounds the logical size of each tensor view: a stride-0 view of a tiny storage
     /// can claim any size, and nothing downstream should be asked to materialise that.
-    public func value(maxElements: Int = 1 << 40, resolve: (StorageRef) throws -> ByteStorage) throws -> Value {
+    package func value(maxElements: Int = 1 << 40, resolve: (StorageRef) throws -> ByteStorage) throws -> Value {
         try withoutActuallyEscaping(resolve) { r in
             var conv = Converter(m: machine, resolve: r)
             conv.maxElements = maxElements
@@ -121,7 +121,7 @@ public struct PickleTree {
     }
 
     /// Builds the value tree of a pickle that must not reference storages.
-    public func value() throws -> Value {
+    package func value() throws -> Value {
         if let ref = storages.first {
             throw BLError(.unsupported, "a bare pickle cannot hold tensor data (persistent id of storage \(ref.key), \(ref.typeName))",
                           location: machine.name)

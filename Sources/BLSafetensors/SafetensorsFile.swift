@@ -8,36 +8,36 @@ import BLCore
 /// implementation does: header length at most 100 MB and inside the file, a JSON object,
 /// `__metadata__` a string-to-string map, byte sizes matching dtype x shape (overflow-checked),
 /// and the offsets tiling the data buffer exactly (no gap, no overlap, last end at end of file).
-public struct SafetensorsFile: Sendable {
-    public let file: MappedFile
+package struct SafetensorsFile: Sendable {
+    package let file: MappedFile
     /// Tensors in data-offset order.
-    public let tensors: [(name: String, tensor: Tensor)]
+    package let tensors: [(name: String, tensor: Tensor)]
     /// `__metadata__` entries in header order; empty when absent.
-    public let metadata: [(String, String)]
+    package let metadata: [(String, String)]
 
     /// Largest header the reference implementation accepts.
-    public static let maxHeaderLength = 100_000_000
+    package static let maxHeaderLength = 100_000_000
 
     /// The tensor called `name`, if present.
-    public func tensor(_ name: String) -> Tensor? {
+    package func tensor(_ name: String) -> Tensor? {
         tensors.first { $0.name.utf8.elementsEqual(name.utf8) }?.tensor
     }
 
     /// True when the bytes start with a plausible header length (at least 2, at most 100 MB)
     /// followed by `{`. Cheap format sniffing, not validation.
-    public static func looksLikeSafetensors(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    package static func looksLikeSafetensors(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard bytes.count >= 9 else { return false }
         let n = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self))
         return n >= 2 && n <= UInt64(maxHeaderLength) && bytes[8] == UInt8(ascii: "{")
     }
 
     /// Maps and reads the file at `path`.
-    public static func load(path: String) throws -> SafetensorsFile {
+    package static func load(path: String) throws -> SafetensorsFile {
         try load(file: MappedFile(path: path))
     }
 
     /// Reads an already mapped file.
-    public static func load(file: MappedFile) throws -> SafetensorsFile {
+    package static func load(file: MappedFile) throws -> SafetensorsFile {
         do {
             return try parse(file)
         } catch let e as BLError {

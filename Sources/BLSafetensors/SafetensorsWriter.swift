@@ -17,8 +17,8 @@ import BLCore
 ///   at a time (a non-contiguous view is made contiguous one tensor at a time).
 /// - Atomic: written to a hidden temporary file in the destination directory, then renamed over
 ///   `path`; on any failure the temporary file is removed and `path` is untouched.
-public enum SafetensorsWriter {
-    public static func write(_ tensors: [(name: String, tensor: Tensor)], metadata: [(String, String)] = [],
+package enum SafetensorsWriter {
+    package static func write(_ tensors: [(name: String, tensor: Tensor)], metadata: [(String, String)] = [],
                              to path: String) throws {
         try write(tensors, metadata: metadata, to: path) { _, t in t }
     }
@@ -27,7 +27,7 @@ public enum SafetensorsWriter {
     /// called just before they are written, in file order: a converted copy then lives only while
     /// it is written. `tensors` declare the name, dtype and shape of each tensor (their bytes are not
     /// read); `produce` must return a tensor of that dtype and shape.
-    public static func write(_ tensors: [(name: String, tensor: Tensor)], metadata: [(String, String)] = [],
+    package static func write(_ tensors: [(name: String, tensor: Tensor)], metadata: [(String, String)] = [],
                              to path: String, producing produce: (String, Tensor) throws -> Tensor) throws {
         let ordered = try layoutOrder(tensors)
         let header = try headerBytes(ordered, metadata: metadata)

@@ -2,7 +2,7 @@ import BLCore
 import BLPickle
 
 /// The two containers `torch.save` has written.
-public enum TorchFormat: String, Sendable {
+package enum TorchFormat: String, Sendable {
     /// torch >= 1.6: a zip archive with `<prefix>/data.pkl` and one member per storage.
     case zip
     /// torch < 1.6: consecutive pickles followed by the raw storages.
@@ -11,32 +11,32 @@ public enum TorchFormat: String, Sendable {
 
 /// A PyTorch checkpoint read safely: its object tree with tensors that point into the mapped file
 /// (stored zip members and legacy storages are not copied; deflated members are inflated once).
-public struct TorchFile: Sendable {
-    public let format: TorchFormat
+package struct TorchFile: Sendable {
+    package let format: TorchFormat
     /// The unpickled object tree, tensors as `.tensor`.
-    public let root: Value
-    public let file: MappedFile
+    package let root: Value
+    package let file: MappedFile
 
     /// The bytes start with a zip local header (or an empty archive's end record).
-    public static func looksLikeZip(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    package static func looksLikeZip(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard bytes.count >= 4, bytes[0] == 0x50, bytes[1] == 0x4b else { return false }
         return (bytes[2] == 0x03 && bytes[3] == 0x04) || (bytes[2] == 0x05 && bytes[3] == 0x06)
     }
 
     /// The bytes start with a pickle of torch's legacy magic number 0x1950a86a20f9469cfc6c.
-    public static func looksLikeLegacy(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    package static func looksLikeLegacy(_ bytes: UnsafeRawBufferPointer) -> Bool {
         let magic: [UInt8] = [0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19]
         guard bytes.count >= 2 + magic.count, bytes[0] == 0x80, (2...5).contains(bytes[1]) else { return false }
         return bytes[2..<(2 + magic.count)].elementsEqual(magic)
     }
 
-    public static func load(path: String) throws -> TorchFile {
+    package static func load(path: String) throws -> TorchFile {
         let file: MappedFile
         do { file = try MappedFile(path: path) } catch let e as BLError { throw e.inFile(path) }
         return try load(file: file)
     }
 
-    public static func load(file: MappedFile) throws -> TorchFile {
+    package static func load(file: MappedFile) throws -> TorchFile {
         do {
             let (format, root) = try read(file.bytes, owner: file)
             return TorchFile(format: format, root: root, file: file)

@@ -1,33 +1,33 @@
 import BLCore
 
 /// The hyper-parameters of a bLVNet-TAM network as far as they shape its weights and its graph.
-public struct BLVNetConfig: Sendable, Equatable {
+package struct BLVNetConfig: Sendable, Equatable {
     /// Classifier layout: the reference `fc`, or `new_fc` after a dropout (trained with dropout > 0).
-    public enum Head: String, Sendable, Equatable {
+    package enum Head: String, Sendable, Equatable {
         case fc
         case dropoutNewFC = "dropout+new_fc"
     }
 
     /// Bottleneck blocks per stage (`layers` of the reference: [3, 4, 6, 3] for depth 50).
     /// A stage with 1 or 2 blocks builds the same modules; such stages read as 2.
-    public var blocks: [Int]
+    package var blocks: [Int]
     /// Little-branch blocks of layer1..layer3 (`max(1, blocks // beta - 1)` in the reference).
-    public var littleBlocks: [Int]
+    package var littleBlocks: [Int]
     /// Channel ratio of the little branch.
-    public var alpha: Int
+    package var alpha: Int
     /// Depth ratio of the little branch, when known: the weights only show `littleBlocks`, so beta
     /// comes from the checkpoint's name or `arch` string when it agrees with them, else nil.
-    public var beta: Int?
+    package var beta: Int?
     /// Input frames per clip `T` (the reference `groups`, twice the `f8` of `f8x2`). Always even.
-    public var frames: Int
+    package var frames: Int
     /// Frames each TAM blends (3, or any count through `blending_layers`).
-    public var blendingFrames: Int
-    public var numClasses: Int
+    package var blendingFrames: Int
+    package var numClasses: Int
     /// 3 for RGB, 10 for stacked optical flow.
-    public var inputChannels: Int
-    public var head: Head
+    package var inputChannels: Int
+    package var head: Head
 
-    public init(blocks: [Int], littleBlocks: [Int], alpha: Int, beta: Int?, frames: Int, blendingFrames: Int,
+    package init(blocks: [Int], littleBlocks: [Int], alpha: Int, beta: Int?, frames: Int, blendingFrames: Int,
                 numClasses: Int, inputChannels: Int, head: Head) {
         self.blocks = blocks
         self.littleBlocks = littleBlocks
@@ -41,7 +41,7 @@ public struct BLVNetConfig: Sendable, Equatable {
     }
 
     /// A configuration as the reference constructor takes it (little blocks from beta).
-    public init(blocks: [Int], alpha: Int, beta: Int, frames: Int, blendingFrames: Int = 3,
+    package init(blocks: [Int], alpha: Int, beta: Int, frames: Int, blendingFrames: Int = 3,
                 numClasses: Int, inputChannels: Int = 3, head: Head = .dropoutNewFC) {
         self.init(blocks: blocks, littleBlocks: blocks.prefix(3).map { BLVNetConfig.littleCount(blocks: $0, beta: beta) },
                   alpha: alpha, beta: beta, frames: frames, blendingFrames: blendingFrames,
@@ -49,15 +49,15 @@ public struct BLVNetConfig: Sendable, Equatable {
     }
 
     /// `max(1, blocks // beta - 1)`.
-    public static func littleCount(blocks: Int, beta: Int) -> Int {
+    package static func littleCount(blocks: Int, beta: Int) -> Int {
         max(1, blocks / max(beta, 1) - 1)
     }
 
     /// Big-branch blocks of layer1..layer3: `blocks - 1`, at least one.
-    public var bigBlocks: [Int] { blocks.prefix(3).map { max(1, $0 - 1) } }
+    package var bigBlocks: [Int] { blocks.prefix(3).map { max(1, $0 - 1) } }
 
     /// The reference depth (50, 101, 152) when the blocks match one, else nil.
-    public var depth: Int? {
+    package var depth: Int? {
         switch blocks {
         case [3, 4, 6, 3]: return 50
         case [4, 8, 18, 3]: return 101
@@ -67,9 +67,9 @@ public struct BLVNetConfig: Sendable, Equatable {
     }
 
     /// Stage output channels (Bottleneck expansion 4 over 64, 128, 256, 512).
-    public static let stageChannels = [256, 512, 1024, 2048]
+    package static let stageChannels = [256, 512, 1024, 2048]
 
-    public var json: JSON {
+    package var json: JSON {
         func i(_ x: Int) -> JSON { .int(Int64(x)) }
         return .object([
             ("depth", depth.map(i) ?? .null),
@@ -85,7 +85,7 @@ public struct BLVNetConfig: Sendable, Equatable {
         ])
     }
 
-    public init(json: JSON) throws {
+    package init(json: JSON) throws {
         func int(_ k: String) throws -> Int {
             guard let v = json[k]?.intValue else { throw BLError(.format, "configuration: \"\(k)\" must be an integer") }
             return v
@@ -108,13 +108,13 @@ public struct BLVNetConfig: Sendable, Equatable {
 
 /// Facts a model's name carries, as the reference names models
 /// (`st2stv2-bLVNet-TAM-50-a2-b4-f8x2`, fixture folders `mini-a2b4-f4x2`).
-public struct BLVNetNameHints: Sendable, Equatable {
+package struct BLVNetNameHints: Sendable, Equatable {
     /// `T` from `-f<n>x2` (T = 2n).
-    public var frames: Int?
-    public var alpha: Int?
-    public var beta: Int?
+    package var frames: Int?
+    package var alpha: Int?
+    package var beta: Int?
 
-    public init(_ text: String) {
+    package init(_ text: String) {
         let s = Array(text.lowercased().utf8)
         func number(at i: Int) -> (Int, Int)? {
             var j = i, v = 0

@@ -4,11 +4,11 @@ import BLGraph
 /// Builds the graph of the reference `bLVNet_TAM` (eval mode) for a configuration, with weights
 /// named as the reference module's state dict (`baseline_model.layer1.big.0.conv1.weight`,
 /// `new_fc.weight`). BatchNorm and ReLU are separate nodes; see `BLVNetPasses` to fuse them.
-public enum BLVNetGraph {
+package enum BLVNetGraph {
     /// Prefix of the backbone's names inside `bLVNet_TAM`.
-    public static let backbone = "baseline_model."
+    package static let backbone = "baseline_model."
 
-    public static func build(_ config: BLVNetConfig) throws -> Graph {
+    package static func build(_ config: BLVNetConfig) throws -> Graph {
         try check(config)
         var b = Builder(config: config)
         return try b.build()
@@ -27,7 +27,7 @@ public enum BLVNetGraph {
     }
 
     /// Reference module names whose outputs the graph marks as taps (`act.<name>` in clip files).
-    public static let tapModules = ["conv1", "bn1", "tam", "bn_bl_init", "layer1", "layer2", "layer3", "layer4", "gappool"]
+    package static let tapModules = ["conv1", "bn1", "tam", "bn_bl_init", "layer1", "layer2", "layer3", "layer4", "gappool"]
         .map { backbone + $0 }
 
     struct Builder {

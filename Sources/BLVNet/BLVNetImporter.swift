@@ -2,14 +2,14 @@ import BLCore
 import BLGraph
 
 /// A checkpoint mapped onto the graph: configuration, graph (unfused) and its weights by graph name.
-public struct ImportedModel: Sendable {
-    public var config: BLVNetConfig
-    public var graph: Graph
+package struct ImportedModel: Sendable {
+    package var config: BLVNetConfig
+    package var graph: Graph
     /// Every weight the graph declares, under the graph's names (the reference `bLVNet_TAM` state
     /// dict names), as stored in the checkpoint (any float dtype).
-    public var weights: [String: Tensor]
+    package var weights: [String: Tensor]
 
-    public init(config: BLVNetConfig, graph: Graph, weights: [String: Tensor]) {
+    package init(config: BLVNetConfig, graph: Graph, weights: [String: Tensor]) {
         self.config = config
         self.graph = graph
         self.weights = weights
@@ -18,13 +18,13 @@ public struct ImportedModel: Sendable {
 
 /// Reads a bLVNet-TAM state dict: infers the configuration from tensor names and shapes, builds the
 /// graph and checks the tensors strictly (as `load_state_dict(strict=True)`).
-public enum BLVNetImporter {
+package enum BLVNetImporter {
     static let p = BLVNetGraph.backbone
 
     /// The reference name of a checkpoint tensor: leading `state_dict.` and `module.` removed, and
     /// `baseline_model.` added to backbone names saved without it (`conv1.weight`); `/` (HDF5 group
     /// paths) read as `.`.
-    public static func canonicalName(_ name: String) -> String {
+    package static func canonicalName(_ name: String) -> String {
         var s = Substring(name.contains("/") ? String(name.split(separator: "/", omittingEmptySubsequences: true).joined(separator: ".")) : name)
         while true {
             if s.hasPrefix("state_dict.") { s = s.dropFirst("state_dict.".count); continue }
@@ -43,7 +43,7 @@ public enum BLVNetImporter {
     ///   - frames: `T` when given by the user (wins over names).
     ///   - sourceName: the checkpoint's file name or path (`...-f8x2...` gives T = 16).
     ///   - arch: a training checkpoint's `arch` string (`st2stv2-bLVNet-TAM-50-a2-b4-f8x2-...`).
-    public static func importModel(tensors: [(name: String, tensor: Tensor)], frames: Int? = nil,
+    package static func importModel(tensors: [(name: String, tensor: Tensor)], frames: Int? = nil,
                                    sourceName: String? = nil, arch: String? = nil) throws -> ImportedModel {
         var byName = [String: Tensor]()
         var original = [String: String]()
@@ -81,7 +81,7 @@ public enum BLVNetImporter {
 
     /// The configuration the tensor names and shapes (canonical names) imply, with `T` from
     /// `frames`, else `arch`, else `sourceName`.
-    public static func inferConfig(shapes: [String: [Int]], frames: Int? = nil, sourceName: String? = nil,
+    package static func inferConfig(shapes: [String: [Int]], frames: Int? = nil, sourceName: String? = nil,
                                    arch: String? = nil) throws -> BLVNetConfig {
         func first(_ candidates: [(String, Int)]) -> Int? {
             for (name, dim) in candidates { if let s = shapes[p + name], dim < s.count { return s[dim] } }
@@ -197,7 +197,7 @@ public enum BLVNetImporter {
     }
 
     /// `blocks 3,4,6,3, alpha 2, T 16, blending 3, 174 classes, 3 input channels, dropout+new_fc head`.
-    public static func describe(_ c: BLVNetConfig) -> String {
+    package static func describe(_ c: BLVNetConfig) -> String {
         "(blocks \(c.blocks.map(String.init).joined(separator: ",")), little blocks \(c.littleBlocks.map(String.init).joined(separator: ",")), alpha \(c.alpha), beta \(c.beta.map(String.init) ?? "?"), T \(c.frames), blending \(c.blendingFrames), \(c.numClasses) classes, \(c.inputChannels) input channels, \(c.head.rawValue) head)"
     }
 }

@@ -4,7 +4,7 @@ import BLCheckpoint
 extension BLVNetImporter {
     /// Maps an opened checkpoint: its state dict (a training checkpoint's `state_dict` subtree),
     /// `T` from `frames`, else its `arch` entry, else its file name.
-    public static func importModel(checkpoint: Checkpoint, frames: Int? = nil) throws -> ImportedModel {
+    package static func importModel(checkpoint: Checkpoint, frames: Int? = nil) throws -> ImportedModel {
         do {
             return try importModel(tensors: checkpoint.stateDict().tensors, frames: frames,
                                    sourceName: checkpoint.path, arch: checkpoint.entry("arch")?.stringValue)

@@ -15,40 +15,40 @@ import BLSafetensors
 /// other weight (biases, BatchNorm vectors, TAM's `[C, 1, 1, 1]` kernels) as float32: see
 /// `storedDType(of:in:)`. Packages storing every weight in the half dtype (written before this
 /// policy) read and run as well: any float dtype is accepted per tensor.
-public struct ModelPackage: Sendable {
-    public static let format = "blconvert-model"
-    public static let formatVersion = 1
-    public static let graphFile = "graph.json"
-    public static let weightsFile = "weights.safetensors"
-    public static let metadataFile = "metadata.json"
+package struct ModelPackage: Sendable {
+    package static let format = "blconvert-model"
+    package static let formatVersion = 1
+    package static let graphFile = "graph.json"
+    package static let weightsFile = "weights.safetensors"
+    package static let metadataFile = "metadata.json"
 
     /// Where the weights came from.
-    public struct Source: Sendable, Equatable {
+    package struct Source: Sendable, Equatable {
         /// The checkpoint's file name (no directory).
-        public var fileName: String
+        package var fileName: String
         /// Lower-case hex SHA-256 of the checkpoint file.
-        public var sha256: String
+        package var sha256: String
 
-        public init(fileName: String, sha256: String) {
+        package init(fileName: String, sha256: String) {
             self.fileName = fileName
             self.sha256 = sha256
         }
 
         /// Name and digest of a file on disk.
-        public static func of(file path: String) throws -> Source {
+        package static func of(file path: String) throws -> Source {
             Source(fileName: String(path.split(separator: "/").last ?? Substring(path)), sha256: try SHA256.hex(file: path))
         }
     }
 
     /// `Source.of(file:)` computed on a thread of its own, started at `init`, so that hashing the
     /// checkpoint overlaps the passes and the writing; `wait()` joins it.
-    public final class PendingSource: @unchecked Sendable {
-        public let path: String
+    package final class PendingSource: @unchecked Sendable {
+        package let path: String
         private let lock = NSCondition()
         private var result: Result<Source, Error>?
         private var elapsed = 0.0
 
-        public init(file path: String) {
+        package init(file path: String) {
             self.path = path
             let thread = Thread { [self] in
                 let start = DispatchTime.now().uptimeNanoseconds
@@ -65,7 +65,7 @@ public struct ModelPackage: Sendable {
         }
 
         /// The source once hashed (waits for the thread; the same answer on every call).
-        public func wait() throws -> Source {
+        package func wait() throws -> Source {
             lock.lock()
             defer { lock.unlock() }
             while true {
@@ -75,26 +75,26 @@ public struct ModelPackage: Sendable {
         }
 
         /// Seconds the hashing took on its thread (0 until it has finished).
-        public var seconds: Double {
+        package var seconds: Double {
             lock.lock()
             defer { lock.unlock() }
             return elapsed
         }
     }
 
-    public var graph: Graph
+    package var graph: Graph
     /// The weights (as read: each in its stored dtype; as imported: float32 until written). Use
     /// `Tensor.floats()` or `converted(to:)` to compute.
-    public var weights: [String: Tensor]
-    public var config: BLVNetConfig
-    public var source: Source?
+    package var weights: [String: Tensor]
+    package var config: BLVNetConfig
+    package var source: Source?
     /// The package's storage dtype: that of its convolution and linear weights.
-    public var dtype: DType
+    package var dtype: DType
     /// Whether BatchNorm folding and ReLU fusion were applied.
-    public var optimized: Bool
-    public var toolVersion: String
+    package var optimized: Bool
+    package var toolVersion: String
 
-    public init(graph: Graph, weights: [String: Tensor], config: BLVNetConfig, source: Source?, dtype: DType,
+    package init(graph: Graph, weights: [String: Tensor], config: BLVNetConfig, source: Source?, dtype: DType,
                 optimized: Bool, toolVersion: String) {
         self.graph = graph
         self.weights = weights
@@ -108,7 +108,7 @@ public struct ModelPackage: Sendable {
     /// A package from an imported checkpoint; with `optimize`, BatchNorm is folded and ReLU fused
     /// (taps of pre-ReLU modules keep their own ReLU node, see `GraphPasses`). The checkpoint pages
     /// holding weights that folding replaced are released from memory (`model` stays readable).
-    public init(importing model: ImportedModel, optimize: Bool = true, dtype: DType = .float32, source: Source?,
+    package init(importing model: ImportedModel, optimize: Bool = true, dtype: DType = .float32, source: Source?,
                 toolVersion: String) throws {
         var graph = model.graph, weights = model.weights
         if optimize { (graph, weights) = try GraphPasses.optimize(graph, weights: weights, releasingInputs: true) }
@@ -117,16 +117,16 @@ public struct ModelPackage: Sendable {
     }
 
     /// The weights as contiguous float32 tensors (a no-copy view for float32 packages).
-    public func floatWeights() throws -> [String: Tensor] {
+    package func floatWeights() throws -> [String: Tensor] {
         try weights.mapValues { try $0.converted(to: .float32) }
     }
 
     /// The dtypes a package may store weights in.
-    public static let storableDTypes: [DType] = [.float32, .float16, .bfloat16]
+    package static let storableDTypes: [DType] = [.float32, .float16, .bfloat16]
 
     /// Names of the weights a half-precision package stores in its half dtype: the weight
     /// matrices of `conv2d` and `linear` nodes (biases, BatchNorm vectors and TAM kernels stay float32).
-    public static func halfPrecisionWeights(in graph: Graph) -> Set<String> {
+    package static func halfPrecisionWeights(in graph: Graph) -> Set<String> {
         var names = Set<String>()
         for node in graph.nodes {
             switch node.op {
@@ -139,16 +139,16 @@ public struct ModelPackage: Sendable {
     }
 
     /// The dtype weight `name` is stored in by a package of dtype `dtype` over `graph`.
-    public static func storedDType(of name: String, in graph: Graph, dtype: DType) -> DType {
+    package static func storedDType(of name: String, in graph: Graph, dtype: DType) -> DType {
         dtype == .float32 || halfPrecisionWeights(in: graph).contains(name) ? dtype : .float32
     }
 
     /// How the package's dtype applies to its weights, as `metadata.json` records it (nil for float32).
-    public static func dtypePolicy(_ dtype: DType) -> String? {
+    package static func dtypePolicy(_ dtype: DType) -> String? {
         dtype == .float32 ? nil : "conv and linear weights in \(dtype.torchName), vectors in float32"
     }
 
-    public var metadataJSON: JSON {
+    package var metadataJSON: JSON {
         .object([
             ("format", .string(ModelPackage.format)),
             ("version", .int(Int64(ModelPackage.formatVersion))),
@@ -164,14 +164,14 @@ public struct ModelPackage: Sendable {
     /// Writes the package directory at `path` atomically: everything is written into a hidden
     /// temporary directory beside it, then renamed into place; on failure nothing is left behind.
     /// An existing `path` is replaced only with `overwrite`.
-    public func write(to path: String, overwrite: Bool = false) throws {
+    package func write(to path: String, overwrite: Bool = false) throws {
         try write(to: path, overwrite: overwrite) { metadataJSON }
     }
 
     /// As `write(to:overwrite:)` while the source's digest is still being computed: the graph and
     /// the weights are written meanwhile, then `metadata.json` once `pending` is done; `source`
     /// becomes its result. A failed digest fails the write (nothing is left behind).
-    public mutating func write(to path: String, overwrite: Bool = false, source pending: PendingSource) throws {
+    package mutating func write(to path: String, overwrite: Bool = false, source pending: PendingSource) throws {
         var package = self
         try write(to: path, overwrite: overwrite) {
             package.source = try pending.wait()
@@ -256,7 +256,7 @@ public struct ModelPackage: Sendable {
 
     /// Reads a package: parses and validates the graph, maps the weights (no copy), checks that the
     /// weights are exactly those the graph declares, with their shapes.
-    public static func read(_ path: String) throws -> ModelPackage {
+    package static func read(_ path: String) throws -> ModelPackage {
         let fm = FileManager.default
         var isDir: ObjCBool = false
         guard fm.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else {

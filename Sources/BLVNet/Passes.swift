@@ -8,7 +8,7 @@ import BLGraph
 
 /// Graph rewrites for inference: BatchNorm folding and ReLU fusion. Both keep the outputs equal up
 /// to float rounding and keep every tap whose value they do not change.
-public enum GraphPasses {
+package enum GraphPasses {
     /// Folds every `batchNorm` whose input is a `conv2d` read by nothing else into that convolution:
     /// `w'[o] = w[o] * g[o] / sqrt(var[o] + eps)`, `b'[o] = (b[o] - mean[o]) * g[o] / sqrt(var[o] + eps) + beta[o]`
     /// (b = 0 without a bias), computed in double and stored as float32. The folded weight keeps the
@@ -18,7 +18,7 @@ public enum GraphPasses {
     /// With `releasingInputs`, the pages of a memory-mapped checkpoint that held a folded weight are
     /// released once it is folded (`ByteStorage.releasePages`): the input tensors stay readable (the
     /// pages are read back from the file), but the process no longer holds both copies.
-    public static func foldBatchNorm(_ graph: Graph, weights: [String: Tensor],
+    package static func foldBatchNorm(_ graph: Graph, weights: [String: Tensor],
                                      releasingInputs: Bool = false) throws -> (Graph, [String: Tensor]) {
         var g = graph
         var w = weights
@@ -135,7 +135,7 @@ public enum GraphPasses {
     /// Fuses every `relu` into the `conv2d` or `add` before it when that node feeds nothing else.
     /// With `preservingTaps` (the default), a node whose own output is tapped keeps its separate ReLU
     /// (so `bn1` / `bn_bl_init` stay comparable); without, such taps are dropped.
-    public static func fuseReLU(_ graph: Graph, preservingTaps: Bool = true) -> Graph {
+    package static func fuseReLU(_ graph: Graph, preservingTaps: Bool = true) -> Graph {
         var g = graph
         let consumers = g.consumers()
         var replace = [Int](0..<g.nodes.count)
@@ -164,7 +164,7 @@ public enum GraphPasses {
     }
 
     /// Both passes: fold BatchNorm, then fuse ReLU (`releasingInputs` as for `foldBatchNorm`).
-    public static func optimize(_ graph: Graph, weights: [String: Tensor], preservingTaps: Bool = true,
+    package static func optimize(_ graph: Graph, weights: [String: Tensor], preservingTaps: Bool = true,
                                 releasingInputs: Bool = false) throws -> (Graph, [String: Tensor]) {
         let (g, w) = try foldBatchNorm(graph, weights: weights, releasingInputs: releasingInputs)
         let f = fuseReLU(g, preservingTaps: preservingTaps)

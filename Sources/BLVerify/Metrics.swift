@@ -7,15 +7,15 @@ import Darwin
 
 /// How far an output is from its reference, measured as the parity criterion states it:
 /// `max|out - ref| / max|ref|` plus the usual companions.
-public struct Agreement: Sendable, Equatable {
-    public var maxAbsError: Double
+package struct Agreement: Sendable, Equatable {
+    package var maxAbsError: Double
     /// max |out - ref| / max |ref| over the compared values.
-    public var maxRelError: Double
-    public var cosine: Double
-    public var count: Int
-    public var nonFinite: Int
+    package var maxRelError: Double
+    package var cosine: Double
+    package var count: Int
+    package var nonFinite: Int
 
-    public init(maxAbsError: Double, maxRelError: Double, cosine: Double, count: Int, nonFinite: Int) {
+    package init(maxAbsError: Double, maxRelError: Double, cosine: Double, count: Int, nonFinite: Int) {
         self.maxAbsError = maxAbsError
         self.maxRelError = maxRelError
         self.cosine = cosine
@@ -24,7 +24,7 @@ public struct Agreement: Sendable, Equatable {
     }
 
     /// Compares the first `ref.count` values of `out` (callers check that the sizes agree).
-    public static func measure(_ out: UnsafeBufferPointer<Float>, _ ref: [Double]) -> Agreement {
+    package static func measure(_ out: UnsafeBufferPointer<Float>, _ ref: [Double]) -> Agreement {
         let n = min(out.count, ref.count)
         var maxAbs = 0.0, maxRef = 0.0, dot = 0.0, na = 0.0, nb = 0.0
         var nonFinite = 0
@@ -43,20 +43,20 @@ public struct Agreement: Sendable, Equatable {
                          cosine: cos, count: ref.count, nonFinite: nonFinite)
     }
 
-    public static func measure(_ out: [Float], _ ref: [Double]) -> Agreement {
+    package static func measure(_ out: [Float], _ ref: [Double]) -> Agreement {
         out.withUnsafeBufferPointer { measure($0, ref) }
     }
 
     /// Passes when every difference is within `atol + rtol * max|ref|`, and nothing is NaN or infinite.
-    public func passes(rtol: Double, atol: Double, refScale: Double) -> Bool {
+    package func passes(rtol: Double, atol: Double, refScale: Double) -> Bool {
         nonFinite == 0 && maxAbsError <= atol + rtol * refScale
     }
 }
 
 /// Class rankings.
-public enum Ranking {
+package enum Ranking {
     /// Indices of the `k` largest values, largest first; ties keep the lower index first (as a stable sort does).
-    public static func topK<T: BinaryFloatingPoint>(_ values: ArraySlice<T>, _ k: Int) -> [Int] {
+    package static func topK<T: BinaryFloatingPoint>(_ values: ArraySlice<T>, _ k: Int) -> [Int] {
         let base = values.startIndex
         let idx = values.indices.sorted { a, b in
             values[a] != values[b] ? values[a] > values[b] : a < b
@@ -64,7 +64,7 @@ public enum Ranking {
         return idx.prefix(k).map { $0 - base }
     }
 
-    public static func softmax(_ logits: ArraySlice<Float>) -> [Double] {
+    package static func softmax(_ logits: ArraySlice<Float>) -> [Double] {
         let m = Double(logits.max() ?? 0)
         let e = logits.map { exp(Double($0) - m) }
         let s = e.reduce(0, +)

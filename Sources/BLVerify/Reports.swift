@@ -1,9 +1,9 @@
 import BLCore
 
 /// Machine-readable forms of verification results: JSON and JUnit XML.
-public enum VerifyReport {
+package enum VerifyReport {
     /// `errors` are the clips that could not be checked; `passed` is false when there are any.
-    public static func json(_ results: [ClipResult], errors: [ClipError] = [], model: String, options: VerifyOptions) -> JSON {
+    package static func json(_ results: [ClipResult], errors: [ClipError] = [], model: String, options: VerifyOptions) -> JSON {
         func ag(_ a: Agreement) -> [(String, JSON)] {
             [("max_abs_error", .double(a.maxAbsError)), ("max_rel_error", .double(a.maxRelError)),
              ("cosine", .double(a.cosine)), ("non_finite", .int(Int64(a.nonFinite)))]
@@ -51,7 +51,7 @@ public enum VerifyReport {
     }
 
     /// Clips in `errors` appear as test cases with an `<error>` element.
-    public static func junit(_ results: [ClipResult], errors: [ClipError] = [], model: String, options: VerifyOptions) -> String {
+    package static func junit(_ results: [ClipResult], errors: [ClipError] = [], model: String, options: VerifyOptions) -> String {
         func esc(_ s: String) -> String {
             var o = ""
             for c in s {

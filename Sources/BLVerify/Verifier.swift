@@ -5,15 +5,15 @@ import BLSafetensors
 
 /// A reference clip file as written by the reference exporter: `input`, `logits`, `logits_f64`,
 /// and optionally `act.<module>` intermediate outputs.
-public struct ClipReference: Sendable {
-    public var path: String
-    public var input: Tensor
+package struct ClipReference: Sendable {
+    package var path: String
+    package var input: Tensor
     /// The ground truth: `logits_f64` when present, else `logits`.
-    public var reference: Tensor
-    public var referenceName: String
-    public var activations: [(module: String, tensor: Tensor)]
+    package var reference: Tensor
+    package var referenceName: String
+    package var activations: [(module: String, tensor: Tensor)]
 
-    public static func load(path: String) throws -> ClipReference {
+    package static func load(path: String) throws -> ClipReference {
         let f = try SafetensorsFile.load(path: path)
         guard let input = f.tensor("input") else {
             throw BLError(.mismatch, "no tensor 'input' in the clip file (found: \(f.tensors.prefix(8).map { $0.name }.joined(separator: ", ")))", file: path)
@@ -33,15 +33,15 @@ public struct ClipReference: Sendable {
     }
 }
 
-public struct VerifyOptions: Sendable {
+package struct VerifyOptions: Sendable {
     /// Pass when max|out - ref| <= atol + rtol * max|ref| (per clip, and per activation).
-    public var rtol: Double = 1e-5
-    public var atol: Double = 0
+    package var rtol: Double = 1e-5
+    package var atol: Double = 0
     /// Also require the top-5 classes of every sample in the reference's order.
-    public var requireTop5: Bool = false
-    public var compareActivations: Bool = true
+    package var requireTop5: Bool = false
+    package var compareActivations: Bool = true
 
-    public init(rtol: Double = 1e-5, atol: Double = 0, requireTop5: Bool = false, compareActivations: Bool = true) {
+    package init(rtol: Double = 1e-5, atol: Double = 0, requireTop5: Bool = false, compareActivations: Bool = true) {
         self.rtol = rtol
         self.atol = atol
         self.requireTop5 = requireTop5
@@ -49,52 +49,52 @@ public struct VerifyOptions: Sendable {
     }
 }
 
-public struct SampleResult: Sendable {
-    public var index: Int
-    public var agreement: Agreement
-    public var top1: Bool
-    public var top5: Bool
-    public var referenceTop5: [Int]
-    public var outputTop5: [Int]
+package struct SampleResult: Sendable {
+    package var index: Int
+    package var agreement: Agreement
+    package var top1: Bool
+    package var top5: Bool
+    package var referenceTop5: [Int]
+    package var outputTop5: [Int]
 }
 
-public struct ActivationResult: Sendable {
-    public var module: String
-    public var node: Int?
-    public var agreement: Agreement?
-    public var passed: Bool
-    public var note: String?
+package struct ActivationResult: Sendable {
+    package var module: String
+    package var node: Int?
+    package var agreement: Agreement?
+    package var passed: Bool
+    package var note: String?
 }
 
-public struct ClipResult: Sendable {
-    public var file: String
-    public var inputShape: [Int]
-    public var referenceName: String
-    public var overall: Agreement
-    public var samples: [SampleResult]
-    public var activations: [ActivationResult]
+package struct ClipResult: Sendable {
+    package var file: String
+    package var inputShape: [Int]
+    package var referenceName: String
+    package var overall: Agreement
+    package var samples: [SampleResult]
+    package var activations: [ActivationResult]
     /// The first reference module (in execution order) whose output is outside tolerance.
-    public var firstDivergence: ActivationResult?
-    public var passed: Bool
-    public var seconds: Double
+    package var firstDivergence: ActivationResult?
+    package var passed: Bool
+    package var seconds: Double
 }
 
 /// A clip that could not be checked at all: unreadable, or not an input this model accepts.
-public struct ClipError: Sendable {
-    public var file: String
-    public var error: BLError
+package struct ClipError: Sendable {
+    package var file: String
+    package var error: BLError
 
-    public init(file: String, error: BLError) {
+    package init(file: String, error: BLError) {
         self.file = file
         self.error = error
     }
 }
 
-public enum Verifier {
+package enum Verifier {
     /// Why a reference module has no node to compare with: the optimized graph folded its output
     /// away (a convolution whose BatchNorm was folded into it, a ReLU fused into the node before),
     /// or the graph has no such module at all.
-    public static func untappedNote(_ module: String, graph: Graph) -> String {
+    package static func untappedNote(_ module: String, graph: Graph) -> String {
         let unoptimized = "import the checkpoint with `blconvert import --no-optimize` to compare it"
         if let node = graph.nodes.first(where: { $0.origin == module }) {
             if case .conv2d = node.op {
@@ -108,7 +108,7 @@ public enum Verifier {
     }
 
     /// Runs one clip and compares the output (and tapped intermediates) with the reference.
-    public static func verify(engine: Engine, graph: Graph, clip: ClipReference, options: VerifyOptions,
+    package static func verify(engine: Engine, graph: Graph, clip: ClipReference, options: VerifyOptions,
                               clock: () -> Double) throws -> ClipResult {
         var taps: [(module: String, node: Int?, tensor: Tensor)] = []
         if options.compareActivations {
