@@ -1,33 +1,40 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Module map (one job each):
-//   C*            system libraries (libhdf5, zlib, OpenBLAS, libjpeg/libpng) through shim headers
-//   CSHA256       SHA-256 blocks with the x86 SHA extensions (the portable path is in BLCore)
-//   CGemm         AVX-512 SGEMM for the convolutions (runtime dispatch; BLAS otherwise)
-//   BLCore        dtypes, byte readers, memory-mapped files, strided tensors, the value tree, errors
-//   BLPickle      the pickle reader: records opcodes into values, never executes anything
-//   BLTorch       PyTorch checkpoints: zip (torch >= 1.6) and legacy (torch < 1.6) containers
-//   BLHDF5        HDF5 files through libhdf5
-//   BLSafetensors safetensors reader and writer
-//   BLCheckpoint  format detection and one view over every reader (inspect / extract)
-//   BLGraph       the graph IR: ops, shapes, validation, text/JSON, FLOP and memory counts
-//   BLVNet        bLVNet-TAM: configuration inference, mapping onto the IR, passes, model packages
-//   BLKernels     numeric kernels (the only code that calls BLAS), each with a naive oracle
-//   BLEngine      executes the IR with the kernels
-//   BLMedia       frame folders: PNG/JPEG decoding and the reference preprocessing
-//   BLVerify      parity against reference clips
-//   BLCommands    the command-line interface (one file per subcommand)
-//   blbench       benchmark suite: hot kernels and whole clips (release builds)
+// Module map (one job each; every target lists exactly what it imports):
+//   C*                system libraries (libhdf5, zlib, OpenBLAS, libjpeg/libpng) through shim headers
+//   CSHA256           SHA-256 blocks with the x86 SHA extensions (the portable path is in BLCore)
+//   CGemm             AVX-512 SGEMM for the convolutions (run-time dispatch; BLAS otherwise; x86-64 only)
+//   CSpawn            posix_spawn of the HDF5 reading process, with no inherited descriptors
+//   BLCore            dtypes, byte readers, memory-mapped files, strided tensors, the value tree, errors
+//   BLPickle          the pickle reader: records opcodes into values, never executes anything
+//   BLTorch           PyTorch checkpoints: zip (torch >= 1.6) and legacy (torch < 1.6) containers
+//   BLHDF5            HDF5 files, read in a separate process (the asking side: no libhdf5 here)
+//   BLHDF5Library     the reading side: libhdf5 itself, run only by blconvert-hdf5-reader
+//   BLSafetensors     safetensors reader and writer
+//   BLCheckpoint      format detection and one view over every reader (inspect / extract)
+//   BLGraph           the graph IR: ops, shapes, validation, text/JSON, FLOP and memory counts
+//   BLVNet            bLVNet-TAM: configuration inference, mapping onto the IR, passes, model packages
+//   BLKernels         numeric kernels (the only code that calls BLAS), each with a naive oracle
+//   BLEngine          executes the IR with the kernels
+//   BLMedia           frame folders: PNG/JPEG decoding and the reference preprocessing
+//   BLVerify          parity of an engine against reference clips
+//   BLConvert         the library: the public API (load, predict, import, verify) that everything uses
+//   BLCommands        the command-line interface (one file per subcommand), on BLConvert
+//   blbench           benchmark suite: hot kernels and whole clips (release builds)
+//   BLTestSupport     what the tests share: fixture lookup, a seeded generator, a naive executor
 let package = Package(
     name: "blconvert",
     platforms: [.macOS(.v13)],
     products: [
+        .library(name: "BLConvert", targets: ["BLConvert"]),
         .executable(name: "blconvert", targets: ["blconvert"]),
+        .executable(name: "blconvert-hdf5-reader", targets: ["blconvert-hdf5-reader"]),
         .executable(name: "blbench", targets: ["blbench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5-serial",
@@ -41,37 +48,43 @@ let package = Package(
 
         .target(name: "CSHA256"),
         .target(name: "CGemm"),
+        .target(name: "CSpawn"),
         .target(name: "BLCore", dependencies: ["CSHA256"]),
         .target(name: "BLPickle", dependencies: ["BLCore"]),
         .target(name: "BLTorch", dependencies: ["BLCore", "BLPickle", "CZlib"]),
-        .target(name: "BLHDF5", dependencies: ["BLCore", "CHDF5"]),
+        .target(name: "BLHDF5", dependencies: ["BLCore", "CSpawn"]),
+        .target(name: "BLHDF5Library", dependencies: ["BLCore", "BLHDF5", "CHDF5"]),
         .target(name: "BLSafetensors", dependencies: ["BLCore"]),
         .target(name: "BLCheckpoint",
                 dependencies: ["BLCore", "BLPickle", "BLTorch", "BLHDF5", "BLSafetensors"]),
         .target(name: "BLGraph", dependencies: ["BLCore"]),
-        .target(name: "BLVNet",
-                dependencies: ["BLCore", "BLGraph", "BLCheckpoint", "BLSafetensors"]),
+        .target(name: "BLVNet", dependencies: ["BLCore", "BLGraph", "BLSafetensors"]),
         .target(name: "BLKernels", dependencies: ["BLCore", "COpenBLAS", "CGemm"]),
-        .target(name: "BLEngine", dependencies: ["BLCore", "BLGraph", "BLKernels", "BLVNet"]),
+        .target(name: "BLEngine", dependencies: ["BLCore", "BLGraph", "BLKernels"]),
         .target(name: "BLMedia", dependencies: ["BLCore", "CImageIO"]),
-        .target(name: "BLVerify",
-                dependencies: ["BLCore", "BLEngine", "BLVNet", "BLSafetensors", "BLCheckpoint"]),
+        .target(name: "BLVerify", dependencies: ["BLCore", "BLGraph", "BLEngine", "BLSafetensors"]),
+        .target(name: "BLConvert",
+                dependencies: ["BLCore", "BLCheckpoint", "BLGraph", "BLVNet", "BLKernels", "BLEngine",
+                               "BLMedia", "BLVerify", "BLSafetensors"]),
         .target(name: "BLCommands",
                 dependencies: [
-                    "BLCore", "BLCheckpoint", "BLSafetensors", "BLGraph", "BLVNet",
-                    "BLEngine", "BLVerify", "BLMedia",
+                    "BLConvert", "BLCore", "BLCheckpoint", "BLSafetensors", "BLGraph", "BLVNet",
+                    "BLEngine", "BLKernels", "BLVerify",
                     .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 ]),
-        .executableTarget(name: "blconvert", dependencies: ["BLCommands", "BLHDF5"]),
+        .executableTarget(name: "blconvert", dependencies: ["BLCommands"]),
+        .executableTarget(name: "blconvert-hdf5-reader", dependencies: ["BLHDF5Library"]),
         .executableTarget(name: "blbench",
-                          dependencies: ["BLCore", "BLKernels", "BLEngine", "BLVNet", "BLCheckpoint", "COpenBLAS"]),
+                          dependencies: ["BLConvert", "BLCore", "BLKernels", "BLEngine", "COpenBLAS"]),
 
+        .target(name: "BLTestSupport", dependencies: ["BLCore", "BLGraph", "BLKernels"],
+                path: "Tests/BLTestSupport"),
         .testTarget(name: "BLConvertTests",
                     dependencies: [
-                        "BLCore", "BLPickle", "BLTorch", "BLHDF5", "BLSafetensors", "BLCheckpoint",
+                        "BLTestSupport", "BLConvert",
+                        "BLCore", "BLPickle", "BLTorch", "BLHDF5", "BLHDF5Library", "BLSafetensors", "BLCheckpoint",
                         "BLGraph", "BLVNet", "BLKernels", "BLEngine", "BLVerify", "BLMedia",
                         "BLCommands",
-                    ],
-                    resources: []),
+                    ]),
     ]
 )

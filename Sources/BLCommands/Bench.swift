@@ -1,10 +1,9 @@
 import ArgumentParser
-import Foundation
+import BLConvert
 import BLCore
 import BLEngine
-import BLGraph
 import BLKernels
-import BLVNet
+import Foundation
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -53,11 +52,10 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         let r = try reportingErrors { () -> (times: [Double], macs: Int, plan: MemoryPlanSummary, prof: EngineProfile?, config: String) in
-            let loaded = try ModelLoader.load(model)
-            let cost = try loaded.graph.cost(batch: clips, height: input.height, width: input.width)
-            let engine = try Engine(graph: loaded.graph, weights: loaded.weights, context: threads.context,
-                                    weightConversion: weightMemory.conversion(for: loaded.dtype))
-            let c = loaded.config
+            let loaded = try model.load(threads: threads, weights: weightMemory)
+            let cost = try loaded.cost(height: input.height, width: input.width, batch: clips)
+            let engine = loaded.engine
+            let c = loaded.configuration
             let shape = [clips, c.frames * c.inputChannels, input.height, input.width]
             var rng: UInt64 = 0x9e37_79b9_7f4a_7c15
             let count = shape.reduce(1, *)
@@ -75,20 +73,21 @@ struct Bench: ParsableCommand {
             var times: [Double] = []
             for i in 0..<runs {
                 Console.progress("run \(i + 1) of \(runs)" + (times.isEmpty ? "" : ", last \(Format.fixed(times.last! / Double(clips), 3)) s per clip"))
-                let t0 = now()
+                let t0 = MonotonicClock.seconds()
                 _ = try engine.run(clip)
-                times.append((now() - t0) / Double(clips))
+                times.append((MonotonicClock.seconds() - t0) / Double(clips))
             }
             Console.progress("")
             let prof = profile ? try engine.profileSteps(clip) : nil
             let plan = try engine.memoryPlan(batch: clips, height: input.height, width: input.width)
-            return (times, cost.totalMACs, plan, prof, BLVNetDescription.short(c))
+            return (times, cost.multiplyAccumulates, plan, prof, Self.short(c))
         }
+        let kernels = RuntimeOptions(threads: threads.threads).kernelContext
         let sorted = r.times.sorted()
         let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
         let best = sorted.first ?? 0
         let flopsPerClip = 2.0 * Double(r.macs) / Double(clips)
-        let rss = peakRSS()
+        let rss = ProcessUsage.peakResidentBytes()
         let profSorted = (r.prof?.secondsByOp ?? [:]).sorted { $0.value > $1.value }
         let slowest = r.prof?.slowest(10) ?? []
         // Multiply-accumulates per op kind, for GFLOP/s by kind.
@@ -102,7 +101,7 @@ struct Bench: ParsableCommand {
             var obj: [(String, JSON)] = [
                 ("model", .string(model.model)), ("config", .string(r.config)),
                 ("input", .object([("clips", .int(Int64(clips))), ("height", .int(Int64(input.height))), ("width", .int(Int64(input.width)))])),
-                ("threads", .int(Int64(threads.context.threads))),
+                ("threads", .int(Int64(threads.count))),
                 ("runs", .int(Int64(runs))), ("warmup", .int(Int64(warmup))),
                 ("seconds_per_clip_median", .double(median)), ("seconds_per_clip_min", .double(best)),
                 ("seconds_per_clip_all", .array(r.times.map { .double($0) })),
@@ -112,7 +111,7 @@ struct Bench: ParsableCommand {
                 ("planned_scratch_bytes", .int(Int64(r.plan.scratchBytes))),
                 ("peak_rss_bytes", .int(Int64(rss))),
                 ("openblas_core", .string(BLASRuntime.coreName)),
-                ("convolution_gemm", .string(Kernels.convolutionGemmName(threads.context))),
+                ("convolution_gemm", .string(Kernels.convolutionGemmName(kernels))),
             ]
             if profile {
                 obj.append(("profile_seconds_by_op", .object(profSorted.map { ($0.key, .double($0.value)) })))
@@ -127,11 +126,11 @@ struct Bench: ParsableCommand {
             return
         }
         var s = "model: \(model.model) (\(r.config))\n"
-        s += "input: \(clips) x \(input.height)x\(input.width), \(threads.context.threads) threads, \(runs) run\(runs == 1 ? "" : "s") after \(warmup) warm-up\n"
+        s += "input: \(clips) x \(input.height)x\(input.width), \(threads.count) threads, \(runs) run\(runs == 1 ? "" : "s") after \(warmup) warm-up\n"
         s += "time per clip: median \(Format.fixed(median * 1000, 1)) ms, min \(Format.fixed(best * 1000, 1)) ms\n"
         s += "throughput: \(Format.fixed(flopsPerClip / median / 1e9, 1)) GFLOP/s at the median (\(Format.fixed(flopsPerClip / 1e9, 2)) GFLOP per clip)\n"
-        let advice = BLASRuntime.kernelAdvice(environment: ProcessInfo.processInfo.environment, gemm: threads.context.gemm)
-        s += "convolution GEMM: \(Kernels.convolutionGemmName(threads.context))" + (advice.map { " (note: \($0))" } ?? "") + "\n"
+        let advice = BLASRuntime.kernelAdvice(environment: ProcessInfo.processInfo.environment, gemm: kernels.gemm)
+        s += "convolution GEMM: \(Kernels.convolutionGemmName(kernels))" + (advice.map { " (note: \($0))" } ?? "") + "\n"
         s += "memory: planned arena \(Format.bytes(r.plan.activationBytes)) activations + \(Format.bytes(r.plan.scratchBytes)) scratch, peak RSS \(Format.bytes(rss))\n"
         if profile {
             let total = profSorted.reduce(0) { $0 + $1.value }
@@ -151,10 +150,8 @@ struct Bench: ParsableCommand {
         }
         Console.out(s)
     }
-}
 
-enum BLVNetDescription {
-    static func short(_ c: BLVNet.BLVNetConfig) -> String {
-        "blocks \(c.blocks.map(String.init).joined(separator: ",")), alpha \(c.alpha), T \(c.frames), \(c.numClasses) classes"
+    static func short(_ c: ModelConfiguration) -> String {
+        "blocks \(c.blocks.map(String.init).joined(separator: ",")), alpha \(c.alpha), T \(c.frames), \(c.classes) classes"
     }
 }

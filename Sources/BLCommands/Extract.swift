@@ -38,7 +38,7 @@ struct Extract: ParsableCommand {
         let result = try reportingErrors { () -> Extractor.Result in
             try checkNotAnInput(output, option: "--output", inputs: [file])
             try checkReplaceable(output, force: force) {
-                ModelLoader.isDirectory(output) ? "is a directory; --force only replaces a file" : nil
+                FileKind.of(output) == .directory ? "is a directory; --force only replaces a file" : nil
             }
             let ck = try Checkpoint.open(path: file)
             return try Extractor.extract(ck, sourceName: file.lastPathComponent, to: output)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BLConvert
 import BLCore
 import BLGraph
 
@@ -38,8 +39,8 @@ struct GraphCommand: ParsableCommand {
     }
 
     func run() throws {
-        let (loaded, cost, shapes) = try reportingErrors { () -> (LoadedModel, GraphCost, [NodeShape]) in
-            let m = try ModelLoader.load(model)
+        let (loaded, cost, shapes) = try reportingErrors { () -> (BLVNetModel, GraphCost, [NodeShape]) in
+            let m = try model.load()
             let cost = try m.graph.cost(batch: batch, height: input.height, width: input.width)
             let shapes = try m.graph.inferShapes(height: input.height, width: input.width)
             return (m, cost, shapes)
@@ -65,7 +66,7 @@ struct GraphCommand: ParsableCommand {
             }
             Console.out(JSON.object([
                 ("model", .string(model.model)),
-                ("config", loaded.config.json),
+                ("config", loaded.configuration.internalConfig.json),
                 ("input", .object([("batch", .int(Int64(batch))), ("height", .int(Int64(input.height))), ("width", .int(Int64(input.width)))])),
                 ("nodes", .array(nodes)),
                 ("totals", .object([
@@ -85,7 +86,7 @@ struct GraphCommand: ParsableCommand {
         var s = g.textDump(height: input.height, width: input.width)
         if !s.hasSuffix("\n") { s += "\n" }
         let gmacs = Double(cost.totalMACs) / 1e9
-        s += "\ninput \(batch)x\(loaded.config.frames * loaded.config.inputChannels)x\(input.height)x\(input.width) (T = \(loaded.config.frames))\n"
+        s += "\ninput \(batch)x\(loaded.configuration.frames * loaded.configuration.inputChannels)x\(input.height)x\(input.width) (T = \(loaded.configuration.frames))\n"
         s += "multiply-accumulates: \(Format.fixed(gmacs, 3)) G (\(Format.fixed(2 * gmacs, 3)) GFLOP): convolutions "
         s += "\(Format.fixed(Double(cost.convMACs) / 1e9, 3)) G, TAM depthwise 1x1 \(Format.fixed(Double(cost.tamMACs) / 1e9, 3)) G, "
         s += "linear \(Format.fixed(Double(cost.linearMACs) / 1e9, 3)) G\n"

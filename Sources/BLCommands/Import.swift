@@ -1,12 +1,7 @@
 import ArgumentParser
+import BLConvert
 import BLCore
-import BLVNet
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
+import Foundation
 struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "import",
@@ -60,7 +55,7 @@ struct Import: ParsableCommand {
     @OptionGroup var json: JSONOutputOptions
 
     func validate() throws {
-        guard let d = DType(userName: dtype), ModelPackage.storableDTypes.contains(d) else {
+        guard DType(userName: dtype).flatMap(WeightPrecision.init(dtype:)) != nil else {
             throw ValidationError("--dtype must be f32, f16 or bf16 (got '\(dtype)')")
         }
         if let f = frames, f < 2 || f % 2 != 0 {
@@ -69,57 +64,46 @@ struct Import: ParsableCommand {
         if output == checkpoint { throw ValidationError("the output must not be the checkpoint itself") }
     }
 
+    var precision: WeightPrecision {
+        DType(userName: dtype).flatMap(WeightPrecision.init(dtype:)) ?? .float32
+    }
+
     func run() throws {
-        let start = now()
-        let storeAs = DType(userName: dtype) ?? .float32
-        var stages: [(String, Double)] = []
-        func stage(_ name: String, _ t0: Double) { stages.append((name, now() - t0)) }
-        let (pkg, tensorCount, format) = try reportingErrors { () -> (ModelPackage, Int, String) in
-            // --force replaces a model package, never some other directory or file.
-            try checkReplaceable(output, force: force) {
-                ModelLoader.isDirectory(output) && access(output + "/" + ModelPackage.metadataFile, F_OK) == 0
-                    && access(output + "/" + ModelPackage.graphFile, F_OK) == 0
-                    ? nil : "exists and is not a model package; --force only replaces a package written by blconvert import"
+        let summary = try reportingErrors { () -> Converter.ImportSummary in
+            let s = try Converter.importCheckpoint(URL(fileURLWithPath: checkpoint), to: URL(fileURLWithPath: output),
+                                                   precision: precision, frames: frames, optimize: !noOptimize,
+                                                   overwrite: force) { stage in
+                switch stage {
+                case .reading: Console.progress("reading \(checkpoint)")
+                case .building: Console.progress("building package")
+                case .writing: Console.progress("writing \(output)")
+                }
             }
-            var t = now()
-            Console.progress("reading \(checkpoint)")
-            let (model, ck) = try ModelLoader.importCheckpoint(checkpoint, frames: frames)
-            stage("read_and_map", t); t = now()
-            let source = ModelPackage.PendingSource(file: checkpoint)  // hashed on its own thread meanwhile
-            Console.progress("building package")
-            var pkg = try ModelPackage(importing: model, optimize: !noOptimize, dtype: storeAs, source: nil,
-                                       toolVersion: BLConvertVersion.string)
-            stage("passes", t); t = now()
-            Console.progress("writing \(output)")
-            try pkg.write(to: output, overwrite: force, source: source)
-            stage("write", t)
-            stages.append(("sha256", source.seconds))  // concurrent with passes and write
             Console.progress("")
-            return (pkg, ck.tensors.count, ck.format.rawValue)
+            return s
         }
-        let seconds = now() - start
-        let c = pkg.config
+        let c = summary.configuration
         if json.json {
             Console.out(JSON.object([
                 ("output", .string(output)),
                 ("source", .string(checkpoint)),
-                ("source_format", .string(format)),
-                ("source_sha256", .string(pkg.source?.sha256 ?? "")),
-                ("checkpoint_tensors", .int(Int64(tensorCount))),
-                ("config", c.json),
-                ("nodes", .int(Int64(pkg.graph.nodes.count))),
-                ("weights", .int(Int64(pkg.graph.weights.count))),
-                ("dtype", .string(storeAs.torchName)),
-                ("optimized", .bool(!noOptimize)),
-                ("seconds", .double(seconds)),
-                ("stage_seconds", .object(stages.map { ($0.0, .double($0.1)) })),
+                ("source_format", .string(summary.sourceFormat)),
+                ("source_sha256", .string(summary.sourceSHA256)),
+                ("checkpoint_tensors", .int(Int64(summary.checkpointTensors))),
+                ("config", c.internalConfig.json),
+                ("nodes", .int(Int64(summary.nodes))),
+                ("weights", .int(Int64(summary.weights))),
+                ("dtype", .string(summary.precision.dtype.torchName)),
+                ("optimized", .bool(summary.optimized)),
+                ("seconds", .double(summary.seconds)),
+                ("stage_seconds", .object(summary.stageSeconds.map { ($0.stage, .double($0.seconds)) })),
             ]).strictJSONText)
         } else {
             Console.out("""
-            imported \(checkpoint) (\(format), \(tensorCount) tensors)
-              model: \(BLVNetImporter.describe(c).unparenthesized)
-              graph: \(pkg.graph.nodes.count) nodes, \(pkg.graph.weights.count) weights (\(storeAs.torchName))\(noOptimize ? "" : ", BatchNorm folded, ReLU fused")
-              wrote \(output) in \(Format.fixed(seconds, 2)) s
+            imported \(checkpoint) (\(summary.sourceFormat), \(summary.checkpointTensors) tensors)
+              model: \(c)
+              graph: \(summary.nodes) nodes, \(summary.weights) weights (\(summary.precision.dtype.torchName))\(summary.optimized ? ", BatchNorm folded, ReLU fused" : "")
+              wrote \(output) in \(Format.fixed(summary.seconds, 2)) s
             """)
         }
     }

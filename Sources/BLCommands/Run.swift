@@ -1,12 +1,9 @@
 import ArgumentParser
+
+import BLConvert
 import BLCore
-import BLEngine
-import BLMedia
 import BLSafetensors
-import BLVerify
-#if canImport(Glibc)
-import Glibc
-#endif
+import Foundation
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -57,115 +54,71 @@ struct Run: ParsableCommand {
     }
 
     func run() throws {
-        struct Outcome { var logits: Tensor; var input: Tensor; var names: [String]?; var indices: [Int]?; var seconds: Double }
+        struct Outcome { var logits: Logits; var clip: Clip; var names: [String]?; var indices: [Int]?; var seconds: Double }
         let o = try reportingErrors { () -> Outcome in
             if let output { try checkNotAnInput(output, option: "--output", inputs: [input, model.model] + (labels.map { [$0] } ?? [])) }
-            let loaded = try ModelLoader.load(model)
-            let names = try labels.map { try Self.readLabels($0, classes: loaded.config.numClasses) }
+            let loaded = try model.load(threads: threads, weights: weightMemory)
+            let names = try labels.map { try ClassLabels.read(URL(fileURLWithPath: $0), classes: loaded.configuration.classes) }
             var indices: [Int]? = nil
-            let clip: Tensor
-            if ModelLoader.isDirectory(input) {
-                guard loaded.config.inputChannels == 3 else {
-                    throw BLError(.invalidArgument, "frame folders give RGB clips, but this model takes \(loaded.config.inputChannels) channels per frame; pass a clip tensor file")
+            let clip: Clip
+            if FileKind.of(input) == .directory {
+                guard loaded.configuration.inputChannels == 3 else {
+                    throw BLError(.invalidArgument, "frame folders give RGB clips, but this model takes \(loaded.configuration.inputChannels) channels per frame; pass a clip tensor file")
                 }
                 Console.progress("decoding frames in \(input)")
-                let pre = Preprocessing(frames: loaded.config.frames, scale: scale, crop: 224)
-                let r = try pre.clipTensor(fromFolder: input)
-                clip = r.tensor
-                indices = r.indices
+                let pre = Preprocessing(frames: loaded.configuration.frames, scale: scale, crop: 224)
+                let r = try pre.clip(fromFrameFolder: URL(fileURLWithPath: input))
+                clip = r.clip
+                indices = r.frameNumbers
             } else {
-                clip = try Self.loadClipTensor(input)
+                clip = try Clip(contentsOf: URL(fileURLWithPath: input))
             }
-            let engine = try Engine(graph: loaded.graph, weights: loaded.weights, context: threads.context,
-                                    weightConversion: weightMemory.conversion(for: loaded.dtype))
             Console.progress("running")
-            let t0 = now()
-            let logits: Tensor
+            let t0 = MonotonicClock.seconds()
+            let logits: Logits
             do {
-                logits = try engine.run(clip)
-            } catch let e as BLError {
-                throw e.inFile(input)
+                logits = try loaded.logits(for: clip)
+            } catch {
+                throw error.located(in: input)
             }
             Console.progress("")
-            return Outcome(logits: logits, input: clip, names: names, indices: indices, seconds: now() - t0)
+            return Outcome(logits: logits, clip: clip, names: names, indices: indices, seconds: MonotonicClock.seconds() - t0)
         }
         if let output {
             try reportingErrors {
-                try SafetensorsWriter.write([(name: "logits", tensor: o.logits), (name: "input", tensor: o.input)],
+                let logits = try Tensor.fromFloats(o.logits.values, shape: [o.logits.count, o.logits.classes])
+                try SafetensorsWriter.write([(name: "logits", tensor: logits), (name: "input", tensor: o.clip.tensor)],
                                             metadata: [("blconvert.model", model.model), ("blconvert.input", input)], to: output)
             }
         }
-        let n = o.logits.shape[0], k = o.logits.shape.count > 1 ? o.logits.shape[1] : 1
-        let values = o.logits.floats()
+        let n = o.logits.count
         var samples: [JSON] = []
         var text = ""
         if let idx = o.indices { text += "frames used: \(idx.map(String.init).joined(separator: " "))\n" }
         for s in 0..<n {
-            let row: ArraySlice<Float> = values[(s * k)..<((s + 1) * k)]
-            let probs: [Double] = Ranking.softmax(row)
-            let best: [Int] = Ranking.topK(row, min(top, k))
+            let prediction = Prediction(logits: o.logits, sample: s, top: top, labels: o.names)
             if n > 1 { text += "sample \(s):\n" }
             var items: [JSON] = []
-            for (rank, c) in best.enumerated() {
-                let name: String? = o.names?[c]
-                let logit = Double(row[row.startIndex + c])
-                var line = "  \(rank + 1). " + Format.pad(name ?? "class \(c)", 40)
-                line += " " + Format.fixed(probs[c] * 100, 2) + "%  (logit " + Format.fixed(logit, 4) + ")\n"
+            for (rank, c) in prediction.classes.enumerated() {
+                let logit = Double(c.logit)
+                var line = "  \(rank + 1). " + Format.pad(c.label ?? "class \(c.index)", 40)
+                line += " " + Format.fixed(c.probability * 100, 2) + "%  (logit " + Format.fixed(logit, 4) + ")\n"
                 text += line
-                var item: [(String, JSON)] = [("class", JSON.int(Int64(c))), ("probability", JSON.double(probs[c])),
+                var item: [(String, JSON)] = [("class", JSON.int(Int64(c.index))), ("probability", JSON.double(c.probability)),
                                               ("logit", JSON.double(logit))]
-                if let name { item.append(("label", JSON.string(name))) }
+                if let name = c.label { item.append(("label", JSON.string(name))) }
                 items.append(JSON.object(item))
             }
             samples.append(JSON.object([("sample", JSON.int(Int64(s))), ("top", JSON.array(items))]))
         }
         if json.json {
             var obj: [(String, JSON)] = [("model", .string(model.model)), ("input", .string(input)),
-                                         ("input_shape", .array(o.input.shape.map { .int(Int64($0)) })),
+                                         ("input_shape", .array(o.clip.shape.map { .int(Int64($0)) })),
                                          ("seconds", .double(o.seconds)), ("samples", .array(samples))]
             if let idx = o.indices { obj.append(("frames", .array(idx.map { .int(Int64($0)) }))) }
             Console.out(JSON.object(obj).strictJSONText)
         } else {
             Console.out(text + "(\(Format.fixed(o.seconds, 3)) s)")
         }
-    }
-
-    static func loadClipTensor(_ path: String) throws -> Tensor {
-        let file = try MappedFile(path: path)
-        let b = file.bytes
-        if b.count >= 6 && b[0] == 0x93 && b[1] == UInt8(ascii: "N") && b[2] == UInt8(ascii: "U") {
-            return try NPYReader.load(path: path)
-        }
-        guard SafetensorsFile.looksLikeSafetensors(b) else {
-            throw BLError(.unsupported, "not a frame folder, a .npy file or a safetensors file", file: path)
-        }
-        let st = try SafetensorsFile.load(file: file)
-        if let t = st.tensor("input") { return t }
-        if st.tensors.count == 1 { return st.tensors[0].tensor }
-        throw BLError(.mismatch, "no tensor named 'input' among \(st.tensors.count) tensors", file: path)
-    }
-
-    static func readLabels(_ path: String, classes: Int) throws -> [String] {
-        let f = try MappedFile(path: path)
-        guard let text = String(validating: Array(f.bytes), as: UTF8.self) else {
-            throw BLError(.format, "labels file is not UTF-8 text", file: path)
-        }
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map {
-            String($0.hasSuffix("\r") ? $0.dropLast() : $0).trimmingSpaces
-        }
-        while lines.last == "" { lines.removeLast() }
-        guard lines.count == classes else {
-            throw BLError(.mismatch, "labels file has \(lines.count) lines but the model has \(classes) classes", file: path)
-        }
-        return lines
-    }
-}
-
-extension String {
-    var trimmingSpaces: String {
-        var s = Substring(self)
-        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
-        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
-        return String(s)
     }
 }

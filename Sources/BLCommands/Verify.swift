@@ -1,13 +1,8 @@
 import ArgumentParser
+import BLConvert
 import BLCore
-import BLEngine
 import BLVerify
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
+import Foundation
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run reference clips through the Swift model and prove numerical parity with PyTorch.",
@@ -67,33 +62,30 @@ struct Verify: ParsableCommand {
     }
 
     func run() throws {
-        let options = VerifyOptions(rtol: rtol, atol: atol, requireTop5: requireTop5, compareActivations: !noActivations)
+        let tolerance = Tolerance(relative: rtol, absolute: atol, requireTop5: requireTop5, compareIntermediates: !noActivations)
+        let options = tolerance.options
         var results: [ClipResult] = []
         var errors: [ClipError] = []
         try reportingErrors {
             if let junit { try checkNotAnInput(junit, option: "--junit", inputs: clips + [model.model]) }
             let clips = try Self.expand(clips)
-            let loaded = try ModelLoader.load(model)
-            let engine = try Engine(graph: loaded.graph, weights: loaded.weights, context: threads.context,
-                                    weightConversion: weightMemory.conversion(for: loaded.dtype))
-            for (i, path) in clips.enumerated() {
-                Console.progress("clip \(i + 1) of \(clips.count): \(path.lastPathComponent)")
-                do {
-                    let clip = try ClipReference.load(path: path)
-                    let r = try Verifier.verify(engine: engine, graph: loaded.graph, clip: clip, options: options, clock: now)
-                    results.append(r)
-                    Console.progress("clip \(i + 1) of \(clips.count): \(path.lastPathComponent) \(r.passed ? "ok" : "FAIL") in \(Format.fixed(r.seconds, 2)) s")
-                } catch let e as BLError {
-                    // One bad clip does not hide the verdict on the others.
-                    let located = e.inFile(path)
-                    errors.append(ClipError(file: path, error: located))
+            let loaded = try model.load(threads: threads, weights: weightMemory)
+            let report = try Verifier.verify(model: loaded, clips: clips.map { URL(fileURLWithPath: $0) }, tolerance: tolerance) { event in
+                switch event {
+                case let .started(i, count, file):
+                    Console.progress("clip \(i + 1) of \(count): \(file.path.lastPathComponent)")
+                case let .finished(i, count, file, passed?, seconds):
+                    Console.progress("clip \(i + 1) of \(count): \(file.path.lastPathComponent) \(passed ? "ok" : "FAIL") in \(Format.fixed(seconds, 2)) s")
+                case .finished(_, _, _, nil, _):
                     Console.progress("")
-                    Console.err("error: \(located)")
                 }
             }
+            results = report.clips.map(\.result)
+            errors = report.errors
+            for e in errors { Console.err("error: \(e.error)") }
             Console.progress("")
             if let junit {
-                try writeFileAtomically(VerifyReport.junit(results, errors: errors, model: model.model, options: options), to: junit)
+                try AtomicFile.write(VerifyReport.junit(results, errors: errors, model: model.model, options: options), to: junit)
             }
         }
         if json.json {
@@ -109,7 +101,7 @@ struct Verify: ParsableCommand {
     static func expand(_ paths: [String]) throws -> [String] {
         var out: [String] = []
         for p in paths {
-            guard ModelLoader.isDirectory(p) else { out.append(p); continue }
+            guard FileKind.of(p) == .directory else { out.append(p); continue }
             guard let dir = opendir(p) else {
                 throw BLError(.io, "cannot list the folder: \(String(cString: strerror(errno)))", file: p)
             }

@@ -18,18 +18,81 @@ package struct BLError: Error, CustomStringConvertible, Sendable, Equatable {
         case invalidArgument
         /// A numeric problem (NaN or Inf input, overflow).
         case numeric
+        /// A broken invariant of blconvert itself (a bug, never the input's fault).
+        case `internal`
+    }
+
+    /// What went wrong as data, for callers that act on it rather than print it.
+    package enum Detail: Sendable, Equatable {
+        /// Weights that do not match the model: strict loading's whole list.
+        case weights(WeightMismatch)
+        /// A pickle global outside the allowlist (`module.name`), refused before anything ran.
+        case refusedGlobal(module: String, name: String)
+        /// An input element that is NaN or infinite, by index.
+        case nonFiniteInput(index: [Int], value: Float)
+        /// A tensor whose shape is not the expected one.
+        case shape(name: String, expected: [Int], found: [Int])
+    }
+
+    /// Every way a set of tensors failed to match what a model declares.
+    package struct WeightMismatch: Sendable, Equatable {
+        package struct Misshaped: Sendable, Equatable {
+            package var name: String
+            package var expected: [Int]
+            package var found: [Int]
+            package init(name: String, expected: [Int], found: [Int]) {
+                self.name = name
+                self.expected = expected
+                self.found = found
+            }
+        }
+        /// Names (as the checkpoint spells them) the model needs but the file lacks, with their shapes.
+        package var missing: [(name: String, shape: [Int])]
+        /// Names the file holds that the model does not use.
+        package var unexpected: [String]
+        package var misshaped: [Misshaped]
+        /// Tensors of a non-floating dtype, and names present twice after prefixes are removed.
+        package var notFloat: [String]
+        package var duplicates: [String]
+
+        package init(missing: [(name: String, shape: [Int])] = [], unexpected: [String] = [], misshaped: [Misshaped] = [],
+                     notFloat: [String] = [], duplicates: [String] = []) {
+            self.missing = missing
+            self.unexpected = unexpected
+            self.misshaped = misshaped
+            self.notFloat = notFloat
+            self.duplicates = duplicates
+        }
+
+        package var isEmpty: Bool {
+            missing.isEmpty && unexpected.isEmpty && misshaped.isEmpty && notFloat.isEmpty && duplicates.isEmpty
+        }
+
+        package static func == (a: WeightMismatch, b: WeightMismatch) -> Bool {
+            a.missing.map(\.name) == b.missing.map(\.name) && a.missing.map(\.shape) == b.missing.map(\.shape)
+                && a.unexpected == b.unexpected && a.misshaped == b.misshaped && a.notFloat == b.notFloat
+                && a.duplicates == b.duplicates
+        }
     }
 
     package var kind: Kind
     package var message: String
     package var file: String?
     package var location: String?
+    /// The problem as data, where a caller may act on it.
+    package var detail: Detail?
 
-    package init(_ kind: Kind, _ message: String, file: String? = nil, location: String? = nil) {
+    package init(_ kind: Kind, _ message: String, file: String? = nil, location: String? = nil, detail: Detail? = nil) {
         self.kind = kind
         self.message = message
         self.file = file
         self.location = location
+        self.detail = detail
+    }
+
+    /// A broken invariant of blconvert itself: reported, never trapped on.
+    package static func invariant(_ message: String, function: String = #function) -> BLError {
+        BLError(.internal, "internal error in \(function): \(message) (please report this)")
     }
 
     package var description: String {

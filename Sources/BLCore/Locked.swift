@@ -1,9 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// A value shared between threads, reached only while holding its mutex.
 package final class Locked<State>: @unchecked Sendable {
     // Allocated, not a stored pthread_mutex_t: a mutex must not move, and `&property` does not

@@ -1,9 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// A whole file mapped read-only into memory. Tensors read from it point into the mapping,
 /// so opening a 100 MB checkpoint costs page-table entries, not 100 MB of copies.
 package final class MappedFile: @unchecked Sendable {

@@ -1,9 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 extension MappedFile {
     /// Drops this process's resident pages lying wholly inside `range` (byte offsets into the file),
     /// so that bytes read once stop counting toward its memory. Contents do not change: the mapping

@@ -188,7 +188,17 @@ package struct Tensor: Sendable {
     /// Logical values as float32 (converting from any dtype).
     package func floats() -> [Float] {
         if dtype == .float32 && isContiguous {
-            return withContiguousBytes { Array($0.bindMemory(to: Float.self)) }
+            return withContiguousBytes { raw in
+                guard let base = raw.baseAddress else { return [] }
+                // Mapped bytes may sit at any offset: bind them to Float only when aligned.
+                if Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 {
+                    return Array(raw.bindMemory(to: Float.self))
+                }
+                return [Float](unsafeUninitializedCapacity: elementCount) { dst, count in
+                    if let d = dst.baseAddress { UnsafeMutableRawPointer(d).copyMemory(from: base, byteCount: elementCount * 4) }
+                    count = elementCount
+                }
+            }
         }
         var out = [Float]()
         out.reserveCapacity(elementCount)

@@ -47,11 +47,14 @@ package final class Engine: @unchecked Sendable {
     let consumers: [[Int]]
     let defaultFusion: Fusion
 
-    private let lock = NSLock()
-    private var plans: [PlanKey: ExecutionPlan] = [:]
-    private var fusions: [[Int]: Fusion] = [:]
-    private var arena: UnsafeMutablePointer<Float>?
-    private var arenaFloats = 0
+    /// What runs change: cached plans and fusions, and the arena. Held for a whole run.
+    private struct State {
+        var plans: [PlanKey: ExecutionPlan] = [:]
+        var fusions: [[Int]: Fusion] = [:]
+        var arena: UnsafeMutablePointer<Float>?
+        var arenaFloats = 0
+    }
+    private let state = Locked(State())
 
     struct PlanKey: Hashable {
         var batch: Int, height: Int, width: Int
@@ -80,7 +83,7 @@ package final class Engine: @unchecked Sendable {
         defaultFusion = Fusion(graph: graph, bound: bound, consumers: consumers, keep: [])
     }
 
-    deinit { arena?.deallocate() }
+    deinit { state.withLock { $0.arena?.deallocate() } }
 
     /// Runs a clip `[N, T*C, H, W]` (float32; float64/float16/bfloat16 are converted). Returns the
     /// output tensor (`[N, classes]` float32 for a classifier).
@@ -108,10 +111,16 @@ package final class Engine: @unchecked Sendable {
                           "input has \(channels) channels; the model expects T*C = \(layout.frames)*\(layout.channels) = \(layout.frames * layout.channels) (shape \(x.shape))")
         }
         guard n > 0 else { throw BLError(.invalidArgument, "input batch is empty (shape \(x.shape))") }
-        lock.lock()
-        defer { lock.unlock() }
-        let plan = try plan(batch: n, height: h, width: w, capture: capture)
-        let base = try arenaPointer(floats: plan.totalFloats)
+        return try state.withLock { state in
+            try run(x, capture: capture, timings: &timings, state: &state)
+        }
+    }
+
+    private func run(_ x: Tensor, capture: Set<Int>, timings: inout [StepTiming]?,
+                     state: inout State) throws -> (output: Tensor, captured: [Int: Tensor]) {
+        let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3])
+        let plan = try plan(batch: n, height: h, width: w, capture: capture, state: &state)
+        let base = try arenaPointer(floats: plan.totalFloats, state: &state)
         try x.withContiguousBytes { raw in
             guard let src = raw.baseAddress, raw.count == plan.counts[0] * 4 else {
                 throw BLError(.invalidArgument, "input of shape \(x.shape) does not match the plan")
@@ -123,9 +132,7 @@ package final class Engine: @unchecked Sendable {
         var captured = [Int: Tensor]()
         for step in plan.steps {
             if timings != nil {
-                let start = DispatchTime.now().uptimeNanoseconds
-                try execute(step, plan: plan, base: base)
-                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                let seconds = try MonotonicClock.measure { try execute(step, plan: plan, base: base) }.seconds
                 timings?.append(stepTiming(step, plan: plan, seconds: seconds))
             } else {
                 try execute(step, plan: plan, base: base)
@@ -203,9 +210,7 @@ package final class Engine: @unchecked Sendable {
 
     /// Details of the memory plan for an input size.
     package func memoryPlan(batch: Int, height: Int, width: Int) throws -> MemoryPlanSummary {
-        lock.lock()
-        defer { lock.unlock() }
-        let p = try plan(batch: batch, height: height, width: width, capture: [])
+        let p = try state.withLock { try plan(batch: batch, height: height, width: width, capture: [], state: &$0) }
         var convAdds = 0, resizeAdds = 0, dupTAMs = 0, splits = 0, views = 0
         for s in p.steps {
             switch s.kind {
@@ -227,44 +232,46 @@ package final class Engine: @unchecked Sendable {
 
     /// Frees the arena and forgets the cached plans (the next run plans and allocates again).
     package func releaseMemory() {
-        lock.lock()
-        defer { lock.unlock() }
-        arena?.deallocate()
-        arena = nil
-        arenaFloats = 0
-        plans.removeAll()
-        fusions.removeAll()
+        state.withLock { state in
+            state.arena?.deallocate()
+            state = State()
+        }
     }
 
     // MARK: - Plans and arena
 
     /// The cached plan for a size; captured nodes that a fusion would remove are kept unfused.
-    func plan(batch: Int, height: Int, width: Int, capture: Set<Int>) throws -> ExecutionPlan {
+    private func plan(batch: Int, height: Int, width: Int, capture: Set<Int>, state: inout State) throws -> ExecutionPlan {
         // Captured nodes must keep their values: no fusion may absorb them.
         let unfused = capture.filter { Fusion.mayBeAbsorbed(bound[$0]) }.sorted()
         let key = PlanKey(batch: batch, height: height, width: width, unfused: unfused)
-        if let p = plans[key] { return p }
+        if let p = state.plans[key] { return p }
         let fusion: Fusion
         if unfused.isEmpty {
             fusion = defaultFusion
-        } else if let f = fusions[unfused] {
+        } else if let f = state.fusions[unfused] {
             fusion = f
         } else {
             fusion = Fusion(graph: graph, bound: bound, consumers: consumers, keep: Set(unfused))
-            fusions[unfused] = fusion
+            state.fusions[unfused] = fusion
         }
         let p = try ExecutionPlan(graph: graph, bound: bound, fusion: fusion, batch: batch, height: height,
                                   width: width, context: context)
-        plans[key] = p
+        state.plans[key] = p
         return p
     }
 
+    /// The plan for a size (for tests and reports).
+    func plan(batch: Int, height: Int, width: Int, capture: Set<Int>) throws -> ExecutionPlan {
+        try state.withLock { try plan(batch: batch, height: height, width: width, capture: capture, state: &$0) }
+    }
+
     /// The arena, grown (never shrunk) to at least `floats`.
-    private func arenaPointer(floats: Int) throws -> UnsafeMutablePointer<Float> {
-        if let a = arena, arenaFloats >= floats { return a }
-        arena?.deallocate()
-        arena = nil
-        arenaFloats = 0
+    private func arenaPointer(floats: Int, state: inout State) throws -> UnsafeMutablePointer<Float> {
+        if let a = state.arena, state.arenaFloats >= floats { return a }
+        state.arena?.deallocate()
+        state.arena = nil
+        state.arenaFloats = 0
         let (bytes, overflow) = max(floats, 16).multipliedReportingOverflow(by: 4)
         guard !overflow else { throw BLError(.invalidArgument, "activation memory of \(floats) floats overflows") }
         let physical = ProcessInfo.processInfo.physicalMemory
@@ -274,8 +281,8 @@ package final class Engine: @unchecked Sendable {
         }
         let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
         let p = raw.bindMemory(to: Float.self, capacity: max(floats, 16))
-        arena = p
-        arenaFloats = max(floats, 16)
+        state.arena = p
+        state.arenaFloats = max(floats, 16)
         return p
     }
 
@@ -313,7 +320,8 @@ package final class Engine: @unchecked Sendable {
             index[d] = rest % dims[d]
             rest /= dims[d]
         }
-        throw BLError(.numeric, "input element \(index) (flat index \(i)) is \(p[i]); inputs must be finite")
+        throw BLError(.numeric, "input element \(index) (flat index \(i)) is \(p[i]); inputs must be finite",
+                      detail: .nonFiniteInput(index: index, value: p[i]))
     }
 
     // MARK: - Steps
@@ -321,33 +329,44 @@ package final class Engine: @unchecked Sendable {
     private func execute(_ step: Step, plan: ExecutionPlan, base: UnsafeMutablePointer<Float>) throws {
         let id = step.node
         let node = graph.nodes[id]
-        func value(_ x: Int) -> UnsafeMutablePointer<Float> { base + plan.offsets[x] }
-        let out = plan.offsets[id] >= 0 ? value(id) : base  // split TAMs write their outputs instead
+        /// The arena memory of node `x`'s value; a node without one (absorbed by a fusion, or
+        /// never planned) is a broken plan, reported rather than written at the arena base.
+        func value(_ x: Int) throws -> UnsafeMutablePointer<Float> {
+            guard x >= 0, x < plan.offsets.count, plan.offsets[x] >= 0 else {
+                throw BLError.invariant("node \(x) (read or written by step \(id), \(node.op.name)) has no memory in the plan")
+            }
+            return base + plan.offsets[x]
+        }
+        func mismatch(_ n: Int) -> BLError {
+            BLError.invariant("step \(id): the weights bound to node \(n) do not match its op \(graph.nodes[n].op.name)")
+        }
         let convScratch = plan.convScratchFloats > 0 ? base + plan.convScratchOffset : nil
         let weightScratch = plan.weightScratchFloats > 0 ? base + plan.weightScratchOffset : nil
 
         switch step.kind {
         case let .convAdd(c, r, relu):
-            guard case let .conv(p, w, bias, _) = bound[c] else { return }
+            guard case let .conv(p, w, bias, _) = bound[c] else { throw mismatch(c) }
             let xin = graph.nodes[c].inputs[0], d = plan.dims[xin]
             try Kernels.conv2d(value(xin), frames: d[0], height: d[2], width: d[3],
                                weight: try w.resolve(scratch: weightScratch, context: context), bias: bias?.pointer, params: p,
-                               residual: value(r), relu: relu, output: out,
+                               residual: value(r), relu: relu, output: value(id),
                                scratch: convScratch, scratchCount: plan.convScratchFloats, context: context)
             return
         case let .resizeAdd(z, a, relu):
             let xin = graph.nodes[z].inputs[0], d = plan.dims[xin], o = plan.dims[id]
             try Kernels.resizeNearest(value(xin), planes: d[0] * d[1], inHeight: d[2], inWidth: d[3],
                                       outHeight: o[2], outWidth: o[3], addend: value(a), relu: relu,
-                                      output: out, context: context)
+                                      output: value(id), context: context)
             return
         case let .tam(source, duplicated, even, odd):
-            guard case let .tam(weights, b, duration) = bound[id] else { return }
+            guard case let .tam(weights, b, duration) = bound[id] else { throw mismatch(id) }
             let d = plan.dims[id]
+            // A TAM split into the big/little selections writes them and has no value of its own.
+            let output = try even.map(value) ?? value(id)
             try Kernels.tam(value(source), clips: d[0] / duration, framesPerClip: duration, channels: d[1],
                             height: d[2], width: d[3], weights: weights.pointer, blending: b,
-                            inputDuplicated: duplicated, output: even.map(value) ?? out,
-                            oddOutput: odd.map(value), context: context)
+                            inputDuplicated: duplicated, output: output,
+                            oddOutput: try odd.map(value), context: context)
             return
         case .view:
             return
@@ -362,48 +381,48 @@ package final class Engine: @unchecked Sendable {
         case let .conv(p, w, bias, relu):
             try Kernels.conv2d(value(node.inputs[0]), frames: d[0], height: d[2], width: d[3],
                                weight: try w.resolve(scratch: weightScratch, context: context), bias: bias?.pointer, params: p,
-                               residual: nil, relu: relu, output: out,
+                               residual: nil, relu: relu, output: value(id),
                                scratch: convScratch, scratchCount: plan.convScratchFloats, context: context)
         case let .scaleShift(scale, shift):
-            EngineOps.scaleShift(value(node.inputs[0]), planes: d[0] * d[1], channels: d[1], planeSize: d[2] * d[3],
-                                 scale: scale.pointer, shift: shift.pointer, output: out, context: context)
+            try Kernels.scaleShift(value(node.inputs[0]), planes: d[0] * d[1], channels: d[1], planeSize: d[2] * d[3],
+                                   scale: scale.pointer, shift: shift.pointer, output: value(id), context: context)
         case .relu:
-            Kernels.relu(value(node.inputs[0]), count: plan.counts[id], output: out, context: context)
+            try Kernels.relu(value(node.inputs[0]), count: plan.counts[id], output: value(id), context: context)
         case .add(let relu):
-            Kernels.add(value(node.inputs[0]), value(node.inputs[1]), count: plan.counts[id], relu: relu,
-                        output: out, context: context)
+            try Kernels.add(value(node.inputs[0]), value(node.inputs[1]), count: plan.counts[id], relu: relu,
+                        output: value(id), context: context)
         case let .avgPool(k, s, pad):
             if k == 3 && s == 2 && pad == 1 {
                 try Kernels.avgPool3x3s2p1(value(node.inputs[0]), planes: d[0] * d[1], height: d[2], width: d[3],
-                                           output: out, context: context)
+                                           output: value(id), context: context)
             } else {
                 let o = plan.dims[id]
-                EngineOps.avgPool(value(node.inputs[0]), planes: d[0] * d[1], height: d[2], width: d[3],
-                                  kernel: k, stride: s, padding: pad, outHeight: o[2], outWidth: o[3],
-                                  output: out, context: context)
+                try Kernels.avgPool(value(node.inputs[0]), planes: d[0] * d[1], height: d[2], width: d[3],
+                                    kernel: k, stride: s, padding: pad, outHeight: o[2], outWidth: o[3],
+                                    output: value(id), context: context)
             }
         case .resizeNearest:
             let o = plan.dims[id]
             try Kernels.resizeNearest(value(node.inputs[0]), planes: d[0] * d[1], inHeight: d[2], inWidth: d[3],
-                                      outHeight: o[2], outWidth: o[3], output: out, context: context)
+                                      outHeight: o[2], outWidth: o[3], output: value(id), context: context)
         case let .tam(weights, b, duration):
             try Kernels.tam(value(node.inputs[0]), clips: d[0] / duration, framesPerClip: duration, channels: d[1],
-                            height: d[2], width: d[3], weights: weights.pointer, blending: b, output: out,
+                            height: d[2], width: d[3], weights: weights.pointer, blending: b, output: value(id),
                             context: context)
         case let .selectFrames(period, parity):
             try Kernels.selectFrames(value(node.inputs[0]), clips: d[0] / period, framesPerClip: period,
-                                     frameSize: d[1] * d[2] * d[3], parity: parity, output: out)
+                                     frameSize: d[1] * d[2] * d[3], parity: parity, output: value(id))
         case .duplicateFrames:
-            try Kernels.duplicateFrames(value(node.inputs[0]), frames: d[0], frameSize: d[1] * d[2] * d[3], output: out)
+            try Kernels.duplicateFrames(value(node.inputs[0]), frames: d[0], frameSize: d[1] * d[2] * d[3], output: value(id))
         case .globalAvgPool:
             try Kernels.globalAvgPool(value(node.inputs[0]), planes: d[0] * d[1], height: d[2], width: d[3],
-                                      output: out, context: context)
+                                      output: value(id), context: context)
         case let .linear(w, bias, inF, outF):
             try Kernels.linear(value(node.inputs[0]), rows: d[0], inFeatures: inF, outFeatures: outF,
-                               weight: try w.resolve(scratch: weightScratch, context: context), bias: bias.pointer, output: out)
+                               weight: try w.resolve(scratch: weightScratch, context: context), bias: bias.pointer, output: value(id))
         case .temporalMean(let frames):
             try Kernels.temporalMean(value(node.inputs[0]), clips: d[0] / frames, framesPerClip: frames,
-                                     features: d[1], output: out)
+                                     features: d[1], output: value(id))
         }
     }
 }

@@ -227,12 +227,21 @@ extension Graph {
     /// throws one error listing every missing or mis-shaped name.
     package func checkWeights(_ tensorShapes: [String: [Int]]) throws {
         var problems = [String]()
+        var mismatch = BLError.WeightMismatch()
         for w in weights {
-            guard let s = tensorShapes[w.name] else { problems.append("missing '\(w.name)' \(w.shape)"); continue }
-            if s != w.shape { problems.append("'\(w.name)': expected \(w.shape), found \(s)") }
+            guard let s = tensorShapes[w.name] else {
+                problems.append("missing '\(w.name)' \(w.shape)")
+                mismatch.missing.append((w.name, w.shape))
+                continue
+            }
+            if s != w.shape {
+                problems.append("'\(w.name)': expected \(w.shape), found \(s)")
+                mismatch.misshaped.append(.init(name: w.name, expected: w.shape, found: s))
+            }
         }
         if !problems.isEmpty {
-            throw BLError(.mismatch, "weights do not match the graph: " + problems.joined(separator: "; "))
+            throw BLError(.mismatch, "weights do not match the graph: " + problems.joined(separator: "; "),
+                          detail: .weights(mismatch))
         }
     }
 }

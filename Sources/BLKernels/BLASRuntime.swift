@@ -1,9 +1,5 @@
 import COpenBLAS
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// Which OpenBLAS kernels the process runs.
 ///
 /// OpenBLAS (a `DYNAMIC_ARCH` build) picks its kernels once, when the library loads, from the CPU

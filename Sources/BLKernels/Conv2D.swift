@@ -60,16 +60,15 @@ package struct Conv2DParams: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// Hands out tile indices 0, 1, 2, ... to the workers of one convolution.
-final class TileCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = 0
+final class TileCounter: Sendable {
+    private let next = Locked(0)
 
     func take(below limit: Int) -> Int? {
-        lock.lock()
-        defer { lock.unlock() }
-        guard value < limit else { return nil }
-        value += 1
-        return value - 1
+        next.withLock { value in
+            guard value < limit else { return nil }
+            value += 1
+            return value - 1
+        }
     }
 }
 

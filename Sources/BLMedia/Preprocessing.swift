@@ -30,7 +30,7 @@ package struct Preprocessing: Sendable {
         self.std = std
     }
 
-    func validate() throws {
+    package func validate() throws {
         guard frames >= 1 else { throw BLError(.invalidArgument, "frames must be at least 1, got \(frames)") }
         guard scale >= 1, scale <= 16384 else { throw BLError(.invalidArgument, "scale must be in 1...16384, got \(scale)") }
         guard crop >= 1, crop <= 16384 else { throw BLError(.invalidArgument, "crop must be in 1...16384, got \(crop)") }

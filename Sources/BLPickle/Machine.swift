@@ -478,7 +478,9 @@ final class Machine {
 
     func global(_ module: String, _ name: String) throws -> Item {
         guard let g = AllowedGlobal.lookup(module: module, name: name) else {
-            throw fail("refusing global \(module).\(name)", kind: .refused)
+            var e = fail("refusing global \(module).\(name)", kind: .refused)
+            e.detail = .refusedGlobal(module: module, name: name)
+            throw e
         }
         return newNode(.global(g))
     }

@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import BLCore
 
 /// Writes safetensors files in the layout the reference implementation produces.
@@ -32,41 +27,21 @@ package enum SafetensorsWriter {
         let ordered = try layoutOrder(tensors)
         let header = try headerBytes(ordered, metadata: metadata)
 
-        let tempPath = temporaryPath(for: path)
-        let fd = open(tempPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
-        if fd < 0 {
-            throw BLError(.io, "cannot create temporary file \(tempPath): \(String(cString: strerror(errno)))", file: path)
-        }
-        var closed = false
-        do {
+        try AtomicFile.writing(to: path) { out in
             var length = UInt64(header.count).littleEndian
-            try withUnsafeBytes(of: &length) { try writeAll(fd, $0, path: path) }
-            try header.withUnsafeBytes { try writeAll(fd, $0, path: path) }
+            try withUnsafeBytes(of: &length) { try out.write($0) }
+            try header.withUnsafeBytes { try out.write($0) }
             for (name, declared) in ordered {
                 do {
                     let tensor = try produce(name, declared)
                     guard tensor.dtype == declared.dtype, tensor.shape == declared.shape else {
                         throw BLError(.mismatch, "declared \(declared.dtype.rawValue) \(declared.shape), produced \(tensor.dtype.rawValue) \(tensor.shape)")
                     }
-                    try tensor.withContiguousBytes { try writeAll(fd, $0, path: path) }
+                    try tensor.withContiguousBytes { try out.write($0) }
                 } catch let e as BLError {
                     throw e.at("tensor '\(name)'")
                 }
             }
-            if fsync(fd) != 0 {
-                throw BLError(.io, "cannot flush: \(String(cString: strerror(errno)))", file: path)
-            }
-            closed = true
-            if close(fd) != 0 {
-                throw BLError(.io, "cannot close: \(String(cString: strerror(errno)))", file: path)
-            }
-            if rename(tempPath, path) != 0 {
-                throw BLError(.io, "cannot rename \(tempPath) to the destination: \(String(cString: strerror(errno)))", file: path)
-            }
-        } catch {
-            if !closed { close(fd) }
-            unlink(tempPath)
-            throw error
         }
     }
 
@@ -165,28 +140,5 @@ package enum SafetensorsWriter {
             }
         }
         out.append(UInt8(ascii: "\""))
-    }
-
-    /// `dir/.name.tmp-<pid>-<random>` beside the destination, so the final rename stays on one file system.
-    static func temporaryPath(for path: String) -> String {
-        let slash = path.lastIndex(of: "/")
-        let dir = slash.map { String(path[...$0]) } ?? ""
-        let base = slash.map { String(path[path.index(after: $0)...]) } ?? path
-        return "\(dir).\(base).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-    }
-
-    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
-        guard var p = bytes.baseAddress else { return }
-        var left = bytes.count
-        while left > 0 {
-            let n = Glibc.write(fd, p, min(left, 1 << 30))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw BLError(.io, "write failed: \(String(cString: strerror(errno)))", file: path)
-            }
-            if n == 0 { throw BLError(.io, "write made no progress", file: path) }
-            p += n
-            left -= n
-        }
     }
 }

@@ -1,9 +1,5 @@
 import BLCore
 import CZlib
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// Raw-deflate decompression (zip method 8) into exactly the declared number of bytes.
 enum Inflate {
     /// Largest expansion deflate can achieve, plus slack for tiny inputs.

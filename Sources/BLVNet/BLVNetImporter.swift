@@ -40,11 +40,12 @@ package enum BLVNetImporter {
     ///   - tensors: every tensor of the checkpoint, names as the readers give them. When some names
     ///     start with `state_dict.` (a training checkpoint), only those are read: `best_top1`,
     ///     `optimizer.*` and the like are training state, not weights.
-    ///   - frames: `T` when given by the user (wins over names).
-    ///   - sourceName: the checkpoint's file name or path (`...-f8x2...` gives T = 16).
-    ///   - arch: a training checkpoint's `arch` string (`st2stv2-bLVNet-TAM-50-a2-b4-f8x2-...`).
-    package static func importModel(tensors: [(name: String, tensor: Tensor)], frames: Int? = nil,
-                                   sourceName: String? = nil, arch: String? = nil) throws -> ImportedModel {
+    ///   - frames: `T`, which the weights do not record: the facade's `FrameCount.resolve` decides
+    ///     it (from the user, a training checkpoint's `arch`, or the file's own name).
+    ///   - nameHints: texts that may name beta (`-a2-b4-`): the `arch` string, the checkpoint's path.
+    ///     beta is informational; it is taken only when it agrees with the little-branch depths.
+    package static func importModel(tensors: [(name: String, tensor: Tensor)], frames: Int,
+                                   nameHints: [String] = []) throws -> ImportedModel {
         var byName = [String: Tensor]()
         var original = [String: String]()
         var duplicates = [String]()
@@ -59,7 +60,7 @@ package enum BLVNetImporter {
             byName[c] = t
             original[c] = name
         }
-        let config = try inferConfig(shapes: byName.mapValues { $0.shape }, frames: frames, sourceName: sourceName, arch: arch)
+        let config = try inferConfig(shapes: byName.mapValues { $0.shape }, frames: frames, nameHints: nameHints)
         let graph = try BLVNetGraph.build(config)
         try checkStrict(graph: graph, config: config, tensors: byName, original: original,
                         duplicates: duplicates, style: tensors.first?.name)
@@ -79,10 +80,9 @@ package enum BLVNetImporter {
         return n
     }
 
-    /// The configuration the tensor names and shapes (canonical names) imply, with `T` from
-    /// `frames`, else `arch`, else `sourceName`.
-    package static func inferConfig(shapes: [String: [Int]], frames: Int? = nil, sourceName: String? = nil,
-                                   arch: String? = nil) throws -> BLVNetConfig {
+    /// The configuration the tensor names and shapes (canonical names) imply, for `frames` = T;
+    /// beta from the first of `nameHints` that names one consistent with the weights.
+    package static func inferConfig(shapes: [String: [Int]], frames t: Int, nameHints: [String] = []) throws -> BLVNetConfig {
         func first(_ candidates: [(String, Int)]) -> Int? {
             for (name, dim) in candidates { if let s = shapes[p + name], dim < s.count { return s[dim] } }
             return nil
@@ -131,15 +131,7 @@ package enum BLVNetImporter {
         if !problems.isEmpty {
             throw BLError(.mismatch, "not a bLVNet-TAM state dict: " + problems.joined(separator: "; "))
         }
-        let hints = [arch, sourceName].compactMap { $0 }.map(BLVNetNameHints.init)
-        let t: Int
-        if let frames {
-            t = frames
-        } else if let hinted = hints.lazy.compactMap(\.frames).first {
-            t = hinted
-        } else {
-            throw BLError(.invalidArgument, "the number of input frames T is not recorded in the weights, and neither a training checkpoint's 'arch' nor the file name gives it (a name with '-f8x2' means T = 16): pass --frames T (the reference 'groups', e.g. --frames 16)")
-        }
+        let hints = nameHints.map(BLVNetNameHints.init)
         if t < 2 || t % 2 != 0 {
             throw BLError(.invalidArgument, "frames T = \(t) must be even and at least 2: bLVNet-TAM splits each clip into alternating big (odd) and little (even) frames")
         }
@@ -174,16 +166,27 @@ package enum BLVNetImporter {
         var bnModules = Set<String>()
         for n in graph.nodes { if case .batchNorm(let b) = n.op { bnModules.insert(String(b.weight.dropLast(".weight".count))) } }
         var missing = [String](), unexpected = [String](), misShaped = [String](), badType = [String]()
+        var mismatch = BLError.WeightMismatch(duplicates: duplicates)
         for w in graph.weights {
-            guard let t = tensors[w.name] else { missing.append("\(shown(w.name)) \(w.shape)"); continue }
-            if t.shape != w.shape { misShaped.append("\(shown(w.name)): expected \(w.shape), found \(t.shape)") }
-            else if !t.dtype.isFloatingPoint { badType.append("\(shown(w.name)): \(t.dtype.torchName), expected a float type") }
+            guard let t = tensors[w.name] else {
+                missing.append("\(shown(w.name)) \(w.shape)")
+                mismatch.missing.append((shown(w.name), w.shape))
+                continue
+            }
+            if t.shape != w.shape {
+                misShaped.append("\(shown(w.name)): expected \(w.shape), found \(t.shape)")
+                mismatch.misshaped.append(.init(name: shown(w.name), expected: w.shape, found: t.shape))
+            } else if !t.dtype.isFloatingPoint {
+                badType.append("\(shown(w.name)): \(t.dtype.torchName), expected a float type")
+                mismatch.notFloat.append(shown(w.name))
+            }
         }
         for name in tensors.keys.sorted() where expected[name] == nil {
             if name.hasSuffix(".num_batches_tracked"), bnModules.contains(String(name.dropLast(".num_batches_tracked".count))) { continue }
             unexpected.append("\(shown(name)) \(tensors[name]?.shape ?? [])")
+            mismatch.unexpected.append(shown(name))
         }
-        guard !(missing.isEmpty && unexpected.isEmpty && misShaped.isEmpty && badType.isEmpty && duplicates.isEmpty) else { return }
+        guard !mismatch.isEmpty else { return }
         func section(_ title: String, _ items: [String]) -> String? {
             guard !items.isEmpty else { return nil }
             let limit = 40
@@ -193,7 +196,8 @@ package enum BLVNetImporter {
         }
         let parts = [section("missing", missing), section("unexpected", unexpected), section("mis-shaped", misShaped),
                      section("not float", badType), section("duplicate", duplicates)].compactMap { $0 }
-        throw BLError(.mismatch, "checkpoint does not match bLVNet-TAM \(describe(config)):" + parts.joined())
+        throw BLError(.mismatch, "checkpoint does not match bLVNet-TAM \(describe(config)):" + parts.joined(),
+                      detail: .weights(mismatch))
     }
 
     /// `blocks 3,4,6,3, alpha 2, T 16, blending 3, 174 classes, 3 input channels, dropout+new_fc head`.

@@ -1,10 +1,4 @@
 import BLCore
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// How far an output is from its reference, measured as the parity criterion states it:
 /// `max|out - ref| / max|ref|` plus the usual companions.
 package struct Agreement: Sendable, Equatable {

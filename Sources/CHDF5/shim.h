@@ -25,12 +25,5 @@ static inline hid_t blc_h5p_file_create(void)   { return H5P_FILE_CREATE; }
 static inline hid_t blc_h5p_dataset_create(void) { return H5P_DATASET_CREATE; }
 static inline unsigned blc_h5o_info_basic_attrs(void) { return H5O_INFO_BASIC | H5O_INFO_NUM_ATTRS; }
 
-/* The reading process is started with posix_spawn; glibc declares these two only under
-   _GNU_SOURCE / __USE_MISC, which the Swift importer does not define. */
-#include <spawn.h>
-#include <fcntl.h>
-extern int pipe2(int pipefd[2], int flags);
-extern int posix_spawn_file_actions_addclosefrom_np(posix_spawn_file_actions_t *actions, int from);
-static inline int blc_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 
 #endif

@@ -14,11 +14,10 @@
 // of one of them (the BLAS ceiling), TAM, 3x3/2 average pooling, nearest resize with its add,
 // half-precision weight widening, and whole clips: bLVNet-TAM-50 (f32 weights, and f16 weights kept
 // half-size) when the shared fixture exists, the bundled mini model otherwise.
-import BLCheckpoint
+import BLConvert
 import BLCore
 import BLEngine
 import BLKernels
-import BLVNet
 import COpenBLAS
 import Foundation
 
@@ -95,17 +94,9 @@ let context: KernelContext = {
 }()
 var results: [Result] = []
 
-func cpuClock() -> Double {
-    var u = rusage()
-    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u)
-    return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6
-}
+func cpuClock() -> Double { ProcessUsage.cpuSeconds() }
 
-func wallClock() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-}
+func wallClock() -> Double { MonotonicClock.seconds() }
 
 @MainActor func wanted(_ name: String) -> Bool {
     guard let f = options.filter else { return true }
@@ -261,27 +252,26 @@ do {
             ? ("r50", r50, 224)
             : ("mini", mini.first { FileManager.default.fileExists(atPath: $0) }, 64)
         if let path, wanted("clip") {
-            let ck = try Checkpoint.open(path: path)
-            let imported = try BLVNetImporter.importModel(checkpoint: ck)
-            let package = try ModelPackage(importing: imported, optimize: true, source: nil, toolVersion: "blbench")
-            let cost = try package.graph.cost(batch: 1, height: size, width: size)
-            let shape = [1, package.config.frames * package.config.inputChannels, size, size]
+            // Loaded through the library's public API; the engines below get blbench's own kernel context.
+            let model = try BLVNetModel(checkpoint: URL(fileURLWithPath: path), options: RuntimeOptions(threads: options.threads))
+            let cost = try model.cost(height: size, width: size)
+            let shape = [1, model.configuration.frames * model.configuration.inputChannels, size, size]
             let count = shape.reduce(1, *)
             let values = randomBuffer(count, seed: 11)
             let clip = try Tensor.make(dtype: .float32, shape: shape) { raw in
                 raw.baseAddress?.copyMemory(from: values, byteCount: count * 4)
             }
             values.deallocate()
-            let flops = 2.0 * Double(cost.totalMACs)
+            let flops = 2.0 * Double(cost.multiplyAccumulates)
             do {
-                let engine = try Engine(graph: package.graph, weights: package.weights, context: context)
+                let engine = try Engine(graph: model.graph, weights: model.weights, context: context)
                 try measure("clip_\(label)_f32", "1x\(shape[1])x\(size)x\(size), float32 weights", flops: flops) {
                     _ = try engine.run(clip)
                 }
             }
             if wanted("clip_\(label)_f16") {
-                let half = try package.weights.mapValues { try $0.converted(to: .float16) }
-                let engine = try Engine(graph: package.graph, weights: half, context: context, weightConversion: .perUse)
+                let half = try model.weights.mapValues { try $0.converted(to: DType.float16) }
+                let engine = try Engine(graph: model.graph, weights: half, context: context, weightConversion: .perUse)
                 try measure("clip_\(label)_f16", "same, float16 weights kept half-size (converted per use)", flops: flops) {
                     _ = try engine.run(clip)
                 }

@@ -3,6 +3,7 @@ import Foundation
 import FoundationXML
 #endif
 import Testing
+import BLTestSupport
 import ArgumentParser
 import BLCore
 import BLSafetensors
@@ -11,7 +12,7 @@ import BLVNet
 @testable import BLVerify
 @testable import BLCommands
 
-// End-to-end tests of the command-line tool: in-process through BLConvert.parseAsRoot (fast,
+// End-to-end tests of the command-line tool: in-process through BLConvertCommand.parseAsRoot (fast,
 // output captured) and, for what only the process shows (exit status of usage errors, clean
 // stdout), through the built executable.
 
@@ -252,8 +253,8 @@ import BLVNet
     }
 
     /// Shared case: the zip checkpoint with 5 blending frames and a plain fc head.
-    @Test func blend5ZipImportsWithItsManifestConfiguration() throws {
-        guard let path = TestData.shared("mini-a4b2-f3x2-blend5-fc/model.pth") else { return }
+    @Test(.enabled(if: TestData.hasShared)) func blend5ZipImportsWithItsManifestConfiguration() throws {
+        let path = TestData.shared("mini-a4b2-f3x2-blend5-fc/model.pth")
         let dir = try TestData.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let manifestPath = (path as NSString).deletingLastPathComponent + "/manifest.json"
@@ -519,10 +520,10 @@ import BLVNet
 
     /// The frame folder through the reference preprocessing gives the reference logits (S = 224
     /// and S = 256), and the sampled frame numbers.
-    @Test(arguments: [224, 256])
+    @Test(.enabled(if: TestData.hasShared), arguments: [224, 256])
     func frameFolder(_ scale: Int) throws {
-        guard let frames = TestData.shared("frames-mini/frames_png"),
-              let pre = TestData.shared("frames-mini/preprocessed.safetensors") else { return }
+        let frames = TestData.shared("frames-mini/frames_png")
+        let pre = TestData.shared("frames-mini/preprocessed.safetensors")
         let pkg = try CLIFixtures.miniPackage("f32")
         let dir = try TestData.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -542,8 +543,8 @@ import BLVNet
 
 @Suite struct CLIGraphTests {
     /// R50 f8x2: 23.851 G multiply-accumulates (convolutions, TAM depthwise 1x1 and the linear layer).
-    @Test func r50TotalMACs() throws {
-        guard let r50 = TestData.shared("r50-a2b4-f8x2-ssv2/model.pth.tar") else { return }
+    @Test(.enabled(if: TestData.hasShared)) func r50TotalMACs() throws {
+        let r50 = TestData.shared("r50-a2b4-f8x2-ssv2/model.pth.tar")
         let dir = try TestData.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let frames = try manifestConfig((r50 as NSString).deletingLastPathComponent + "/manifest.json").frames
@@ -581,7 +582,7 @@ import BLVNet
             ("verify", Verify.self), ("run", Run.self), ("bench", Bench.self),
         ]
         for (name, type) in commands {
-            let help = BLConvert.helpMessage(for: type)
+            let help = BLConvertCommand.helpMessage(for: type)
             #expect(help.contains("Example"), "\(name)")
             #expect(help.contains("  blconvert \(name) "), "\(name): no example invocation")
             // Discussion text fits 80 columns (ArgumentParser would break longer lines mid-sentence).
@@ -676,7 +677,7 @@ struct CLIResult {
     }
 }
 
-/// Runs the command-line tool: in-process through `BLConvert.parseAsRoot` (output captured,
+/// Runs the command-line tool: in-process through `BLConvertCommand.parseAsRoot` (output captured,
 /// exit status as `blconvert` would exit with it), or as the built executable.
 enum CLI {
     static func run(_ args: [String]) -> CLIResult {
@@ -684,12 +685,12 @@ enum CLI {
         var status: Int32 = 0
         Console.$capture.withValue(capture) {
             do {
-                var command = try BLConvert.parseAsRoot(args)
+                var command = try BLConvertCommand.parseAsRoot(args)
                 try command.run()
             } catch {
-                status = BLConvert.exitStatus(for: error)
+                status = BLConvertCommand.exitStatus(for: error)
                 if !(error is ExitCode) {
-                    capture.append(BLConvert.fullMessage(for: error) + "\n", toError: status != 0)
+                    capture.append(BLConvertCommand.fullMessage(for: error) + "\n", toError: status != 0)
                 }
             }
         }

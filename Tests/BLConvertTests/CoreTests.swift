@@ -1,4 +1,5 @@
 import Testing
+import BLTestSupport
 @testable import BLCore
 
 @Suite struct CoreTests {

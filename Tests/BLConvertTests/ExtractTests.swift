@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import BLTestSupport
 import BLCore
 import BLSafetensors
 @testable import BLCommands

@@ -1,4 +1,5 @@
 import Testing
+import BLTestSupport
 import Foundation
 import BLCore
 import BLGraph

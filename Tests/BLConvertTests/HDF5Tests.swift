@@ -1,8 +1,10 @@
 import CHDF5
 import Foundation
 import Testing
+import BLTestSupport
 @testable import BLCore
 @testable import BLHDF5
+@testable import BLHDF5Library
 
 @Suite struct HDF5Tests {
     static func expected(_ section: String) throws -> [(String, JSON)] {
@@ -244,9 +246,10 @@ import Testing
             #expect(chmod(script, 0o755) == 0)
             return script
         }
-        func failure(_ executable: String, timeout: Double = 10) -> BLError? {
+        let size = Int(try #require(try FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber).intValue)
+        func failure(_ executable: String, timeout: Double = 10, exitGrace: Double = 5) -> BLError? {
             do {
-                _ = try HDF5Isolation.run(path: path, timeout: timeout, executable: executable)
+                _ = try HDF5Isolation.run(path: path, fileSize: size, timeout: timeout, executable: executable, exitGrace: exitGrace)
                 return nil
             } catch { return error as? BLError }
         }
@@ -264,23 +267,33 @@ import Testing
         #expect(refusing?.message.contains("did not start as an HDF5 reader") == true, "\(String(describing: refusing))")
         let missing = failure(dir + "/absent")
         #expect(missing?.message.contains("cannot start the HDF5 reader") == true, "\(String(describing: missing))")
-        // The reader really is another process, started from this build's blconvert.
-        #expect(try HDF5Isolation.readerExecutable().hasSuffix("/blconvert"))
+        // The child is not trusted: an answer larger than the file could justify is refused before
+        // it is allocated (one tensor whose name claims 1 GiB)...
+        let greedy = failure(try reader("greedy", #"printf 'BLH5WIRE2\n\000\001\000\000\000\000\000\000\000\000\000\000\100\000\000\000\000'; exec sleep 60"#))
+        #expect(greedy?.kind == .format && greedy?.message.contains("bytes a file of \(size) bytes can hold") == true, "\(String(describing: greedy))")
+        // ...and a reader that answers, then does not exit, is killed and reaped.
+        let lingerStart = ContinuousClock.now
+        let lingering = failure(try reader("lingering", #"printf 'BLH5WIRE2\n\001\006\000\000\000\000\000\000\000format\001\000\000\000\000\000\000\000m\000\000\000\000\000\000\000\000\000'; exec sleep 60"#),
+                                exitGrace: 0.5)
+        #expect(lingering?.kind == .format && lingering?.message == "m", "\(String(describing: lingering))")
+        #expect(ContinuousClock.now - lingerStart < .seconds(5))
+        // The reader really is another process: this build's blconvert-hdf5-reader.
+        #expect(try HDF5Isolation.readerExecutable().hasSuffix("/blconvert-hdf5-reader"))
     }
 
     /// The answer format: errors and values of every kind arrive intact.
     @Test func wireRoundTrip() throws {
-        func roundTrip(_ write: (inout WireWriter) -> Void) throws -> WireReader {
+        func roundTrip(_ write: (inout HDF5Wire.Writer) throws -> Void) throws -> HDF5Wire.Reader {
             let dir = try TestData.temporaryDirectory()
             defer { try? FileManager.default.removeItem(atPath: dir) }
             let fd = open(dir + "/wire", O_RDWR | O_CREAT | O_TRUNC, 0o600)
             try #require(fd >= 0)
-            var w = WireWriter(fd: fd)
-            write(&w)
+            var w = HDF5Wire.Writer(fd: fd)
+            try write(&w)
             w.flush()
             #expect(!w.failed)
             lseek(fd, 0, SEEK_SET)
-            return WireReader(fd: fd, deadline: HDF5Isolation.monotonicSeconds() + 10)
+            return HDF5Wire.Reader(fd: fd, deadline: MonotonicClock.seconds() + 10, budget: 1 << 20)
         }
         var errors = try roundTrip { $0.error(BLError(.unsupported, "m", location: "l")) }
         #expect(try errors.error() == BLError(.unsupported, "m", location: "l"))
@@ -290,7 +303,8 @@ import Testing
                       ("s", try Tensor.make(dtype: .int64, shape: []) { $0.storeBytes(of: Int64(-9), as: Int64.self) }),
                       ("e", try Tensor.make(dtype: .bool, shape: [0, 2]) { _ in })],
             skipped: [("x", "why")],
-            attributes: [("attr.k", .list([.int(-1), .float(0.25), .bool(true), .string("é"), .bigInt("18446744073709551615"), .none]))])
+            attributes: [("attr.k", .list([.int(-1), .float(0.25), .bool(true), .string("é"), .bigInt("18446744073709551615"), .none])),
+                         ("attr.kinds", .tuple([.bytes([0, 255]), .dict([(key: .string("a"), value: .tuple([.int(1)]))]), .list([])]))])
         var input = try roundTrip { $0.contents(sent) }
         defer { close(input.fd) }
         let got = try input.contents()
@@ -300,6 +314,27 @@ import Testing
         #expect(got.tensors[2].tensor.shape == [0, 2] && got.tensors[2].tensor.dtype == .bool)
         #expect(got.skipped.map(\.reason) == ["why"])
         #expect(got.attributes.first.map { "\($0.value.json.serialized())" } == #"[-1,0.25,true,"é",18446744073709551615,null]"#)
+        // Every kind arrives as itself: bytes, tuples and dicts are not flattened or dropped.
+        guard got.attributes.count == 2, case .tuple(let kinds) = got.attributes[1].value, kinds.count == 3,
+              case .bytes(let b) = kinds[0], case .dict(let d) = kinds[1], case .list(let empty) = kinds[2],
+              d.count == 1, case .string("a") = d[0].key, case .tuple(let inner) = d[0].value,
+              inner.count == 1, case .int(1) = inner[0] else {
+            Issue.record("value kinds changed on the wire: \(got.attributes)")
+            return
+        }
+        #expect(b == [0, 255] && empty.isEmpty)
+        // A value the wire has no tag for is refused by the writer: the answer is an error.
+        var refused = try roundTrip { w in
+            w.answer(.success(HDF5Contents(attributes: [("attr.t", .tensor(try Tensor.fromFloats([1], shape: [1])))])))
+        }
+        defer { close(refused.fd) }
+        guard case .failure(let e) = try refused.answer() else { Issue.record("a tensor attribute was sent"); return }
+        #expect(e.kind == .unsupported && e.message.contains("cannot be sent"), "\(e)")
+        // The reading side's budget bounds the whole answer.
+        var small = try roundTrip { $0.contents(sent) }
+        defer { close(small.fd) }
+        small = HDF5Wire.Reader(fd: small.fd, deadline: MonotonicClock.seconds() + 10, budget: 40)
+        #expect(throws: HDF5Wire.Failure.self) { _ = try small.contents() }
     }
 
     /// libhdf5's automatic error printing is off whenever the reader calls into it.

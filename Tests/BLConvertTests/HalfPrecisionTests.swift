@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import BLTestSupport
 import BLCore
 import BLSafetensors
 import BLVNet
@@ -57,9 +58,9 @@ struct HalfPrecisionCase: Sendable, CustomTestStringConvertible {
     }
 
     /// The shared blend5 and R50 cases (skipped when the shared fixtures are absent).
-    @Test(arguments: shared)
+    @Test(.enabled(if: TestData.hasShared), arguments: shared)
     func sharedCaseError(_ c: HalfPrecisionCase) throws {
-        guard let dir = TestData.shared(c.model) else { return }
+        let dir = TestData.shared(c.model)
         let manifest = try CLIFixtures.readJSON(dir + "/manifest.json")
         let frames = try #require(manifest["config"]?["frames"]?.intValue)
         let checkpoint = dir + "/" + (try #require(manifest["checkpoints"]?.objectValue?.first?.1.stringValue))

@@ -1,6 +1,7 @@
 import COpenBLAS
 import Foundation
 import Testing
+import BLTestSupport
 @testable import BLKernels
 
 /// Kernel timings (report only, nothing is asserted about speed); skipped unless `BLCONVERT_BENCH=1`:

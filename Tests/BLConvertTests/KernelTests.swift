@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import BLTestSupport
 @testable import BLCore
 @testable import BLKernels
 

@@ -1,4 +1,6 @@
 import Testing
+import BLTestSupport
+@testable import BLConvert
 import Foundation
 import BLCore
 import BLGraph
@@ -343,8 +345,8 @@ func relativeError(_ a: [Double], _ b: [Double]) -> Double {
         let scalar = try Tensor.fromFloats([0.5], shape: [])
         train.append((name: "best_top1", tensor: scalar))
         train.append((name: "optimizer.state.0.momentum_buffer", tensor: scalar))
-        let t = try BLVNetImporter.importModel(tensors: train, sourceName: "model.pth.tar",
-                                               arch: "st2stv2-bLVNet-TAM-50-a2-b4-f4x2-cosine-bs64-e50")
+        let t = try CheckpointImport.importModel(tensors: train, arch: "st2stv2-bLVNet-TAM-50-a2-b4-f4x2-cosine-bs64-e50",
+                                                 path: "model.pth.tar")
         #expect(t.config == BLVNetConfig(blocks: [2, 2, 2, 1], alpha: 2, beta: 4, frames: 8, numClasses: 10))
         // A bare backbone with `fc` (no `baseline_model.`).
         let fcSpec = ReferenceSpec(blocks: [2, 2, 2, 1], alpha: 2, beta: 4, classes: 10, dropout: false)
@@ -359,15 +361,17 @@ func relativeError(_ a: [Double], _ b: [Double]) -> Double {
     @Test func framesFromNamesAndErrors() throws {
         let spec = ReferenceSpec(blocks: [3, 4, 6, 3], alpha: 2, beta: 4, classes: 174)
         let tensors = try synthesize(referenceStateDict(spec), values: false)
-        let named = try BLVNetImporter.importModel(tensors: tensors, sourceName: "/x/st2stv2-bLVNet-TAM-50-a2-b4-f8x2.pth.tar")
+        let named = try CheckpointImport.importModel(tensors: tensors, path: "/x/st2stv2-bLVNet-TAM-50-a2-b4-f8x2.pth.tar")
         #expect(named.config == BLVNetConfig(blocks: [3, 4, 6, 3], alpha: 2, beta: 4, frames: 16, numClasses: 174))
         #expect(named.config.depth == 50)
-        #expect(try BLVNetImporter.importModel(tensors: tensors, frames: 24, sourceName: "a-f8x2.pth").config.frames == 24)
-        #expect(try BLVNetImporter.importModel(tensors: tensors, sourceName: "r50-a2b4-f8x2-ssv2/model.pth.tar").config.beta == 4)
+        #expect(try CheckpointImport.importModel(tensors: tensors, frames: 24, path: "a-f8x2.pth").config.frames == 24)
+        #expect(try CheckpointImport.importModel(tensors: tensors, frames: 16, path: "r50-a2b4-f8x2-ssv2/model.pth.tar").config.beta == 4)
+        // T comes from the file's own name, never from the folders above it.
+        #expect(throws: BLError.self) { _ = try CheckpointImport.importModel(tensors: tensors, path: "r50-a2b4-f8x2-ssv2/model.pth.tar") }
         // A beta the little branches contradict is not reported.
-        #expect(try BLVNetImporter.importModel(tensors: tensors, sourceName: "x-a2-b1-f8x2.pth").config.beta == nil)
+        #expect(try CheckpointImport.importModel(tensors: tensors, path: "x-a2-b1-f8x2.pth").config.beta == nil)
         #expect {
-            _ = try BLVNetImporter.importModel(tensors: tensors, sourceName: "model.pth.tar")
+            _ = try CheckpointImport.importModel(tensors: tensors, path: "model.pth.tar")
         } throws: { e in
             let m = "\(e)"
             return (e as? BLError)?.kind == .invalidArgument && m.contains("--frames") && m.contains("f8x2")
@@ -375,7 +379,7 @@ func relativeError(_ a: [Double], _ b: [Double]) -> Double {
         #expect {
             _ = try BLVNetImporter.importModel(tensors: tensors, frames: 15)
         } throws: { e in "\(e)".contains("T = 15 must be even") }
-        #expect(throws: BLError.self) { _ = try BLVNetImporter.importModel(tensors: tensors, sourceName: "clip-f7x3.pth") }
+        #expect(throws: BLError.self) { _ = try CheckpointImport.importModel(tensors: tensors, path: "clip-f7x3.pth") }
     }
 
     @Test func strictChecksListEveryProblemInOneError() throws {
@@ -513,7 +517,7 @@ func clipErrors(_ graph: Graph, _ weights: [String: Tensor], clip: String) throw
         var weightSets = [[String: Tensor]]()
         for file in ["model.pth.tar", "model_nested.h5"] {
             let path = TestData.fixture("mini-a2b4-f4x2/" + file)
-            let model = try BLVNetImporter.importModel(checkpoint: try Checkpoint.open(path: path))
+            let model = try CheckpointImport.importModel(checkpoint: try Checkpoint.open(path: path), frames: 8)
             configs.append(model.config)
             weightSets.append(model.weights)
         }
@@ -525,7 +529,7 @@ func clipErrors(_ graph: Graph, _ weights: [String: Tensor], clip: String) throw
     /// The unfused graph run in double reproduces PyTorch's float64 logits; the optimized graph
     /// (float32 folded weights) stays within float rounding; every recorded activation matches.
     @Test func miniGraphReproducesTheReference() throws {
-        let model = try BLVNetImporter.importModel(checkpoint: try Checkpoint.open(path: TestData.fixture("mini-a2b4-f4x2/model.pth.tar")))
+        let model = try CheckpointImport.importModel(checkpoint: try Checkpoint.open(path: TestData.fixture("mini-a2b4-f4x2/model.pth.tar")), frames: 8)
         let clip = TestData.fixture("mini-a2b4-f4x2/clip2.safetensors")
         let plain = try clipErrors(model.graph, model.weights, clip: clip)
         #expect(plain.logits < 1e-9)
@@ -541,23 +545,23 @@ func clipErrors(_ graph: Graph, _ weights: [String: Tensor], clip: String) throw
     @Test func otherNetworksAreRefusedWithTheFileNamed() throws {
         let path = TestData.fixture("parsers/train_zip.pth.tar")
         #expect {
-            _ = try BLVNetImporter.importModel(checkpoint: try Checkpoint.open(path: path), frames: 8)
+            _ = try CheckpointImport.importModel(checkpoint: try Checkpoint.open(path: path), frames: 8)
         } throws: { e in
             let m = "\(e)"
             return m.contains("train_zip.pth.tar") && m.contains("not a bLVNet-TAM state dict") && !m.contains("optimizer")
         }
     }
 
-    @Test func sharedCasesConfigurationAndParity() throws {
-        guard let a4 = TestData.shared("mini-a4b2-f3x2-blend5-fc/model.pth"),
-              let r50 = TestData.shared("r50-a2b4-f8x2-ssv2/model.pth.tar") else { return }
+    @Test(.enabled(if: TestData.hasShared)) func sharedCasesConfigurationAndParity() throws {
+        let a4 = TestData.shared("mini-a4b2-f3x2-blend5-fc/model.pth")
+        let r50 = TestData.shared("r50-a2b4-f8x2-ssv2/model.pth.tar")
         let dir = (a4 as NSString).deletingLastPathComponent
-        let model = try BLVNetImporter.importModel(checkpoint: try Checkpoint.open(path: a4))
+        let model = try CheckpointImport.importModel(checkpoint: try Checkpoint.open(path: a4), frames: 6)
         #expect(model.config == (try manifestConfig(dir + "/manifest.json")))
         let (g, w) = try GraphPasses.optimize(model.graph, weights: model.weights)
         let e = try clipErrors(g, w, clip: dir + "/clip0.safetensors")
         #expect(e.logits < 1e-5 && e.acts < 1e-5 && e.compared == 8)
-        let big = try BLVNetImporter.importModel(checkpoint: try Checkpoint.open(path: r50))
+        let big = try CheckpointImport.importModel(checkpoint: try Checkpoint.open(path: r50), frames: 16)
         #expect(big.config == (try manifestConfig((r50 as NSString).deletingLastPathComponent + "/manifest.json")))
         let cost = try big.graph.cost(height: 224, width: 224)
         #expect((Double(cost.totalMACs) / 1e6).rounded() == 23851)

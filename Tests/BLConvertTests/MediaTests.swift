@@ -3,10 +3,11 @@ import Testing
 @testable import BLCore
 @testable import BLMedia
 import BLSafetensors
+import BLTestSupport
 
 /// Reference tensors of the frames-mini case (`preprocessed.safetensors`).
 private enum FramesMini {
-    static let root = TestData.shared("frames-mini")
+    static let root = TestData.sharedIfPresent("frames-mini")
 
     static func tensor(_ name: String) throws -> Tensor? {
         guard let root else { return nil }
@@ -108,24 +109,24 @@ private enum FramesMini {
         return (maxAbs, Double(same) / Double(a.count), maxPixel)
     }
 
-    @Test func pngClipMatchesReferenceScale224() throws {
-        guard let r = try compare(folder: "frames_png", scale: 224, reference: "input_png_scale224") else { return }
+    @Test(.enabled(if: TestData.hasShared)) func pngClipMatchesReferenceScale224() throws {
+        let r = try #require(try compare(folder: "frames_png", scale: 224, reference: "input_png_scale224"))
         #expect(r.maxAbs <= 1e-5)
         #expect(r.maxPixel == 0)
         #expect(r.identical == 1.0)
     }
 
-    @Test func pngClipMatchesReferenceScale256() throws {
-        guard let r = try compare(folder: "frames_png", scale: 256, reference: "input_png_scale256") else { return }
+    @Test(.enabled(if: TestData.hasShared)) func pngClipMatchesReferenceScale256() throws {
+        let r = try #require(try compare(folder: "frames_png", scale: 256, reference: "input_png_scale256"))
         #expect(r.maxAbs <= 1e-5)
         #expect(r.maxPixel == 0)
         #expect(r.identical == 1.0)
     }
 
-    @Test func jpegClipAgainstReference() throws {
+    @Test(.enabled(if: TestData.hasShared)) func jpegClipAgainstReference() throws {
         // libjpeg-turbo 2.1.5 with Pillow's settings (ISLOW IDCT, fancy upsampling) decodes these
         // frames to exactly the pixels the reference's Pillow got: the whole clip is bit-identical.
-        guard let r = try compare(folder: "frames_jpg", scale: 224, reference: "input_jpg_scale224") else { return }
+        let r = try #require(try compare(folder: "frames_jpg", scale: 224, reference: "input_jpg_scale224"))
         #expect(r.maxPixel == 0)
         #expect(r.maxAbs == 0)
         #expect(r.identical == 1.0)
@@ -419,9 +420,9 @@ private func gray(_ values: [UInt8]) -> [UInt8] { values.flatMap { [$0, $0, $0] 
         #expect(img.width == w && img.height == h && img.rgb == rgb)
     }
 
-    @Test func damagedFilesFailCleanly() throws {
+    @Test(.enabled(if: TestData.hasShared)) func damagedFilesFailCleanly() throws {
         // Random byte damage must give an image or a BLError: never a crash, hang or other error.
-        guard let root = FramesMini.root else { return }
+        let root = try #require(FramesMini.root)
         var s: UInt64 = 0x9E37_79B9_7F4A_7C15
         func next() -> Int { s ^= s << 13; s ^= s >> 7; s ^= s << 17; return Int(s >> 1) }
         for src in ["frames_jpg/00002.jpg", "frames_png/00002.png"] {
@@ -474,8 +475,8 @@ private func gray(_ values: [UInt8]) -> [UInt8] { values.flatMap { [$0, $0, $0] 
         #expect(failure(huge)?.message.contains("exceeds the limit") == true)
     }
 
-    @Test func truncatedJpegAndPngFilesNameTheFile() throws {
-        guard let root = FramesMini.root else { return }
+    @Test(.enabled(if: TestData.hasShared)) func truncatedJpegAndPngFilesNameTheFile() throws {
+        let root = try #require(FramesMini.root)
         let dir = try TestData.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         for src in ["frames_jpg/00001.jpg", "frames_png/00001.png"] {

@@ -1,4 +1,6 @@
 import Testing
+import BLTestSupport
+@testable import BLConvert
 import Foundation
 import BLCore
 import BLCheckpoint
@@ -18,7 +20,7 @@ import BLCheckpoint
         let dir = try TestData.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = TestData.fixture(Self.mini)
-        let model = try BLVNetImporter.importModel(checkpoint: try Checkpoint.open(path: path))
+        let model = try CheckpointImport.importModel(checkpoint: try Checkpoint.open(path: path), frames: 8)
         let pending = ModelPackage.PendingSource(file: path)
         var pkg = try ModelPackage(importing: model, source: nil, toolVersion: "t")
         try pkg.write(to: dir + "/m.blc", source: pending)
@@ -33,7 +35,7 @@ import BLCheckpoint
     @Test func failedDigestLeavesNothingBehind() throws {
         let dir = try TestData.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let model = try BLVNetImporter.importModel(checkpoint: try Checkpoint.open(path: TestData.fixture(Self.mini)))
+        let model = try CheckpointImport.importModel(checkpoint: try Checkpoint.open(path: TestData.fixture(Self.mini)), frames: 8)
         var pkg = try ModelPackage(importing: model, source: nil, toolVersion: "t")
         let pending = ModelPackage.PendingSource(file: dir + "/no-such-checkpoint.pth")
         #expect { try pkg.write(to: dir + "/m.blc", source: pending) } throws: { e in
@@ -47,8 +49,8 @@ import BLCheckpoint
     /// checkpoint's tensors still read their original values afterwards.
     @Test func foldingWithReleasedInputsEqualsPlainFolding() throws {
         let path = TestData.fixture(Self.mini)
-        let reference = try BLVNetImporter.importModel(checkpoint: try Checkpoint.open(path: path))
-        let model = try BLVNetImporter.importModel(checkpoint: try Checkpoint.open(path: path))
+        let reference = try CheckpointImport.importModel(checkpoint: try Checkpoint.open(path: path), frames: 8)
+        let model = try CheckpointImport.importModel(checkpoint: try Checkpoint.open(path: path), frames: 8)
         let (g0, w0) = try GraphPasses.optimize(reference.graph, weights: reference.weights)
         let (g1, w1) = try GraphPasses.optimize(model.graph, weights: model.weights, releasingInputs: true)
         #expect(g0 == g1 && w0.count == w1.count && w0.count > 0)
@@ -109,10 +111,10 @@ import BLCheckpoint
 
     /// On the R50 checkpoint (folded through the arena, its pages released), folded convolutions
     /// equal the formula evaluated from a separate import.
-    @Test func r50FoldedWeightsEqualTheFormula() throws {
-        guard let path = TestData.shared("r50-a2b4-f8x2-ssv2/model.pth.tar") else { return }
-        let model = try BLVNetImporter.importModel(checkpoint: try Checkpoint.open(path: path))
-        let fresh = try BLVNetImporter.importModel(checkpoint: try Checkpoint.open(path: path))
+    @Test(.enabled(if: TestData.hasShared)) func r50FoldedWeightsEqualTheFormula() throws {
+        let path = TestData.shared("r50-a2b4-f8x2-ssv2/model.pth.tar")
+        let model = try CheckpointImport.importModel(checkpoint: try Checkpoint.open(path: path), frames: 16)
+        let fresh = try CheckpointImport.importModel(checkpoint: try Checkpoint.open(path: path), frames: 16)
         let (_, folded) = try GraphPasses.optimize(model.graph, weights: model.weights, releasingInputs: true)
         let p = "baseline_model."
         for (conv, bn) in [("conv1", "bn1"), ("layer4.2.conv2", "layer4.2.bn2"), ("layer3.big.0.conv1", "layer3.big.0.bn1")] {

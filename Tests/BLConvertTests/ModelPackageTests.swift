@@ -1,4 +1,5 @@
 import Testing
+import BLTestSupport
 import Foundation
 import BLCore
 import BLGraph
@@ -7,8 +8,8 @@ import BLGraph
 @Suite struct ModelPackageTests {
     static func miniModel() throws -> ImportedModel {
         let spec = ReferenceSpec(blocks: [2, 2, 2, 1], alpha: 2, beta: 4, classes: 10)
-        return try BLVNetImporter.importModel(tensors: try synthesize(referenceStateDict(spec), seed: 3),
-                                              sourceName: "mini-a2b4-f4x2/model.pth.tar")
+        return try BLVNetImporter.importModel(tensors: try synthesize(referenceStateDict(spec), seed: 3), frames: 8,
+                                              nameHints: ["mini-a2b4-f4x2/model.pth.tar"])
     }
 
     @Test func writeAndReadBack() throws {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import BLTestSupport
 import BLCore
 import BLEngine
 import BLGraph
@@ -37,7 +38,7 @@ enum Parity {
         let path = c.directory + "/" + c.checkpoint
         let file = try TorchFile.load(path: path)
         let tensors = file.root.flattened().tensors.map { (name: $0.path, tensor: $0.tensor) }
-        return try BLVNetImporter.importModel(tensors: tensors, frames: c.frames, sourceName: path)
+        return try BLVNetImporter.importModel(tensors: tensors, frames: c.frames, nameHints: [path])
     }
 
     /// Indices of the `k` largest values, largest first.
@@ -176,17 +177,17 @@ enum Parity {
         }
     }
 
-    @Test func miniBlend5Shared() throws {
-        guard let path = TestData.shared("mini-a4b2-f3x2-blend5-fc/model.pth"),
-              FileManager.default.fileExists(atPath: path) else { return }
+    @Test(.enabled(if: TestData.hasShared)) func miniBlend5Shared() throws {
+        let path = TestData.shared("mini-a4b2-f3x2-blend5-fc/model.pth")
+        try #require(FileManager.default.fileExists(atPath: path), "missing shared fixture \(path)")
         let c = try Parity.loadCase(directory: (path as NSString).deletingLastPathComponent, checkpoint: "model.pth")
         #expect(c.frames == 6)
         try Parity.run(c, unfused: true)
     }
 
-    @Test func r50Shared() throws {
-        guard let path = TestData.shared("r50-a2b4-f8x2-ssv2/model.pth.tar"),
-              FileManager.default.fileExists(atPath: path) else { return }
+    @Test(.enabled(if: TestData.hasShared)) func r50Shared() throws {
+        let path = TestData.shared("r50-a2b4-f8x2-ssv2/model.pth.tar")
+        try #require(FileManager.default.fileExists(atPath: path), "missing shared fixture \(path)")
         let c = try Parity.loadCase(directory: (path as NSString).deletingLastPathComponent, checkpoint: "model.pth.tar")
         #expect(c.frames == 16)
         try Parity.run(c, unfused: true)

@@ -3,6 +3,7 @@ import BLCore
 import BLGraph
 import BLKernels
 import Testing
+import BLTestSupport
 
 /// The performance-side additions: vectorized half widening, per-step profiles, kernel reports.
 @Suite struct PerfTests {

@@ -1,4 +1,5 @@
 import Testing
+import BLTestSupport
 import Foundation
 @testable import BLCore
 @testable import BLPickle

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import BLTestSupport
 @testable import BLCore
 
 /// SHA-256: FIPS 180-4 vectors through both compression functions, the SHA-extension path against
@@ -80,9 +81,9 @@ import Testing
         }
     }
 
-    @Test func digestOfTheR50CheckpointMatchesItsManifest() throws {
-        guard let model = TestData.shared("r50-a2b4-f8x2-ssv2/model.pth.tar"),
-              let manifest = TestData.shared("r50-a2b4-f8x2-ssv2/manifest.json") else { return }
+    @Test(.enabled(if: TestData.hasShared)) func digestOfTheR50CheckpointMatchesItsManifest() throws {
+        let model = TestData.shared("r50-a2b4-f8x2-ssv2/model.pth.tar")
+        let manifest = TestData.shared("r50-a2b4-f8x2-ssv2/manifest.json")
         let m = try JSONParser.parse(Array(try Data(contentsOf: URL(fileURLWithPath: manifest))))
         let expected = try #require(m["sha256"]?["model.pth.tar"]?.stringValue)
         #expect(try SHA256.hex(file: model) == expected)

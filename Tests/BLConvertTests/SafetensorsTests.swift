@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import BLTestSupport
 @testable import BLCore
 @testable import BLSafetensors
 
@@ -10,7 +11,7 @@ import Testing
     /// with the manifest's measured float32-vs-float64 error and top-1 classes.
     @Test func readsReferenceClips() throws {
         var cases: [String] = []
-        if let root = TestData.shared("") {
+        if let root = TestData.sharedIfPresent("") {
             for c in ["mini-a2b4-f4x2", "mini-a4b2-f3x2-blend5-fc", "r50-a2b4-f8x2-ssv2"] { cases.append(root + c) }
         }
         cases.append(TestData.fixture("mini-a2b4-f4x2"))
@@ -64,8 +65,8 @@ import Testing
         #expect(clipsRead >= 3)
     }
 
-    @Test func readsPreprocessedFrames() throws {
-        guard let path = TestData.shared("frames-mini/preprocessed.safetensors") else { return }
+    @Test(.enabled(if: TestData.hasShared)) func readsPreprocessedFrames() throws {
+        let path = TestData.shared("frames-mini/preprocessed.safetensors")
         let f = try SafetensorsFile.load(path: path)
         let indices = try #require(f.tensor("indices"))
         #expect(indices.dtype == .int64 && indices.shape == [8])
@@ -86,8 +87,8 @@ import Testing
     /// header text, padding and offsets.
     @Test func writerReproducesReferenceFilesByteForByte() throws {
         var paths = [TestData.fixture("mini-a2b4-f4x2/clip0.safetensors")]
-        if let p = TestData.shared("frames-mini/preprocessed.safetensors") { paths.append(p) }
-        if let p = TestData.shared("mini-a4b2-f3x2-blend5-fc/clip0.safetensors") { paths.append(p) }
+        if let p = TestData.sharedIfPresent("frames-mini/preprocessed.safetensors") { paths.append(p) }
+        if let p = TestData.sharedIfPresent("mini-a4b2-f3x2-blend5-fc/clip0.safetensors") { paths.append(p) }
         let dir = try TestData.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         for path in paths {

@@ -1,4 +1,5 @@
 import Testing
+import BLTestSupport
 import Foundation
 @testable import BLCore
 @testable import BLPickle
@@ -153,8 +154,8 @@ enum ParserFixtures {
         }
     }
 
-    @Test func zipDeflatedCheckpoint() throws {
-        guard let path = TestData.shared("mini-a4b2-f3x2-blend5-fc/model.pth") else { return }
+    @Test(.enabled(if: TestData.hasShared)) func zipDeflatedCheckpoint() throws {
+        let path = TestData.shared("mini-a4b2-f3x2-blend5-fc/model.pth")
         let t0 = DispatchTime.now().uptimeNanoseconds
         let file = try TorchFile.load(path: path)
         print("deflated zip load (inflate + CRC of every member): \(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6) ms")
@@ -179,8 +180,8 @@ enum ParserFixtures {
         }
     }
 
-    @Test func r50LegacyCheckpoint() throws {
-        guard let path = TestData.shared("r50-a2b4-f8x2-ssv2/model.pth.tar") else { return }
+    @Test(.enabled(if: TestData.hasShared)) func r50LegacyCheckpoint() throws {
+        let path = TestData.shared("r50-a2b4-f8x2-ssv2/model.pth.tar")
         let file = try TorchFile.load(path: path)
         #expect(file.format == .legacy)
         let flat = file.root.flattened()
@@ -194,8 +195,8 @@ enum ParserFixtures {
     }
 
     /// The parse of the 100 MB legacy file maps and never reads the weights.
-    @Test func r50LoadIsFast() throws {
-        guard let path = TestData.shared("r50-a2b4-f8x2-ssv2/model.pth.tar") else { return }
+    @Test(.enabled(if: TestData.hasShared)) func r50LoadIsFast() throws {
+        let path = TestData.shared("r50-a2b4-f8x2-ssv2/model.pth.tar")
         _ = try TorchFile.load(path: path)
         var best = UInt64.max
         for _ in 0..<5 {

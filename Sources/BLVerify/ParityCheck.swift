@@ -90,7 +90,7 @@ package struct ClipError: Sendable {
     }
 }
 
-package enum Verifier {
+package enum ParityCheck {
     /// Why a reference module has no node to compare with: the optimized graph folded its output
     /// away (a convolution whose BatchNorm was folded into it, a ReLU fused into the node before),
     /// or the graph has no such module at all.

@@ -1,7 +1,8 @@
 import BLCore
+import BLHDF5
 import CHDF5
 
-extension HDF5Reader {
+extension HDF5File {
     /// Most attribute elements read as a list; larger attributes are reported as skipped.
     static let maxAttributeElements = 65_536
     /// Longest fixed-length string element read.

@@ -1,20 +1,15 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import BLCore
 import CHDF5
 
 /// The one door into libhdf5. The library is built without thread safety here, so every call
 /// goes through `withLock`; its default error printing is switched off and its error stack is
 /// turned into `BLError` text instead.
-enum HDF5Library {
+package enum HDF5Library {
     private static let lock = Locked(())
 
     /// Runs `body` holding the global libhdf5 lock, with automatic error printing silenced
     /// and the error stack cleared.
-    static func withLock<R>(_ body: () throws -> R) rethrows -> R {
+    package static func withLock<R>(_ body: () throws -> R) rethrows -> R {
         try lock.withLock { _ in
             _ = H5open()
             _ = H5Eset_auto2(blc_h5e_default(), nil, nil)
@@ -28,7 +23,7 @@ enum HDF5Library {
     }
 
     /// The current error stack as text, innermost cause last ("" when empty). Call with the lock held.
-    static func errorStackText() -> String {
+    package static func errorStackText() -> String {
         let box = Messages()
         let walker: H5E_walk2_t = { _, entry, data in
             guard let entry, let data else { return 0 }

@@ -1,13 +1,8 @@
 import ArgumentParser
+import BLConvert
 import BLCore
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// The `blconvert` command: bLVNet-TAM checkpoints in, a verified Swift-native model out.
-package struct BLConvert: ParsableCommand {
+package struct BLConvertCommand: ParsableCommand {
     package init() {}
 
     package static let configuration = CommandConfiguration(
@@ -57,7 +52,3 @@ package struct BLConvert: ParsableCommand {
 
 /// Ends the process (a free function: inside a command, `exit` names ArgumentParser's).
 private func terminate(_ status: Int32) -> Never { exit(status) }
-
-package enum BLConvertVersion {
-    package static let string = "0.1.0"
-}

@@ -1,0 +1,6 @@
+extension String {
+    /// The last component of a path ("" stays "").
+    var lastPathComponent: String {
+        split(separator: "/", omittingEmptySubsequences: true).last.map(String.init) ?? self
+    }
+}

@@ -1,0 +1,84 @@
+import BLCheckpoint
+import BLCore
+import BLVNet
+import Foundation
+
+/// Turns checkpoints into model packages.
+public enum Converter {
+    /// What an import did.
+    public struct ImportSummary: Sendable {
+        /// The configuration read from the checkpoint.
+        public let configuration: ModelConfiguration
+        /// The checkpoint's format: `pytorch-zip`, `pytorch-legacy`, `hdf5`, `safetensors`, `pickle`.
+        public let sourceFormat: String
+        /// Tensors the checkpoint holds (training state included).
+        public let checkpointTensors: Int
+        /// Lower-case hex SHA-256 of the checkpoint, as recorded in the package.
+        public let sourceSHA256: String
+        /// Nodes and weights of the package's graph.
+        public let nodes: Int
+        public let weights: Int
+        public let precision: WeightPrecision
+        /// Whether BatchNorm was folded and ReLU fused.
+        public let optimized: Bool
+        /// Seconds per stage (`read_and_map`, `passes`, `write`, `sha256`; hashing runs beside the others).
+        public let stageSeconds: [(stage: String, seconds: Double)]
+        /// Seconds in all.
+        public let seconds: Double
+    }
+
+    /// A stage of an import, reported as it starts.
+    public enum ImportStage: String, Sendable {
+        case reading, building, writing
+    }
+
+    /// Reads a checkpoint (PyTorch zip or legacy, a training checkpoint, HDF5, safetensors), maps it
+    /// strictly onto bLVNet-TAM and writes a model package directory at `package`.
+    ///
+    /// The package is written into a temporary directory beside `package` and renamed into place:
+    /// a failed import leaves nothing behind. An existing package is replaced only with `overwrite`,
+    /// and never a directory that is not a package, nor a file.
+    ///
+    /// - Parameters:
+    ///   - precision: how the convolution and linear weights are stored (vectors stay float32).
+    ///   - frames: T; see ``FrameCount`` for where it comes from when nil.
+    ///   - optimize: fold BatchNorm into the convolutions and fuse ReLU (false keeps the reference
+    ///     graph, where every reference module's output can be verified).
+    ///   - progress: called as each stage starts.
+    @discardableResult
+    public static func importCheckpoint(_ checkpoint: URL, to package: URL, precision: WeightPrecision = .float32,
+                                        frames: Int? = nil, optimize: Bool = true, overwrite: Bool = false,
+                                        progress: ((ImportStage) -> Void)? = nil) throws(BLConvertError) -> ImportSummary {
+        let input = checkpoint.path, output = package.path
+        return try bridged { () throws -> ImportSummary in
+            let start = MonotonicClock.seconds()
+            var stages: [(String, Double)] = []
+            if FileKind.of(output) != .missing {
+                guard overwrite else {
+                    throw BLError(.invalidArgument, "already exists: choose another output or pass --force to replace it", file: output)
+                }
+                guard ModelPackage.isPackage(output) else {
+                    throw BLError(.invalidArgument, "exists and is not a model package; --force only replaces a package written by blconvert import", file: output)
+                }
+            }
+            var t = MonotonicClock.seconds()
+            progress?(.reading)
+            let (model, ck) = try CheckpointImport.importModel(path: input, frames: frames)
+            stages.append(("read_and_map", MonotonicClock.seconds() - t)); t = MonotonicClock.seconds()
+            let source = ModelPackage.PendingSource(file: input)  // hashed on its own thread meanwhile
+            progress?(.building)
+            var pkg = try ModelPackage(importing: model, optimize: optimize, dtype: precision.dtype, source: nil,
+                                       toolVersion: BLConvertVersion.string)
+            stages.append(("passes", MonotonicClock.seconds() - t)); t = MonotonicClock.seconds()
+            progress?(.writing)
+            try pkg.write(to: output, overwrite: overwrite, source: source)
+            stages.append(("write", MonotonicClock.seconds() - t))
+            stages.append(("sha256", source.seconds))  // concurrent with passes and write
+            return ImportSummary(configuration: ModelConfiguration(pkg.config), sourceFormat: ck.format.rawValue,
+                                 checkpointTensors: ck.tensors.count, sourceSHA256: pkg.source?.sha256 ?? "",
+                                 nodes: pkg.graph.nodes.count, weights: pkg.graph.weights.count, precision: precision,
+                                 optimized: optimize, stageSeconds: stages.map { (stage: $0.0, seconds: $0.1) },
+                                 seconds: MonotonicClock.seconds() - start)
+        }
+    }
+}
