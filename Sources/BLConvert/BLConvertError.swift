@@ -43,6 +43,10 @@ public struct BLConvertError: Error, CustomStringConvertible, Sendable, Equatabl
     public struct TensorSpec: Sendable, Equatable, CustomStringConvertible {
         public let name: String
         public let shape: [Int]
+        public init(name: String, shape: [Int]) {
+            self.name = name
+            self.shape = shape
+        }
         public var description: String { "\(name) \(shape)" }
     }
 
@@ -51,6 +55,11 @@ public struct BLConvertError: Error, CustomStringConvertible, Sendable, Equatabl
         public let name: String
         public let expected: [Int]
         public let found: [Int]
+        public init(name: String, expected: [Int], found: [Int]) {
+            self.name = name
+            self.expected = expected
+            self.found = found
+        }
         public var description: String { "\(name): expected \(expected), found \(found)" }
     }
 

@@ -352,6 +352,69 @@ struct ConvCase: CustomStringConvertible {
         #expect(Kernels.avgPool3x3s2p1OutputSize(height: 3, width: 3) == (2, 2))
     }
 
+    /// Any square window (the engine's general pooling, moved from it with its oracle): every
+    /// padding, stride and kernel the IR allows, threaded and serial, against the Double oracle.
+    @Test func generalAvgPoolMatchesOracle() throws {
+        for (p, h, w, k, s, pad) in [(3, 7, 5, 3, 2, 1), (2, 9, 12, 2, 2, 0), (1, 8, 8, 4, 4, 0), (2, 11, 6, 3, 1, 1),
+                                     (4, 5, 7, 5, 3, 2), (1, 1, 1, 1, 1, 0), (2, 33, 47, 3, 2, 0)] {
+            var rng = KernelRNG(UInt64(p * h * w * k + s))
+            let x = rng.array(p * h * w)
+            let (oh, ow) = Kernels.avgPoolOutputSize(height: h, width: w, kernel: k, stride: s, padding: pad)
+            var oracle = [Float](repeating: .nan, count: p * oh * ow)
+            Kernels.avgPoolNaive(x, planes: p, height: h, width: w, kernel: k, stride: s, padding: pad, output: &oracle)
+            for context in [KernelContext.serial, KernelContext(threads: 2, minParallelElements: 1)] {
+                var fast = [Float](repeating: .nan, count: p * oh * ow)
+                try Kernels.avgPool(x, planes: p, height: h, width: w, kernel: k, stride: s, padding: pad,
+                                    outHeight: oh, outWidth: ow, output: &fast, context: context)
+                #expect(maxRelativeError(fast, oracle) <= 1e-6, "avgPool \(p) \(h)x\(w) k\(k) s\(s) p\(pad)")
+            }
+        }
+        // The 3x3/2/1 case agrees with its specialised kernel.
+        var rng = KernelRNG(5)
+        let x = rng.array(2 * 13 * 10)
+        var general = [Float](repeating: 0, count: 2 * 7 * 5), special = general
+        try Kernels.avgPool(x, planes: 2, height: 13, width: 10, kernel: 3, stride: 2, padding: 1, outHeight: 7, outWidth: 5,
+                            output: &general, context: .serial)
+        try Kernels.avgPool3x3s2p1(x, planes: 2, height: 13, width: 10, output: &special, context: .serial)
+        #expect(maxRelativeError(general, special) <= 1e-6)
+        // A wrong output size or padding wider than half the window is an error, not a wild write.
+        var out = [Float](repeating: 0, count: 4)
+        #expect(throws: BLError.self) {
+            try Kernels.avgPool(x, planes: 1, height: 4, width: 4, kernel: 2, stride: 2, padding: 0, outHeight: 3, outWidth: 2,
+                                output: &out, context: .serial)
+        }
+        #expect(throws: BLError.self) {
+            try Kernels.avgPool(x, planes: 1, height: 4, width: 4, kernel: 2, stride: 1, padding: 2, outHeight: 7, outWidth: 7,
+                                output: &out, context: .serial)
+        }
+    }
+
+    /// Inference BatchNorm as scale and shift, in place and not, against the Double oracle.
+    @Test func scaleShiftMatchesOracle() throws {
+        for (m, c, hw) in [(1, 3, 1), (2, 5, 7), (3, 64, 49), (1, 1, 1000)] {
+            var rng = KernelRNG(UInt64(m * c * hw))
+            let x = rng.array(m * c * hw), scale = rng.array(c), shift = rng.array(c)
+            var oracle = [Float](repeating: .nan, count: x.count)
+            Kernels.scaleShiftNaive(x, planes: m * c, channels: c, planeSize: hw, scale: scale, shift: shift, output: &oracle)
+            var fast = [Float](repeating: .nan, count: x.count)
+            try Kernels.scaleShift(x, planes: m * c, channels: c, planeSize: hw, scale: scale, shift: shift, output: &fast,
+                                   context: KernelContext(threads: 2, minParallelElements: 1))
+            #expect(maxRelativeError(fast, oracle) <= 1e-6, "scaleShift \(m)x\(c)x\(hw)")
+            var inPlace = x
+            try inPlace.withUnsafeMutableBufferPointer { b in
+                guard let p = b.baseAddress else { return }
+                try Kernels.scaleShift(p, planes: m * c, channels: c, planeSize: hw, scale: scale, shift: shift, output: p,
+                                       context: .serial)
+            }
+            #expect(inPlace == fast)
+        }
+        var out = [Float](repeating: 0, count: 6)
+        #expect(throws: BLError.self) {
+            try Kernels.scaleShift([Float](repeating: 1, count: 6), planes: 3, channels: 2, planeSize: 2, scale: [1, 1],
+                                   shift: [0, 0], output: &out, context: .serial)
+        }
+    }
+
     /// Source-index tables of PyTorch's legacy 'nearest' rule, written out from its formula
     /// (`nearest_idx` in ATen UpSample.h: same size copies, double size shifts, otherwise float32
     /// `scale = in/out`, `src = min(floor(dst * scale), in - 1)`), evaluated independently in

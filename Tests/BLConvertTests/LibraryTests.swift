@@ -1,0 +1,165 @@
+import Foundation
+import Testing
+import BLTestSupport
+import BLConvert
+import BLCheckpoint
+import BLCore
+import BLSafetensors
+
+/// The public API as a user of the `BLConvert` library product calls it: loading, predicting,
+/// importing, verifying, and errors that carry their data.
+@Suite struct LibraryTests {
+    static let mini = TestData.fixture("mini-a2b4-f4x2")
+    static var clips: [URL] { (0..<3).map { URL(fileURLWithPath: mini + "/clip\($0).safetensors") } }
+
+    static func url(_ path: String) -> URL { URL(fileURLWithPath: path) }
+
+    @Test func importLoadPredictAndVerify() throws {
+        let dir = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let package = Self.url(dir + "/mini.blc")
+        var stages: [Converter.ImportStage] = []
+        let summary = try Converter.importCheckpoint(Self.url(Self.mini + "/model.pth.tar"), to: package, frames: 8) { stages.append($0) }
+        #expect(stages == [.reading, .building, .writing])
+        #expect(summary.sourceFormat == "pytorch-legacy" && summary.optimized && summary.precision == .float32)
+        #expect(summary.configuration.frames == 8 && summary.configuration.classes == 10 && summary.configuration.alpha == 2)
+        #expect(summary.configuration.blocks == [2, 2, 2, 1] && summary.configuration.head == .dropoutNewFC)
+        #expect(summary.sourceSHA256.count == 64)
+
+        let model = try BLVNetModel(package: package, options: RuntimeOptions(threads: 2))
+        #expect(model.configuration == summary.configuration)
+        #expect(model.origin == .package(sourceFile: "model.pth.tar", sourceSHA256: summary.sourceSHA256))
+
+        let report = try Verifier.verify(model: model, clips: Self.clips)
+        #expect(report.passed && report.failures.isEmpty && report.clips.count == 3)
+        #expect(report.worstRelativeError < 1e-5 && report.worstRelativeError > 0)
+        #expect(report.clips.allSatisfy { $0.samples.allSatisfy { $0.top5Equal } })
+
+        // logits and predictions agree with the reference clip's own float64 logits.
+        let clip = try Clip(contentsOf: Self.clips[0])
+        #expect(clip.shape == [2, 24, 64, 64])
+        let logits = try model.logits(for: clip)
+        let reference = try SafetensorsFile.load(path: Self.clips[0].path)
+        let ref = try #require(reference.tensor("logits_f64")).doubles()
+        #expect(logits.count == 2 && logits.classes == 10)
+        let scale = ref.map(abs).max() ?? 1
+        let worst = zip(logits.values, ref).map { abs(Double($0) - $1) }.max() ?? .infinity
+        #expect(worst / scale < 1e-5)
+        let predictions = try model.predict(clip: clip, top: 3, labels: (0..<10).map { "class \($0)" })
+        #expect(predictions.count == 2)
+        for (s, p) in predictions.enumerated() {
+            #expect(p.classes.map(\.index) == logits.top(3, sample: s))
+            #expect(p.classes[0].label == "class \(p.classes[0].index)")
+            #expect(abs(p.probabilities.reduce(0, +) - 1) < 1e-12)
+        }
+
+        // A checkpoint imported in memory computes the same.
+        let inMemory = try BLVNetModel(checkpoint: Self.url(Self.mini + "/model.pth.tar"), frames: 8)
+        #expect(inMemory.origin == .checkpoint(format: "pytorch-legacy"))
+        #expect(try inMemory.logits(for: clip).values == logits.values)
+        let cost = try model.cost(height: 64, width: 64)
+        #expect(cost.multiplyAccumulates > 0 && cost.parameters > 0 && cost.activationBytes > 0)
+    }
+
+    @Test func errorsCarryTheirData() throws {
+        // No T anywhere: the error asks for it.
+        #expect {
+            _ = try BLVNetModel(checkpoint: Self.url(Self.mini + "/model.pth.tar"))
+        } throws: { e in
+            guard let e = e as? BLConvertError else { return false }
+            return e.kind == .invalidArgument && e.message.contains("--frames") && e.file?.hasSuffix("model.pth.tar") == true
+        }
+        #expect(throws: BLConvertError.self) { _ = try FrameCount.resolve(explicit: nil, arch: nil, path: "/runs-f8x2/model.pth") }
+        #expect(try FrameCount.resolve(explicit: nil, arch: "st2stv2-bLVNet-TAM-50-a2-b4-f4x2-cosine", path: "x-f8x2.pth") == 8)
+        #expect(try FrameCount.resolve(explicit: nil, arch: nil, path: "/runs/x-a2-b4-f8x2.pth") == 16)
+
+        // A refused pickle global, by name; nothing ran.
+        #expect {
+            _ = try BLVNetModel(checkpoint: Self.url(TestData.fixture("parsers/evil_os_system_zip.pth")), frames: 8)
+        } throws: { e in
+            guard let e = e as? BLConvertError else { return false }
+            return e.kind == .refused && e.detail == .refusedGlobal(module: "posix", name: "system")
+        }
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/blconvert-evil-marker"))
+
+        // Strict loading: the missing, unexpected and mis-shaped tensors as lists.
+        let dir = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let extracted = dir + "/weights.safetensors"
+        var tensors = try Checkpoint.open(path: Self.mini + "/model.pth.tar").stateDict().tensors
+        tensors.removeAll { $0.name == "new_fc.bias" }
+        let reshaped = "baseline_model.layer1.big.0.conv2.weight"
+        let i = try #require(tensors.firstIndex { $0.name == reshaped })
+        let shape = tensors[i].tensor.shape
+        tensors[i].tensor = try Tensor.fromFloats([1], shape: [1, 1, 1, 1])
+        tensors.append((name: "extra.weight", tensor: try Tensor.fromFloats([1], shape: [1])))
+        try SafetensorsWriter.write(tensors, to: extracted)
+        #expect {
+            _ = try BLVNetModel(checkpoint: Self.url(extracted), frames: 8)
+        } throws: { e in
+            guard let e = e as? BLConvertError, case .weights(let m)? = e.detail else { return false }
+            return e.kind == .mismatch && m.missing.map(\.name) == ["new_fc.bias"] && m.unexpected == ["extra.weight"]
+                && m.misshaped == [.init(name: reshaped, expected: shape, found: [1, 1, 1, 1])]
+        }
+
+        // A non-finite input element, by index.
+        let model = try BLVNetModel(package: try Self.package(in: dir))
+        var values = [Float](repeating: 0, count: 24 * 32 * 32)
+        values[5 * 32 * 32 + 7] = .nan
+        let bad = try Clip(shape: [1, 24, 32, 32], values: values)
+        #expect {
+            _ = try model.logits(for: bad)
+        } throws: { e in
+            guard let e = e as? BLConvertError, case .nonFiniteInput(let index, let value)? = e.detail else { return false }
+            return e.kind == .numeric && index == [0, 5, 0, 7] && value.isNaN
+        }
+        // A clip of the wrong shape is refused before it reaches the model.
+        #expect(throws: BLConvertError.self) { _ = try Clip(shape: [24, 32, 32], values: [Float](repeating: 0, count: 24 * 32 * 32)) }
+        #expect(throws: BLConvertError.self) { _ = try Clip(shape: [1, 24, 32, 32], values: [0]) }
+        #expect(throws: BLConvertError.self) { _ = try model.logits(for: try Clip(shape: [1, 12, 8, 8], values: [Float](repeating: 0, count: 768))) }
+        // A clip that cannot be checked is reported beside the others.
+        let report = try Verifier.verify(model: model, clips: [Self.clips[1], Self.url(dir + "/absent.safetensors")])
+        #expect(!report.passed && report.clips.count == 1 && report.clips[0].passed)
+        #expect(report.failures.count == 1 && report.failures[0].error.kind == .io)
+        #expect(throws: BLConvertError.self) { _ = try Verifier.verify(model: model, clips: [], tolerance: Tolerance(relative: -1)) }
+    }
+
+    /// Frames decoded by the library, sampled and preprocessed as the reference does, give the
+    /// reference pipeline's tensor bit for bit (whole video in memory, or a folder).
+    @Test(.enabled(if: TestData.hasShared)) func framesAndFoldersMatchTheReferencePreprocessing() throws {
+        let root = TestData.shared("frames-mini")
+        let reference = try SafetensorsFile.load(path: root + "/preprocessed.safetensors")
+        let expected = try #require(reference.tensor("input_png_scale224")).floats()
+        let files = try FileManager.default.contentsOfDirectory(atPath: root + "/frames_png").filter { $0.hasSuffix(".png") }.sorted()
+        #expect(files.count == 37)
+        let frames = try files.map { try RGBImage(contentsOf: Self.url(root + "/frames_png/" + $0)) }
+        let p = Preprocessing(frames: 8, scale: 224)
+        #expect(p.sampleIndices(frameCount: 37) == [3, 7, 12, 17, 21, 26, 31, 35])
+        let (clip, numbers) = try p.clip(fromVideoFrames: frames)
+        #expect(numbers == [3, 7, 12, 17, 21, 26, 31, 35])
+        #expect(clip.values == expected)
+        let (folderClip, _) = try p.clip(fromFrameFolder: Self.url(root + "/frames_png"))
+        #expect(folderClip.values == expected)
+        let model = try BLVNetModel(checkpoint: Self.url(Self.mini + "/model.pth.tar"), frames: 8)
+        let a = try model.predict(frames: frames, top: 5), b = try model.predict(frameFolder: Self.url(root + "/frames_png"), top: 5)
+        #expect(a == b && a.frameNumbers == numbers)
+        #expect(throws: BLConvertError.self) { _ = try model.predict(frames: frames, preprocessing: Preprocessing(frames: 6)) }
+    }
+
+    @Test func picturesAndLabels() throws {
+        #expect(throws: BLConvertError.self) { _ = try RGBImage(width: 2, height: 2, pixels: [0, 0, 0]) }
+        let image = try RGBImage(width: 2, height: 1, pixels: [1, 2, 3, 4, 5, 6])
+        #expect(image.width == 2 && image.height == 1 && image.pixels == [1, 2, 3, 4, 5, 6])
+        let dir = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "a\r\n b \r\nc\r\n\r\n".write(toFile: dir + "/labels.txt", atomically: true, encoding: .utf8)
+        #expect(try ClassLabels.read(Self.url(dir + "/labels.txt"), classes: 3) == ["a", "b", "c"])
+        #expect(throws: BLConvertError.self) { _ = try ClassLabels.read(Self.url(dir + "/labels.txt"), classes: 4) }
+    }
+
+    static func package(in dir: String) throws -> URL {
+        let url = Self.url(dir + "/p.blc")
+        try Converter.importCheckpoint(Self.url(mini + "/model.pth.tar"), to: url, frames: 8, overwrite: true)
+        return url
+    }
+}
