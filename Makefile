@@ -5,13 +5,14 @@ BIN := .build/release/blconvert
 DEMO_DIR := out
 MINI := Fixtures/mini-a2b4-f4x2
 
-.PHONY: deps build demo test clean
+.PHONY: deps build demo test examples docs sanitize ci clean
 
 deps:
 	@bash scripts/deps.sh
 
 build: deps
 	$(SWIFT) build $(RELEASE) --product blconvert
+	$(SWIFT) build $(RELEASE) --product blconvert-hdf5-reader
 
 # Import the bundled mini checkpoint, verify it against its reference clips, predict one clip.
 demo: build
@@ -26,5 +27,22 @@ demo: build
 test: deps
 	$(SWIFT) test $(RELEASE) -Xswiftc -enable-testing
 
+# Examples/: a package using only the public API of the BLConvert library.
+examples: deps
+	scripts/ci-stages.sh examples
+
+# DocC documentation of the BLConvert library (.build/plugins/Swift-DocC/outputs/BLConvert.doccarchive).
+docs: deps
+	scripts/ci-stages.sh docs
+
+# The AddressSanitizer and ThreadSanitizer stages of CI.
+sanitize: deps
+	scripts/ci-stages.sh asan
+	scripts/ci-stages.sh tsan
+
+# Everything CI runs.
+ci:
+	.ci/run
+
 clean:
-	rm -rf .build $(DEMO_DIR)
+	rm -rf .build .build-asan .build-tsan Examples/.build $(DEMO_DIR)

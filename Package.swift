@@ -59,7 +59,10 @@ let package = Package(
                 dependencies: ["BLCore", "BLPickle", "BLTorch", "BLHDF5", "BLSafetensors"]),
         .target(name: "BLGraph", dependencies: ["BLCore"]),
         .target(name: "BLVNet", dependencies: ["BLCore", "BLGraph", "BLSafetensors"]),
-        .target(name: "BLKernels", dependencies: ["BLCore", "COpenBLAS", "CGemm"]),
+        // OpenBLAS on Linux; Accelerate's BLAS on Darwin.
+        .target(name: "BLKernels",
+                dependencies: ["BLCore", "CGemm", .target(name: "COpenBLAS", condition: .when(platforms: [.linux]))],
+                linkerSettings: [.linkedFramework("Accelerate", .when(platforms: [.macOS]))]),
         .target(name: "BLEngine", dependencies: ["BLCore", "BLGraph", "BLKernels"]),
         .target(name: "BLMedia", dependencies: ["BLCore", "CImageIO"]),
         .target(name: "BLVerify", dependencies: ["BLCore", "BLGraph", "BLEngine", "BLSafetensors"]),
@@ -75,7 +78,7 @@ let package = Package(
         .executableTarget(name: "blconvert", dependencies: ["BLCommands"]),
         .executableTarget(name: "blconvert-hdf5-reader", dependencies: ["BLHDF5Library"]),
         .executableTarget(name: "blbench",
-                          dependencies: ["BLConvert", "BLCore", "BLKernels", "BLEngine", "COpenBLAS"]),
+                          dependencies: ["BLConvert", "BLCore", "BLKernels", "BLEngine"]),
 
         .target(name: "BLTestSupport", dependencies: ["BLCore", "BLGraph", "BLKernels"],
                 path: "Tests/BLTestSupport"),

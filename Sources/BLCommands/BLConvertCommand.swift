@@ -22,7 +22,7 @@ package struct BLConvertCommand: ParsableCommand {
         Exit status: 0 success, 1 verification failed, 2 bad input (unreadable,
         corrupt or refused file, wrong arguments).
         """,
-        version: BLConvertVersion.string,
+        version: BLConvertInfo.version,
         subcommands: [Inspect.self, Extract.self, Import.self, GraphCommand.self, Verify.self, Run.self, Bench.self]
     )
 

@@ -7,7 +7,7 @@ import BLVNet
 import Foundation
 
 /// A bLVNet-TAM network ready to run on the CPU: loaded from a model package (written by
-/// ``Converter/importCheckpoint(_:to:precision:frames:optimize:overwrite:)`` or `blconvert import`)
+/// ``Converter/importCheckpoint(_:to:precision:frames:optimize:overwrite:progress:)`` or `blconvert import`)
 /// or imported in memory from a PyTorch or HDF5 checkpoint.
 ///
 /// ```swift
@@ -52,14 +52,17 @@ public final class BLVNetModel: Sendable {
 
     /// Imports a checkpoint in memory (BatchNorm folded, float32), as ``Converter`` would write it.
     ///
-    /// - Parameter frames: T, the frames per clip; when nil it comes from a training checkpoint's
-    ///   `arch`, else from the file's own name (`...-f8x2...` means 16), else the load fails and
-    ///   asks for it. See ``FrameCount``.
+    /// - Parameters:
+    ///   - url: the checkpoint file.
+    ///   - frames: T, the frames per clip; when nil it comes from a training checkpoint's
+    ///     `arch`, else from the file's own name (`...-f8x2...` means 16), else the load fails and
+    ///     asks for it. See ``FrameCount``.
+    ///   - options: threads and weight memory.
     public convenience init(checkpoint url: URL, frames: Int? = nil, options: RuntimeOptions = .init()) throws(BLConvertError) {
         let (p, format) = try bridged { () throws -> (ModelPackage, String) in
             let (model, checkpoint) = try CheckpointImport.importModel(path: url.path, frames: frames)
             let p = try ModelPackage(importing: model, optimize: true, dtype: .float32, source: nil,
-                                     toolVersion: BLConvertVersion.string)
+                                     toolVersion: BLConvertInfo.version)
             return (p, checkpoint.format.rawValue)
         }
         try self.init(graph: p.graph, weights: p.weights, config: p.config, dtype: .float32,
@@ -111,8 +114,11 @@ public final class BLVNetModel: Sendable {
         try Logits(tensor: bridged { try engine.run(clip.tensor) })
     }
 
-    /// The `top` best classes of every clip in the batch, with softmax probabilities.
-    /// - Parameter labels: class names, one per class, to fill in ``Prediction/RankedClass/label``.
+    /// The best classes of every clip in the batch, with softmax probabilities.
+    /// - Parameters:
+    ///   - clip: one or more clips.
+    ///   - top: how many classes per clip.
+    ///   - labels: class names, one per class, to fill in ``Prediction/RankedClass/label``.
     public func predict(clip: Clip, top: Int = 5, labels: [String]? = nil) throws(BLConvertError) -> [Prediction] {
         if let labels, labels.count != configuration.classes {
             throw BLConvertError(.invalidArgument, "\(labels.count) labels for a model of \(configuration.classes) classes")
@@ -184,9 +190,4 @@ extension RuntimeOptions {
         if let t = threads { c.threads = t }
         return c
     }
-}
-
-/// The version of blconvert.
-public enum BLConvertVersion {
-    public static let string = "0.2.0"
 }

@@ -40,11 +40,15 @@ public enum Converter {
     /// and never a directory that is not a package, nor a file.
     ///
     /// - Parameters:
+    ///   - checkpoint: the checkpoint file to read.
+    ///   - package: the model package directory to write.
     ///   - precision: how the convolution and linear weights are stored (vectors stay float32).
     ///   - frames: T; see ``FrameCount`` for where it comes from when nil.
     ///   - optimize: fold BatchNorm into the convolutions and fuse ReLU (false keeps the reference
     ///     graph, where every reference module's output can be verified).
+    ///   - overwrite: replace an existing model package at `package`.
     ///   - progress: called as each stage starts.
+    /// - Returns: what was read and written.
     @discardableResult
     public static func importCheckpoint(_ checkpoint: URL, to package: URL, precision: WeightPrecision = .float32,
                                         frames: Int? = nil, optimize: Bool = true, overwrite: Bool = false,
@@ -68,7 +72,7 @@ public enum Converter {
             let source = ModelPackage.PendingSource(file: input)  // hashed on its own thread meanwhile
             progress?(.building)
             var pkg = try ModelPackage(importing: model, optimize: optimize, dtype: precision.dtype, source: nil,
-                                       toolVersion: BLConvertVersion.string)
+                                       toolVersion: BLConvertInfo.version)
             stages.append(("passes", MonotonicClock.seconds() - t)); t = MonotonicClock.seconds()
             progress?(.writing)
             try pkg.write(to: output, overwrite: overwrite, source: source)

@@ -105,7 +105,7 @@ package final class Engine: @unchecked Sendable {
         guard x.rank == 4 else {
             throw BLError(.invalidArgument, "input has shape \(x.shape); expected [N, T*C, H, W]")
         }
-        let (n, channels, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (n, channels) = (x.shape[0], x.shape[1])
         if let layout = graph.inputLayout, channels != layout.frames * layout.channels {
             throw BLError(.invalidArgument,
                           "input has \(channels) channels; the model expects T*C = \(layout.frames)*\(layout.channels) = \(layout.frames * layout.channels) (shape \(x.shape))")

@@ -1,5 +1,5 @@
-import COpenBLAS
 import Foundation
+
 /// Which OpenBLAS kernels the process runs.
 ///
 /// OpenBLAS (a `DYNAMIC_ARCH` build) picks its kernels once, when the library loads, from the CPU
@@ -9,10 +9,7 @@ import Foundation
 /// AMD EPYC Zen 5). The choice cannot change after loading: benchmarks report it and advise.
 package enum BLASRuntime {
     /// The kernel family OpenBLAS runs, e.g. "Haswell" or "SkylakeX".
-    package static var coreName: String {
-        guard let p = openblas_get_corename() else { return "unknown" }
-        return String(cString: p)
-    }
+    package static var coreName: String { BLAS.coreName }
 
     /// The environment variable that overrides OpenBLAS's choice (read only when it loads).
     package static let coreTypeVariable = "OPENBLAS_CORETYPE"

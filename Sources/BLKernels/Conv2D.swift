@@ -1,5 +1,4 @@
 import BLCore
-import COpenBLAS
 import Foundation
 
 /// Geometry of a 2-D convolution (PyTorch `nn.Conv2d` without dilation).

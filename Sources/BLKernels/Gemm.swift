@@ -1,5 +1,4 @@
 import CGemm
-import COpenBLAS
 
 /// The single-threaded row-major SGEMM behind the convolutions:
 ///
@@ -26,8 +25,7 @@ enum Gemm {
            cgemm_sgemm(m, n, k, a, lda, b, ldb, c, ldc) == 0 {
             return
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k),
-                    1, a, Int32(lda), b, Int32(ldb), 0, c, Int32(ldc))
+        BLAS.sgemm(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc)
     }
 }
 

@@ -1,5 +1,4 @@
 import BLCore
-import COpenBLAS
 import Foundation
 
 /// Float32 NCHW kernels. Every fast kernel has a direct-loop oracle beside it (`...Naive`).
@@ -88,13 +87,12 @@ package struct KernelContext: Sendable, Equatable {
     /// Applies `blasThreads` to OpenBLAS (a process-wide setting). Call once before running kernels,
     /// and again after switching between contexts of different parallelism.
     package func activate() {
-        openblas_set_num_threads(Int32(clamping: blasThreads))
+        BLAS.threads = blasThreads
     }
 
     /// `activate()` when OpenBLAS runs another thread count (conv2d calls this itself).
     package func ensureBLASThreads() {
-        let want = Int32(clamping: blasThreads)
-        if openblas_get_num_threads() != want { openblas_set_num_threads(want) }
+        if BLAS.threads != blasThreads { BLAS.threads = blasThreads }
     }
 
     /// Single-threaded context (the oracles never use threads; tests use this to compare paths).

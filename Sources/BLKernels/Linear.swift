@@ -1,5 +1,4 @@
 import BLCore
-import COpenBLAS
 
 extension Kernels {
     /// Fully connected layer through `cblas_sgemm`.
@@ -17,8 +16,7 @@ extension Kernels {
             throw BLError(.invalidArgument, "linear: dimension exceeds 32-bit BLAS range")
         }
         if F == 0 { return }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(F), Int32(Out), Int32(In),
-                    1, input, Int32(In), weight, Int32(In), 0, output, Int32(Out))
+        BLAS.sgemm(m: F, n: Out, k: In, a: input, lda: In, b: weight, ldb: In, transposeB: true, c: output, ldc: Out)
         if let bias {
             for f in 0..<F {
                 let d = output + f * Out

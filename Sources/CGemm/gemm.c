@@ -10,15 +10,15 @@
 // MR / NR, so only the stores of edge tiles are masked.
 #include "cgemm.h"
 
+#if defined(__x86_64__)
 #include <immintrin.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-
-enum { MR = 8, NR = 48, KC = 192, NC = 576, MC = 256 };
+#endif
 
 int cgemm_available(void) {
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(__x86_64__)
     __builtin_cpu_init();
     // The kernels are compiled for AVX-512 F and VL (the compiler may pick VL encodings).
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") ? 1 : 0;
@@ -28,6 +28,8 @@ int cgemm_available(void) {
 }
 
 #if defined(__x86_64__)
+
+enum { MR = 8, NR = 48, KC = 192, NC = 576, MC = 256 };
 
 // Per-thread pack buffers (64-byte aligned), grown on demand and freed when the thread exits
 // (worker threads come and go, so plain thread-locals would leak).

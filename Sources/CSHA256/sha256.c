@@ -3,21 +3,6 @@
 // (BLCore.SHA256); this file only adds the accelerated one and the CPU check.
 #include "csha256.h"
 
-#if defined(__x86_64__) || defined(__i386__)
-
-#include <cpuid.h>
-#include <immintrin.h>
-
-int csha256_has_shani(void) {
-    unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
-    const int ssse3 = (c >> 9) & 1, sse41 = (c >> 19) & 1;
-    if (__get_cpuid_max(0, 0) < 7) return 0;
-    __cpuid_count(7, 0, a, b, c, d);
-    const int sha = (b >> 29) & 1;
-    return ssse3 && sse41 && sha;
-}
-
 // FIPS 180-4, 4.2.2.
 static const uint32_t K[64] __attribute__((aligned(16))) = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -32,6 +17,20 @@ static const uint32_t K[64] __attribute__((aligned(16))) = {
 
 const uint32_t *csha256_round_constants(void) { return K; }
 
+#if defined(__x86_64__) || defined(__i386__)
+
+#include <cpuid.h>
+#include <immintrin.h>
+
+int csha256_has_shani(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    const int ssse3 = (c >> 9) & 1, sse41 = (c >> 19) & 1;
+    if (__get_cpuid_max(0, 0) < 7) return 0;
+    __cpuid_count(7, 0, a, b, c, d);
+    const int sha = (b >> 29) & 1;
+    return ssse3 && sse41 && sha;
+}
 
 // Register layout (lane 0 first): `abef` = (F, E, B, A), `cdgh` = (H, G, D, C), as SHA256RNDS2
 // expects. One SHA256RNDS2 does two rounds and returns the new (F, E, B, A); the new (H, G, D, C)

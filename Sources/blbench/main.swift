@@ -18,7 +18,6 @@ import BLConvert
 import BLCore
 import BLEngine
 import BLKernels
-import COpenBLAS
 import Foundation
 
 struct Options {
@@ -180,7 +179,7 @@ do {
         let m = 64, kk = 576, n = 3136, frames = 8
         let a = randomBuffer(m * kk, seed: 4), bm = randomBuffer(frames * kk * n, seed: 5)
         let cm = UnsafeMutablePointer<Float>.allocate(capacity: frames * m * n)
-        openblas_set_num_threads(1)
+        BLAS.threads = 1
         let (sa, sb, sc) = (UInt(bitPattern: a), UInt(bitPattern: bm), UInt(bitPattern: cm))
         measure("sgemm_64x576x3136", "\(frames) frames, one single-threaded SGEMM each, \(options.threads) workers",
                 flops: 2.0 * Double(frames * m * n * kk)) {
@@ -189,8 +188,7 @@ do {
                 let a = UnsafePointer<Float>(bitPattern: sa)!, b = UnsafePointer<Float>(bitPattern: sb)!
                 let c = UnsafeMutablePointer<Float>(bitPattern: sc)!
                 for f in stride(from: part, to: frames, by: workers) {
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(kk), 1,
-                                a, Int32(kk), b + f * kk * n, Int32(n), 0, c + f * m * n, Int32(n))
+                    BLAS.sgemm(m: m, n: n, k: kk, a: a, lda: kk, b: b + f * kk * n, ldb: n, c: c + f * m * n, ldc: n)
                 }
             }
         }
