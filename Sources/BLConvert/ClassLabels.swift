@@ -14,7 +14,7 @@ public enum ClassLabels {
             }
             // Split on the scalar "\n": as Characters, "\r\n" is one grapheme and would not split.
             var lines = text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).map { line in
-                trimmed(Substring(String(String.UnicodeScalarView(line.last == "\r" ? line.dropLast() : line[...]))))
+                String(String.UnicodeScalarView(line)).trimmingWhitespace
             }
             while lines.last == "" { lines.removeLast() }
             guard lines.count == classes else {
@@ -22,12 +22,5 @@ public enum ClassLabels {
             }
             return lines
         }
-    }
-
-    static func trimmed(_ s: Substring) -> String {
-        var s = s
-        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
-        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
-        return String(s)
     }
 }

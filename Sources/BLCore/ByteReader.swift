@@ -48,13 +48,6 @@ package struct ByteReader {
     package mutating func i32() throws -> Int32 { try loadLE(Int32.self, "a 4-byte integer") }
     package mutating func i64() throws -> Int64 { try loadLE(Int64.self, "an 8-byte integer") }
 
-    package mutating func f64BigEndian() throws -> Double {
-        try require(8, "an 8-byte float")
-        let v = bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
-        offset += 8
-        return Double(bitPattern: UInt64(bigEndian: v))
-    }
-
     /// A view of the next `n` bytes (no copy).
     package mutating func slice(_ n: Int, _ what: @autoclosure () -> String = "bytes") throws -> UnsafeRawBufferPointer {
         try require(n, what())

@@ -19,14 +19,14 @@ enum ZipCheckpoint {
 
         if let bo = zip.entry(named: prefix + "byteorder") {
             let text = try memberText(zip, bo, file)
-            switch text.trimmingSpaces {
+            switch text.trimmingWhitespace {
             case "little": break
             case "big": throw BLError(.unsupported, "big-endian checkpoint (byteorder 'big') is not supported")
             default: throw BLError(.format, "byteorder member says '\(text.prefix(20))', expected 'little'")
             }
         }
         if let v = zip.entry(named: prefix + "version") {
-            let text = try memberText(zip, v, file).trimmingSpaces
+            let text = try memberText(zip, v, file).trimmingWhitespace
             guard !text.isEmpty, text.count <= 8, text.allSatisfy({ $0.isASCII && $0.isNumber }) else {
                 throw BLError(.format, "version member says '\(text.prefix(20))', expected a number")
             }
@@ -83,11 +83,3 @@ enum ZipCheckpoint {
     }
 }
 
-extension String {
-    var trimmingSpaces: String {
-        let t = self.drop(while: { $0 == " " || $0 == "\n" || $0 == "\r" || $0 == "\t" })
-        var e = t.endIndex
-        while e > t.startIndex, [" ", "\n", "\r", "\t"].contains(t[t.index(before: e)]) { e = t.index(before: e) }
-        return String(t[..<e])
-    }
-}

@@ -55,11 +55,6 @@ package struct ModelPackage: Sendable {
                   optimized: optimize, toolVersion: toolVersion)
     }
 
-    /// The weights as contiguous float32 tensors (a no-copy view for float32 packages).
-    package func floatWeights() throws -> [String: Tensor] {
-        try weights.mapValues { try $0.converted(to: .float32) }
-    }
-
     /// Whether `path` is a directory holding a package's `metadata.json` and `graph.json` (what
     /// `--force` may replace).
     package static func isPackage(_ path: String) -> Bool {
