@@ -16,6 +16,8 @@ import PackageDescription
 //   BLKernels     numeric kernels (the only code that calls BLAS), each with a naive oracle
 //   BLEngine      executes the IR with the kernels
 //   BLMedia       frame folders: PNG/JPEG decoding and the reference preprocessing
+//   CFFmpeg       libavformat/libavcodec/libswscale/libavutil (FFmpeg 5.1) through a shim header
+//   BLVideo       video files: demux, decode and scale as the reference ffmpeg extraction does
 //   BLVerify      parity against reference clips
 //   BLCommands    the command-line interface (one file per subcommand)
 //   blbench       benchmark suite: hot kernels and whole clips (release builds)
@@ -38,6 +40,8 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CImageIO", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev", "libjpeg62-turbo-dev"])]),
+        .systemLibrary(name: "CFFmpeg", pkgConfig: "libavformat",
+                       providers: [.apt(["libavformat-dev", "libavcodec-dev", "libswscale-dev", "libavutil-dev"])]),
 
         .target(name: "CSHA256"),
         .target(name: "CGemm"),
@@ -54,12 +58,13 @@ let package = Package(
         .target(name: "BLKernels", dependencies: ["BLCore", "COpenBLAS", "CGemm"]),
         .target(name: "BLEngine", dependencies: ["BLCore", "BLGraph", "BLKernels", "BLVNet"]),
         .target(name: "BLMedia", dependencies: ["BLCore", "CImageIO"]),
+        .target(name: "BLVideo", dependencies: ["BLCore", "BLMedia", "CFFmpeg"]),
         .target(name: "BLVerify",
                 dependencies: ["BLCore", "BLEngine", "BLVNet", "BLSafetensors", "BLCheckpoint"]),
         .target(name: "BLCommands",
                 dependencies: [
                     "BLCore", "BLCheckpoint", "BLSafetensors", "BLGraph", "BLVNet",
-                    "BLEngine", "BLVerify", "BLMedia",
+                    "BLEngine", "BLVerify", "BLMedia", "BLVideo",
                     .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 ]),
         .executableTarget(name: "blconvert", dependencies: ["BLCommands", "BLHDF5"]),
@@ -70,7 +75,7 @@ let package = Package(
                     dependencies: [
                         "BLCore", "BLPickle", "BLTorch", "BLHDF5", "BLSafetensors", "BLCheckpoint",
                         "BLGraph", "BLVNet", "BLKernels", "BLEngine", "BLVerify", "BLMedia",
-                        "BLCommands",
+                        "BLVideo", "BLCommands",
                     ],
                     resources: []),
     ]
