@@ -75,7 +75,7 @@ let package = Package(
                     dependencies: [
                         "BLCore", "BLPickle", "BLTorch", "BLHDF5", "BLSafetensors", "BLCheckpoint",
                         "BLGraph", "BLVNet", "BLKernels", "BLEngine", "BLVerify", "BLMedia",
-                        "BLVideo", "BLCommands",
+                        "BLVideo", "CFFmpeg", "BLCommands",
                     ],
                     resources: []),
     ]

@@ -1,23 +1,20 @@
 import BLCore
 import CFFmpeg
 
-/// Small helpers around the FFmpeg C API: error text, the captured library message, and owners
-/// that free frames, packets and codec contexts. The shim's per-thread message buffer is only
-/// touched from this file (it is static storage in a header, one copy per translation unit).
+/// Small helpers around the FFmpeg C API: error text with the library's own message, and
+/// owners that free frames, packets and codec contexts.
 enum FF {
-    /// Installed once: libav* messages are captured instead of printed.
+    /// Installed once: libav* messages are kept with their demuxer or decoder, never printed.
     private static let logCapture: Void = { blv_install_log_capture() }()
 
-    static func prepare() {
-        _ = logCapture
-        blv_clear_last_message()
-    }
+    static func prepare() { _ = logCapture }
 
-    /// The last error-level message libav* logged on this thread, if any.
-    static func lastMessage() -> String? {
-        var buf = [CChar](repeating: 0, count: 256)
-        blv_copy_last_message(&buf, buf.count)
-        let s = cString(buf)
+    /// The last error-level message recorded in `m`, if any.
+    static func lastMessage(_ m: UnsafeMutablePointer<blv_messages>?) -> String? {
+        guard let m else { return nil }
+        let s = withUnsafeBytes(of: &m.pointee.message) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
         return s.isEmpty ? nil : s
     }
 
@@ -28,9 +25,9 @@ enum FF {
     }
 
     /// "what: library message (error text)" for a failed call.
-    static func describe(_ what: String, _ code: Int32) -> String {
+    static func describe(_ what: String, _ code: Int32, _ messages: UnsafeMutablePointer<blv_messages>? = nil) -> String {
         let text = FF.text(code)
-        if let m = lastMessage(), m != text { return "\(what): \(m) (\(text))" }
+        if let m = lastMessage(messages), m != text { return "\(what): \(m) (\(text))" }
         return "\(what): \(text)"
     }
 

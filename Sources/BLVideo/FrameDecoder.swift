@@ -11,6 +11,7 @@ import CFFmpeg
 final class FrameDecoder {
     let input: VideoInput
     private let codec: CodecContext
+    private let messages: UnsafeMutablePointer<blv_messages>
     private let packet: Packet
     private var draining = false
     private var finished = false
@@ -23,14 +24,28 @@ final class FrameDecoder {
 
     init(input: VideoInput, options: VideoOptions) throws {
         self.input = input
-        codec = try input.openDecoder(options: options)
-        packet = try Packet()
+        messages = .allocate(capacity: 1)
+        messages.initialize(to: blv_messages())
+        do {
+            codec = try input.openDecoder(options: options, messages: messages)
+            packet = try Packet()
+        } catch {
+            messages.deallocate()
+            throw error
+        }
+    }
+
+    deinit {
+        // The codec context outlives this deinit; it must no longer point at the record.
+        codec.ptr.pointee.opaque = nil
+        messages.deinitialize(count: 1)
+        messages.deallocate()
     }
 
     var path: String { input.path }
 
     private func failure(_ what: String, _ code: Int32) -> BLError {
-        BLError(.format, FF.describe(what, code), file: input.path,
+        BLError(.format, FF.describe(what, code, messages), file: input.path,
                 location: "after \(framesDecoded) decoded frames, packet \(input.packetsRead)")
     }
 

@@ -37,6 +37,8 @@ final class VideoInput {
     private(set) var packetsRead = 0
 
     var timeBase: AVRational { stream.pointee.time_base }
+    /// The demuxer's error messages.
+    var messages: UnsafeMutablePointer<blv_messages> { resources.messages }
     var codecpar: UnsafeMutablePointer<AVCodecParameters> { stream.pointee.codecpar }
     var codecName: String { FF.codecName(codecpar.pointee.codec_id) }
 
@@ -44,12 +46,16 @@ final class VideoInput {
     /// fails half-way).
     private final class Resources {
         let input: UnsafeMutablePointer<blv_input>
+        let messages: UnsafeMutablePointer<blv_messages>
         var io: UnsafeMutablePointer<AVIOContext>?
         var context: UnsafeMutablePointer<AVFormatContext>?
 
         init() {
             input = .allocate(capacity: 1)
-            input.initialize(to: blv_input(fd: -1, size: 0, deadline: 0, timed_out: 0))
+            input.initialize(to: blv_input())
+            input.pointee.fd = -1
+            messages = .allocate(capacity: 1)
+            messages.initialize(to: blv_messages())
         }
 
         deinit {
@@ -58,6 +64,8 @@ final class VideoInput {
             if input.pointee.fd >= 0 { close(input.pointee.fd) }
             input.deinitialize(count: 1)
             input.deallocate()
+            messages.deinitialize(count: 1)
+            messages.deallocate()
         }
     }
 
@@ -77,6 +85,7 @@ final class VideoInput {
         res.input.pointee.size = size
         if let limit = options.timeLimit { res.input.pointee.deadline = blv_monotonic_seconds() + limit }
         let timeout = { (doing: String) throws in try Self.checkTimeout(res.input, doing, path) }
+        let messages = res.messages
         guard size > 0 else { throw BLError(.format, "empty file", file: path) }
         guard let pb = blv_io_alloc(res.input) else { throw BLError(.io, "out of memory for reading", file: path) }
         res.io = pb
@@ -93,23 +102,23 @@ final class VideoInput {
             throw BLError(.format, "not a video container blconvert reads: the content looks like \(name) (\(long)); MP4/MOV, Matroska/WebM and AVI are read", file: path)
         }
         guard score > AVPROBE_SCORE_EXTENSION else {
-            throw BLError(.format, "not recognisably \(name): the content matches it only weakly (probe score \(score) of \(AVPROBE_SCORE_MAX))", file: path)
+            throw BLError(.format, "not a video file: the content is not recognisably \(name) (probe score \(score) of \(AVPROBE_SCORE_MAX); a file name alone scores at most \(AVPROBE_SCORE_EXTENSION))", file: path)
         }
 
         guard let ctx = avformat_alloc_context() else { throw BLError(.io, "out of memory for a demuxer", file: path) }
         ctx.pointee.pb = pb
-        blv_set_interrupt(ctx, res.input)
+        blv_attach_input(ctx, res.input, res.messages)
         var opened: UnsafeMutablePointer<AVFormatContext>? = ctx
         var r = avformat_open_input(&opened, path, fmt, nil)
         guard r >= 0, let fc = opened else {
             // avformat_open_input frees the context on failure (not our custom I/O).
             try timeout("reading the header")
-            throw BLError(.format, FF.describe("cannot read the \(name) header", r), file: path)
+            throw BLError(.format, FF.describe("cannot read the \(name) header", r, messages), file: path)
         }
         res.context = fc
         r = avformat_find_stream_info(fc, nil)
         try timeout("reading the stream parameters")
-        guard r >= 0 else { throw BLError(.format, FF.describe("cannot read the stream parameters", r), file: path) }
+        guard r >= 0 else { throw BLError(.format, FF.describe("cannot read the stream parameters", r, messages), file: path) }
 
         guard let chosen = Self.chooseVideoStream(fc), let st = fc.pointee.streams[Int(chosen)] else {
             throw BLError(.format, "no video stream (\(Self.streamSummary(fc)))", file: path)
@@ -140,10 +149,16 @@ final class VideoInput {
         while true {
             try checkTimeout("reading packet \(packetsRead + 1)")
             let r = av_read_frame(format, pkt)
+            if messages.pointee.errors != 0 {
+                // The demuxer met damage and carried on; fewer or other packets would follow.
+                if r >= 0 { av_packet_unref(pkt) }
+                throw BLError(.format, "the file is damaged or truncated: \(FF.lastMessage(messages) ?? "the demuxer reports an error")",
+                              file: path, location: "after packet \(packetsRead) of the video stream")
+            }
             if r == FF.eof { return false }
             guard r >= 0 else {
                 try checkTimeout("reading packet \(packetsRead + 1)")
-                throw BLError(.format, FF.describe("cannot read packet \(packetsRead + 1) of the video stream", r), file: path)
+                throw BLError(.format, FF.describe("cannot read packet \(packetsRead + 1) of the video stream", r, messages), file: path)
             }
             guard pkt.pointee.stream_index == streamIndex else {
                 av_packet_unref(pkt)
@@ -177,7 +192,7 @@ final class VideoInput {
 
     /// A decoder for the chosen stream, opened as ffmpeg opens it (packet time base, frame rate
     /// from the stream's average), with a picture-size limit.
-    func openDecoder(options: VideoOptions) throws -> CodecContext {
+    func openDecoder(options: VideoOptions, messages: UnsafeMutablePointer<blv_messages>? = nil) throws -> CodecContext {
         let par = codecpar
         guard let codec = avcodec_find_decoder(par.pointee.codec_id) else {
             throw BLError(.unsupported, "no decoder for the video codec \(codecName) (stream \(streamIndex))", file: path)
@@ -189,8 +204,9 @@ final class VideoInput {
         ctx.ptr.pointee.framerate = stream.pointee.avg_frame_rate
         ctx.ptr.pointee.thread_count = Int32(clamping: max(1, options.threads))
         ctx.ptr.pointee.max_pixels = Int64(options.maxPixels)
+        ctx.ptr.pointee.opaque = messages.map { UnsafeMutableRawPointer($0) }
         r = avcodec_open2(ctx.ptr, codec, nil)
-        guard r >= 0 else { throw BLError(.unsupported, FF.describe("cannot open the \(codecName) decoder", r), file: path) }
+        guard r >= 0 else { throw BLError(.unsupported, FF.describe("cannot open the \(codecName) decoder", r, messages), file: path) }
         return ctx
     }
 

@@ -71,6 +71,37 @@ static inline const int32_t *blv_stream_display_matrix(const AVStream *st) {
     return p && size >= 9 * sizeof(int32_t) ? (const int32_t *)p : NULL;
 }
 
+/* ------------------------------------------------------------ messages */
+
+/* libav* messages are not printed. The last error-level message of a demuxer or decoder is kept
+   with it (through the context's `opaque` field, which libavformat and libavcodec leave to the
+   application) so that a failure can be reported in the library's own words ("moov atom not
+   found"), and demuxers' errors are counted: a demuxer that meets a damaged or truncated file
+   often logs and carries on, giving fewer packets. (No static storage here: a header's static
+   variables are not one object once Swift imports them.) */
+typedef struct {
+    int errors;
+    char message[256];
+} blv_messages;
+
+static inline void blv_log_callback(void *avcl, int level, const char *fmt, va_list vl) {
+    if (level > AV_LOG_ERROR || !avcl) return;
+    const AVClass *avc = *(const AVClass **)avcl;
+    blv_messages *m = NULL;
+    if (avc == avformat_get_class()) m = (blv_messages *)((AVFormatContext *)avcl)->opaque;
+    else if (avc == avcodec_get_class()) m = (blv_messages *)((AVCodecContext *)avcl)->opaque;
+    if (!m) return;
+    char line[256];
+    int print_prefix = 0;
+    av_log_format_line2(avcl, level, fmt, vl, line, (int)sizeof line, &print_prefix);
+    size_t n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ')) line[--n] = 0;
+    if (n > 0) memcpy(m->message, line, n + 1);
+    m->errors += 1;
+}
+
+static inline void blv_install_log_capture(void) { av_log_set_callback(blv_log_callback); }
+
 /* ------------------------------------------------------------ input from a file descriptor */
 
 /* Opens `path` for reading without blocking on a FIFO or device, and keeps it only when it is
@@ -152,35 +183,11 @@ static inline void blv_io_free(AVIOContext **pb) {
     avio_context_free(pb);
 }
 
-static inline void blv_set_interrupt(AVFormatContext *ctx, blv_input *in) {
+/* The deadline as libavformat's interrupt callback, and `m` as the demuxer's message record. */
+static inline void blv_attach_input(AVFormatContext *ctx, blv_input *in, blv_messages *m) {
     ctx->interrupt_callback.callback = blv_input_interrupt;
     ctx->interrupt_callback.opaque = in;
-}
-
-/* ------------------------------------------------------------ messages */
-
-/* libav* messages are not printed; the last one at error level or worse is kept per thread
-   so that a failure can be reported with the library's own words ("moov atom not found").
-   The buffer is static storage in this header: call these from one Swift source file only. */
-static inline char *blv_last_message(void) {
-    static _Thread_local char buffer[256];
-    return buffer;
-}
-
-static inline void blv_log_callback(void *avcl, int level, const char *fmt, va_list vl) {
-    if (level > AV_LOG_ERROR) return;
-    char line[256];
-    int print_prefix = 0;
-    av_log_format_line2(avcl, level, fmt, vl, line, (int)sizeof line, &print_prefix);
-    size_t n = strlen(line);
-    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ')) line[--n] = 0;
-    if (n > 0) memcpy(blv_last_message(), line, n + 1);
-}
-
-static inline void blv_install_log_capture(void) { av_log_set_callback(blv_log_callback); }
-static inline void blv_clear_last_message(void) { blv_last_message()[0] = 0; }
-static inline void blv_copy_last_message(char *buf, size_t size) {
-    snprintf(buf, size, "%s", blv_last_message());
+    ctx->opaque = m;
 }
 
 #endif
