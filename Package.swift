@@ -69,7 +69,7 @@ let package = Package(
                 ]),
         .executableTarget(name: "blconvert", dependencies: ["BLCommands", "BLHDF5"]),
         .executableTarget(name: "blbench",
-                          dependencies: ["BLCore", "BLKernels", "BLEngine", "BLVNet", "BLCheckpoint", "COpenBLAS"]),
+                          dependencies: ["BLCore", "BLKernels", "BLEngine", "BLVNet", "BLCheckpoint", "BLVideo", "COpenBLAS"]),
 
         .testTarget(name: "BLConvertTests",
                     dependencies: [
