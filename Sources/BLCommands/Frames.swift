@@ -37,7 +37,7 @@ struct Frames: ParsableCommand {
 
         Examples:
           blconvert frames 12345.webm -o validation_256
-          blconvert frames videos/*.webm -o validation_256 --list validation_256.txt --label 3
+          blconvert frames v/*.webm -o val_256 --list val_256.txt --label 3
           blconvert frames clip.mp4 -o frames --png --json
         """
     )

@@ -189,11 +189,7 @@ func differing(_ a: [String], _ b: [String]) -> [Int] {
 @Suite struct VideoSamplingTests {
     /// The packet-based count equals the decoded count wherever it is used, and the count is the
     /// number of files the reference writes.
-    @Test func frameCountsFromPacketsEqualDecodedCounts() throws {
-        var cases = try VideoFixtures.expected().map { (VideoFixtures.path($0.name), $0.expected.rgb24.count) }
-        if EvalMini.root != nil {
-            cases += try EvalMini.decoded().map { (EvalMini.video($0.key), $0.value.rgb24.count) }
-        }
+    func checkCounts(_ cases: [(path: String, frames: Int)]) throws {
         for (path, frames) in cases {
             let auto = try VideoFrames.count(path)
             let decoded = try VideoFrames.count(path, method: .decoding)
@@ -205,33 +201,45 @@ func differing(_ a: [String], _ b: [String]) -> [Int] {
         }
     }
 
+    @Test func fixtureFrameCountsFromPacketsEqualDecodedCounts() throws {
+        try checkCounts(try VideoFixtures.expected().map { (VideoFixtures.path($0.name), $0.expected.rgb24.count) })
+    }
+
+    @Test(.enabled(if: TestData.sharedRoot != nil)) func evalMiniFrameCountsFromPacketsEqualDecodedCounts() throws {
+        try checkCounts(try EvalMini.decoded().map { (EvalMini.video($0.key), $0.value.rgb24.count) })
+    }
+
     /// Frames picked by index are the streamed frames at those indices, in the order asked.
-    @Test func chosenFramesAreTheStreamedFrames() throws {
-        var paths = [VideoFixtures.path("vfr.mp4"), VideoFixtures.path("late.mkv"), VideoFixtures.path("odd.webm")]
-        if EvalMini.root != nil { paths.append(EvalMini.video("v002")) }
-        for path in paths {
-            var all: [Image8] = []
-            try VideoFrames.forEachFrame(path) { _, image in all.append(image) }
-            let n = all.count
-            let indices = [5, 1, 5, n, 2, n / 2]
-            let count = try VideoFrames.count(path)
-            let picked = try VideoFrames.frames(path, at: indices, count: count)
-            #expect(picked == indices.map { all[$0 - 1] }, "\(path)")
-            let sampled = try VideoFrames.sample(path) { frames in
-                #expect(frames == n)
-                return [1, (frames + 1) / 2, frames]
-            }
-            #expect(sampled.frameCount == n && sampled.indices == [1, (n + 1) / 2, n])
-            #expect(sampled.frames == sampled.indices.map { all[$0 - 1] }, "\(path)")
-            #expect(try VideoFrames.frames(path, at: []).isEmpty)
-            #expect(throws: BLError.self) { try VideoFrames.frames(path, at: [n + 1]) }
-            #expect(throws: BLError.self) { try VideoFrames.frames(path, at: [0]) }
-            do {
-                _ = try VideoFrames.frames(path, at: [1, n + 3])
-            } catch let e as BLError {
-                #expect(e.description.contains("has \(n) frames"), "\(e)")
-            }
+    func checkChosenFrames(_ path: String) throws {
+        var all: [Image8] = []
+        try VideoFrames.forEachFrame(path) { _, image in all.append(image) }
+        let n = all.count
+        let indices = [5, 1, 5, n, 2, n / 2]
+        let count = try VideoFrames.count(path)
+        let picked = try VideoFrames.frames(path, at: indices, count: count)
+        #expect(picked == indices.map { all[$0 - 1] }, "\(path)")
+        let sampled = try VideoFrames.sample(path) { frames in
+            #expect(frames == n)
+            return [1, (frames + 1) / 2, frames]
         }
+        #expect(sampled.frameCount == n && sampled.indices == [1, (n + 1) / 2, n])
+        #expect(sampled.frames == sampled.indices.map { all[$0 - 1] }, "\(path)")
+        #expect(try VideoFrames.frames(path, at: []).isEmpty)
+        #expect(throws: BLError.self) { try VideoFrames.frames(path, at: [n + 1]) }
+        #expect(throws: BLError.self) { try VideoFrames.frames(path, at: [0]) }
+        do {
+            _ = try VideoFrames.frames(path, at: [1, n + 3])
+        } catch let e as BLError {
+            #expect(e.description.contains("has \(n) frames"), "\(e)")
+        }
+    }
+
+    @Test func chosenFramesAreTheStreamedFrames() throws {
+        for name in ["vfr.mp4", "late.mkv", "odd.webm", "rot90.mp4"] { try checkChosenFrames(VideoFixtures.path(name)) }
+    }
+
+    @Test(.enabled(if: TestData.sharedRoot != nil)) func chosenEvalMiniFramesAreTheStreamedFrames() throws {
+        for name in ["v002", "v005"] { try checkChosenFrames(EvalMini.video(name)) }
     }
 
     /// Decoding stops after the last frame asked for (one decoded frame of look-ahead).
@@ -374,13 +382,11 @@ func differing(_ a: [String], _ b: [String]) -> [Int] {
         expectError(VideoFixtures.path("odd.webm"), ["short side"], options: options)
     }
 
-    /// Every fixture cut short at many offsets: an error naming the file (and how far it got),
+    /// Every video cut short at many offsets: an error naming the file (and how far it got),
     /// never fewer or other frames passed off as the video's.
-    @Test func truncatedVideosFailClearly() throws {
+    func checkTruncations(_ sources: [String]) throws {
         let dir = try TestData.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        var sources = try VideoFixtures.expected().map { VideoFixtures.path($0.name) }
-        if EvalMini.root != nil { sources += EvalMini.videos }
         var cutsFailing = 0, cuts = 0
         for source in sources {
             let bytes = try Data(contentsOf: URL(fileURLWithPath: source))
@@ -403,6 +409,14 @@ func differing(_ a: [String], _ b: [String]) -> [Int] {
             }
         }
         #expect(cutsFailing > cuts * 3 / 4, "\(cutsFailing) of \(cuts) cuts failed")
+    }
+
+    @Test func truncatedVideosFailClearly() throws {
+        try checkTruncations(try VideoFixtures.expected().map { VideoFixtures.path($0.name) })
+    }
+
+    @Test(.enabled(if: TestData.sharedRoot != nil)) func truncatedEvalMiniVideosFailClearly() throws {
+        try checkTruncations(EvalMini.videos)
     }
 
     /// Bytes flipped anywhere: the decoder never crashes or hangs; a failure is an error naming
