@@ -18,6 +18,8 @@ import PackageDescription
 //   BLKernels         numeric kernels (the only code that calls BLAS), each with a naive oracle
 //   BLEngine          executes the IR with the kernels
 //   BLMedia           frame folders: PNG/JPEG decoding and the reference preprocessing
+//   CFFmpeg           libavformat/libavcodec/libswscale/libavutil (FFmpeg 5.1) through a shim header
+//   BLVideo           video files: demux, decode and scale as the reference ffmpeg extraction does
 //   BLVerify          parity of an engine against reference clips
 //   BLConvert         the library: the public API (load, predict, import, verify) that everything uses
 //   BLCommands        the command-line interface (one file per subcommand), on BLConvert
@@ -45,6 +47,8 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CImageIO", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev", "libjpeg62-turbo-dev"])]),
+        .systemLibrary(name: "CFFmpeg", pkgConfig: "libavformat",
+                       providers: [.apt(["libavformat-dev", "libavcodec-dev", "libswscale-dev", "libavutil-dev"])]),
 
         .target(name: "CSHA256"),
         .target(name: "CGemm"),
@@ -65,6 +69,7 @@ let package = Package(
                 linkerSettings: [.linkedFramework("Accelerate", .when(platforms: [.macOS]))]),
         .target(name: "BLEngine", dependencies: ["BLCore", "BLGraph", "BLKernels"]),
         .target(name: "BLMedia", dependencies: ["BLCore", "CImageIO"]),
+        .target(name: "BLVideo", dependencies: ["BLCore", "BLMedia", "CFFmpeg"]),
         .target(name: "BLVerify", dependencies: ["BLCore", "BLGraph", "BLEngine", "BLSafetensors"]),
         .target(name: "BLConvert",
                 dependencies: ["BLCore", "BLCheckpoint", "BLGraph", "BLVNet", "BLKernels", "BLEngine",
@@ -72,13 +77,13 @@ let package = Package(
         .target(name: "BLCommands",
                 dependencies: [
                     "BLConvert", "BLCore", "BLCheckpoint", "BLSafetensors", "BLGraph", "BLVNet",
-                    "BLEngine", "BLKernels", "BLVerify",
+                    "BLEngine", "BLKernels", "BLVerify", "BLMedia", "BLVideo",
                     .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 ]),
         .executableTarget(name: "blconvert", dependencies: ["BLCommands"]),
         .executableTarget(name: "blconvert-hdf5-reader", dependencies: ["BLHDF5Library"]),
         .executableTarget(name: "blbench",
-                          dependencies: ["BLConvert", "BLCore", "BLKernels", "BLEngine"]),
+                          dependencies: ["BLConvert", "BLCore", "BLKernels", "BLEngine", "BLVideo"]),
 
         .target(name: "BLTestSupport", dependencies: ["BLCore", "BLGraph", "BLKernels"],
                 path: "Tests/BLTestSupport"),
@@ -87,7 +92,7 @@ let package = Package(
                         "BLTestSupport", "BLConvert",
                         "BLCore", "BLPickle", "BLTorch", "BLHDF5", "BLHDF5Library", "BLSafetensors", "BLCheckpoint",
                         "BLGraph", "BLVNet", "BLKernels", "BLEngine", "BLVerify", "BLMedia",
-                        "BLCommands",
+                        "BLVideo", "CFFmpeg", "BLCommands",
                     ]),
     ]
 )

@@ -7,6 +7,10 @@ pkg-config --exists openblas || need+=(libopenblas-dev)
 pkg-config --exists zlib || need+=(zlib1g-dev)
 pkg-config --exists libpng || need+=(libpng-dev)
 [ -f /usr/include/jpeglib.h ] || need+=(libjpeg62-turbo-dev)
+pkg-config --exists libavformat || need+=(libavformat-dev)
+pkg-config --exists libavcodec || need+=(libavcodec-dev)
+pkg-config --exists libswscale || need+=(libswscale-dev)
+pkg-config --exists libavutil || need+=(libavutil-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

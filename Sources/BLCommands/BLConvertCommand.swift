@@ -18,12 +18,14 @@ package struct BLConvertCommand: ParsableCommand {
                                                      frames or a clip tensor
           blconvert graph m.blc --input 224x224      the graph, FLOPs and memory
           blconvert bench m.blc                      speed
+          blconvert frames v.webm -o frames/         a video's frames, as the reference
+                                                     extraction writes them
 
         Exit status: 0 success, 1 verification failed, 2 bad input (unreadable,
         corrupt or refused file, wrong arguments).
         """,
         version: BLConvertInfo.version,
-        subcommands: [Inspect.self, Extract.self, Import.self, GraphCommand.self, Verify.self, Run.self, Bench.self]
+        subcommands: [Inspect.self, Extract.self, Import.self, GraphCommand.self, Verify.self, Run.self, Bench.self, Frames.self]
     )
 
     /// Parses the process's arguments, runs the subcommand and exits with the documented status:

@@ -114,6 +114,25 @@ package final class AtomicFile {
     }
 }
 
+extension AtomicFile {
+    /// Writes a new file that must not exist yet (`O_CREAT | O_EXCL | O_NOFOLLOW`), with no rename:
+    /// for the files of a directory that `AtomicDirectory` installs as a whole.
+    package static func createNew(_ path: String, bytes: UnsafeRawBufferPointer) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o666)
+        guard fd >= 0 else { throw BLError(.io, "cannot create: \(String(cString: strerror(errno)))", file: path) }
+        defer { close(fd) }
+        guard var p = bytes.baseAddress else { return }
+        var left = bytes.count
+        while left > 0 {
+            let n = posixWrite(fd, p, min(left, 1 << 30))
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw BLError(.io, "write failed: \(String(cString: strerror(errno)))", file: path) }
+            p += n
+            left -= n
+        }
+    }
+}
+
 /// `write(2)`, under a name apart from `AtomicFile.write`.
 @inline(__always) private func posixWrite(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int { write(fd, p, n) }
 

@@ -9,6 +9,7 @@
 //     --mini          whole clips of the bundled mini model even when the r50 fixture exists
 //     --json          one JSON object on stdout instead of the table
 //     --im2col-budget N   floats per im2col tile (KernelContext.im2colBudget; default 1 Mi)
+//     --video FILE    also time decoding + scaling FILE to RGB24 frames (BLVideo; repeatable)
 //
 // Cases: the convolution shapes of bLVNet-TAM-50 at 56/28/14/7 (1x1, 3x3, strided), the bare SGEMM
 // of one of them (the BLAS ceiling), TAM, 3x3/2 average pooling, nearest resize with its add,
@@ -25,6 +26,7 @@ struct Options {
     var im2colBudget: Int? = nil
     var filter: String? = nil
     var json = false, model = true, mini = false
+    var videos: [String] = []
 
     init(_ args: [String]) {
         var i = 1
@@ -47,6 +49,7 @@ struct Options {
             case "--no-model": model = false
             case "--mini": mini = true
             case "--im2col-budget": im2colBudget = max(1, Int(next()) ?? 0)
+            case "--video": videos.append(next())
             case "-h", "--help": Options.usage(nil)
             default: Options.usage("unknown argument \(args[i])")
             }
@@ -55,7 +58,7 @@ struct Options {
     }
 
     static func usage(_ error: String?) -> Never {
-        let text = "usage: blbench [--threads N] [--runs N] [--warmup N] [--filter TEXT] [--no-model] [--mini] [--json] [--im2col-budget N]\n"
+        let text = "usage: blbench [--threads N] [--runs N] [--warmup N] [--filter TEXT] [--no-model] [--mini] [--json] [--im2col-budget N] [--video FILE]\n"
         if let error {
             FileHandle.standardError.write(Data("blbench: \(error)\n\(text)".utf8))
             exit(2)
@@ -276,6 +279,7 @@ do {
             }
         }
     }
+    try videoCases(options.videos)
 } catch {
     FileHandle.standardError.write(Data("blbench: \(error)\n".utf8))
     exit(1)
