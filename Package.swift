@@ -73,7 +73,7 @@ let package = Package(
         .target(name: "BLVerify", dependencies: ["BLCore", "BLGraph", "BLEngine", "BLSafetensors"]),
         .target(name: "BLConvert",
                 dependencies: ["BLCore", "BLCheckpoint", "BLGraph", "BLVNet", "BLKernels", "BLEngine",
-                               "BLMedia", "BLVerify", "BLSafetensors"]),
+                               "BLMedia", "BLVideo", "BLVerify", "BLSafetensors"]),
         .target(name: "BLCommands",
                 dependencies: [
                     "BLConvert", "BLCore", "BLCheckpoint", "BLSafetensors", "BLGraph", "BLVNet",

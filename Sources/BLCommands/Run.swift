@@ -1,5 +1,4 @@
 import ArgumentParser
-
 import BLConvert
 import BLCore
 import BLSafetensors
@@ -7,7 +6,7 @@ import Foundation
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Predict the action classes of a clip: a folder of frames or a clip tensor file.",
+        abstract: "Predict the action classes of a video, a folder of frames or a clip tensor file.",
         discussion: """
         INPUT is one of:
           - a folder of frames 00001.jpg/.png, ...: preprocessed exactly as the
@@ -16,11 +15,17 @@ struct Run: ParsableCommand {
             centre crop 224, /255, ImageNet mean/std);
           - a .safetensors file with a tensor `input` (or a single tensor)
             [N, T*C, H, W];
-          - a .npy file [N, T*C, H, W] (little-endian float32, C order).
+          - a .npy file [N, T*C, H, W] (little-endian float32, C order);
+          - a video file (.webm, .mp4, .mkv, .avi, ...): decoded through FFmpeg's
+            libraries exactly as the reference's frame extraction does (short
+            side 256, the same frames bit for bit, numbered as its %05d.jpg
+            files), then the same sampling and preprocessing as a folder; only
+            the sampled frames are kept.
         Prints the top-K classes of each sample with softmax probabilities.
 
         Examples:
           blconvert run r50.blc video_frames/ --top 5 --labels labels.txt
+          blconvert run r50.blc 12345.webm --scale 256
           blconvert run r50.blc clip.npy --json
           blconvert run r50.blc frames/ --output result.safetensors
             (also writes the logits and the model input)
@@ -29,7 +34,7 @@ struct Run: ParsableCommand {
 
     @OptionGroup var model: ModelOptions
 
-    @Argument(help: "A folder of frames, or a clip tensor file (.safetensors or .npy).")
+    @Argument(help: "A video file, a folder of frames, or a clip tensor file (.safetensors or .npy).")
     var input: String
 
     @Option(name: .long, help: "How many classes to print per sample.")
@@ -68,6 +73,12 @@ struct Run: ParsableCommand {
                 Console.progress("decoding frames in \(input)")
                 let pre = Preprocessing(frames: loaded.configuration.frames, scale: scale, crop: 224)
                 let r = try pre.clip(fromFrameFolder: URL(fileURLWithPath: input))
+                clip = r.clip
+                indices = r.frameNumbers
+            } else if FileKind.of(input) == .regular && !Clip.isTensorFile(input) {
+                Console.progress("decoding \(input)")
+                let pre = try loaded.preprocessingForRGB(Preprocessing(frames: loaded.configuration.frames, scale: scale, crop: 224))
+                let r = try pre.clip(fromVideo: URL(fileURLWithPath: input))
                 clip = r.clip
                 indices = r.frameNumbers
             } else {

@@ -142,6 +142,15 @@ public final class BLVNetModel: Sendable {
         return try predict(try p.clip(fromFrameFolder: url), top: top, labels: labels)
     }
 
+    /// Predicts from a video file, decoded as the reference's frame extraction does (see
+    /// ``Preprocessing/clip(fromVideo:)``); only the sampled frames are kept in memory.
+    public func predict(video url: URL, top: Int = 5, labels: [String]? = nil,
+                        preprocessing: Preprocessing? = nil) throws(BLConvertError) -> Prediction {
+        let p = try preprocessingForRGB(preprocessing)
+        let made = try p.clip(fromVideo: url)
+        return try predict((made.clip, made.frameNumbers), top: top, labels: labels)
+    }
+
     /// The prediction for a clip made from frames, with the frame numbers used.
     private func predict(_ made: (clip: Clip, frameNumbers: [Int]), top: Int, labels: [String]?) throws(BLConvertError) -> Prediction {
         var prediction = try predict(clip: made.clip, top: top, labels: labels)[0]

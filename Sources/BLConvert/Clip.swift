@@ -54,6 +54,15 @@ public struct Clip: Sendable {
         }
     }
 
+    /// Whether `path` starts as a clip tensor file does (`.npy` magic, or a safetensors header);
+    /// anything else that is a file is taken for a video.
+    package static func isTensorFile(_ path: String) -> Bool {
+        guard let file = try? MappedFile(path: path) else { return false }
+        let b = file.bytes
+        if b.count >= 6 && b[0] == 0x93 && b[1] == UInt8(ascii: "N") && b[2] == UInt8(ascii: "U") { return true }
+        return SafetensorsFile.looksLikeSafetensors(b)
+    }
+
     package init(tensor: Tensor) throws(BLConvertError) {
         guard tensor.rank == 4, tensor.shape.allSatisfy({ $0 > 0 }) else {
             throw BLConvertError(.invalidArgument, "a clip is [N, T*C, H, W] with every size positive, found shape \(tensor.shape)")
@@ -72,6 +81,15 @@ public struct Logits: Sendable {
     public let classes: Int
     /// Every value, row-major: sample `s`, class `c` at `s * classes + c`.
     public let values: [Float]
+
+    /// Whether `path` starts as a clip tensor file does (`.npy` magic, or a safetensors header);
+    /// anything else that is a file is taken for a video.
+    package static func isTensorFile(_ path: String) -> Bool {
+        guard let file = try? MappedFile(path: path) else { return false }
+        let b = file.bytes
+        if b.count >= 6 && b[0] == 0x93 && b[1] == UInt8(ascii: "N") && b[2] == UInt8(ascii: "U") { return true }
+        return SafetensorsFile.looksLikeSafetensors(b)
+    }
 
     package init(tensor: Tensor) throws(BLConvertError) {
         guard tensor.rank == 2 else {

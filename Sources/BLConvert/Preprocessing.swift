@@ -1,5 +1,6 @@
 import BLCore
 import BLMedia
+import BLVideo
 import Foundation
 
 /// The reference evaluation's preprocessing of RGB frames (`test.py` with one clip and one crop):
@@ -63,5 +64,20 @@ public struct Preprocessing: Sendable, Equatable {
         let p = internalValue
         let r = try bridged { try p.clipTensor(fromFolder: url.path) }
         return (try Clip(tensor: r.tensor), r.indices)
+    }
+
+    /// The clip of a video file (WebM, MP4/MOV, Matroska, AVI), decoded through FFmpeg's libraries
+    /// as the reference's own extraction does it (`ffmpeg -vf scale=-1:256`: short side 256, the
+    /// same frames, bit for bit) and numbered as its `%05d.jpg` files would be; only the sampled
+    /// frames are kept, and decoding stops after the last of them. Returns the clip, the 1-based
+    /// frame numbers used and the video's frame count.
+    public func clip(fromVideo url: URL) throws(BLConvertError) -> (clip: Clip, frameNumbers: [Int], frameCount: Int) {
+        let p = internalValue
+        let (tensor, sampled) = try bridged { () throws -> (Tensor, SampledFrames) in
+            try p.validate()
+            let sampled = try VideoFrames.sample(url.path) { p.sampleIndices(frameCount: $0) }
+            return (try p.tensor(fromCropped: sampled.frames.map { p.scaleAndCrop($0) }), sampled)
+        }
+        return (try Clip(tensor: tensor), sampled.indices, sampled.frameCount)
     }
 }

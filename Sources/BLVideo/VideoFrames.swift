@@ -28,7 +28,7 @@ package struct VideoInfo: Sendable, Equatable {
 }
 
 /// A frame count and how it was obtained.
-package struct FrameCount: Sendable, Equatable {
+package struct VideoFrameCount: Sendable, Equatable {
     package var frames: Int
     package var method: FrameCountMethod
     /// With `.packets`: the decoded frames' predicted timestamps, checked when decoding.
@@ -61,7 +61,7 @@ package enum VideoFrames {
     /// How many frames the extraction writes for `path`. `method` nil: from packets where
     /// possible, else by decoding.
     package static func count(_ path: String, options: VideoOptions = VideoOptions(),
-                              method: FrameCountMethod? = nil) throws -> FrameCount {
+                              method: FrameCountMethod? = nil) throws -> VideoFrameCount {
         if method != .decoding {
             let input = try VideoInput(path: path, options: options)
             if let stamps = try PacketPrediction.timestamps(input) {
@@ -74,7 +74,7 @@ package enum VideoFrames {
                 }
                 n += try sync.step(nil).previous
                 guard n > 0 else { throw BLError(.format, "the video stream gives no frames", file: path) }
-                return FrameCount(frames: n, method: .packets, timestamps: stamps)
+                return VideoFrameCount(frames: n, method: .packets, timestamps: stamps)
             }
             if method == .packets {
                 throw BLError(.unsupported, "the frame count of this \(input.codecName) stream cannot be shown from its packets; count by decoding", file: path)
@@ -82,14 +82,14 @@ package enum VideoFrames {
         }
         let pipeline = try VideoPipeline(path: path, options: options, target: .rgb24)
         let n = try pipeline.run(wanted: { _ in false }) { _, _ in }
-        return FrameCount(frames: n, method: .decoding, timestamps: nil)
+        return VideoFrameCount(frames: n, method: .decoding, timestamps: nil)
     }
 
     /// Output frames `indices` (1-based, any order, repeats allowed) as RGB24 images, decoding
     /// up to the last one asked for. With `count` from `count(_:)`, a packet-based count is
     /// checked on the way.
     package static func frames(_ path: String, at indices: [Int], options: VideoOptions = VideoOptions(),
-                               count: FrameCount? = nil) throws -> [Image8] {
+                               count: VideoFrameCount? = nil) throws -> [Image8] {
         do {
             return try decode(path, indices, options, expected: count?.timestamps)
         } catch let m as VideoPipeline.PredictionMismatch {

@@ -146,6 +146,30 @@ import BLSafetensors
         #expect(throws: BLConvertError.self) { _ = try model.predict(frames: frames, preprocessing: Preprocessing(frames: 6)) }
     }
 
+    /// A video file predicts as its extracted JPEG folder does (same sampled frames, same top-1);
+    /// the logits differ only by the JPEG step of the extraction (quality 1 is not lossless).
+    @Test(.enabled(if: TestData.hasShared)) func videosPredictAsTheirExtractedFolders() throws {
+        let root = TestData.shared("eval-mini")
+        let model = try BLVNetModel(checkpoint: Self.url(Self.mini + "/model.pth.tar"), frames: 8)
+        var worst = 0.0
+        let names = try FileManager.default.contentsOfDirectory(atPath: root + "/videos")
+            .filter { $0.hasSuffix(".webm") || $0.hasSuffix(".mp4") }.sorted()
+        #expect(names.count == 6)
+        for name in names {
+            let video = root + "/videos/" + name
+            let folder = root + "/frames/" + String(name.prefix(4))
+            let p = Preprocessing(frames: 8, scale: 256)
+            let fromVideo = try p.clip(fromVideo: Self.url(video)), fromFolder = try p.clip(fromFrameFolder: Self.url(folder))
+            #expect(fromVideo.frameNumbers == fromFolder.frameNumbers, "\(name)")
+            let a = try model.logits(for: fromVideo.clip), b = try model.logits(for: fromFolder.clip)
+            #expect(a.top(1, sample: 0) == b.top(1, sample: 0), "\(name): top-1 differs between the video and its JPEG folder")
+            let scale = b.values.map { abs(Double($0)) }.max() ?? 1
+            worst = max(worst, zip(a.values, b.values).map { abs(Double($0) - Double($1)) }.max()! / scale)
+        }
+        print("VIDEO vs extracted JPEG folders: largest relative logits difference \(worst)")
+        #expect(worst < 0.2)
+    }
+
     @Test func picturesAndLabels() throws {
         #expect(throws: BLConvertError.self) { _ = try RGBImage(width: 2, height: 2, pixels: [0, 0, 0]) }
         let image = try RGBImage(width: 2, height: 1, pixels: [1, 2, 3, 4, 5, 6])
