@@ -17,6 +17,7 @@ import PackageDescription
 //   BLEngine      executes the IR with the kernels
 //   BLMedia       frame folders: PNG/JPEG decoding and the reference preprocessing
 //   BLVerify      parity against reference clips
+//   BLEval        whole-list evaluation as the reference test.py (the model behind a closure)
 //   BLCommands    the command-line interface (one file per subcommand)
 //   blbench       benchmark suite: hot kernels and whole clips (release builds)
 let package = Package(
@@ -56,10 +57,11 @@ let package = Package(
         .target(name: "BLMedia", dependencies: ["BLCore", "CImageIO"]),
         .target(name: "BLVerify",
                 dependencies: ["BLCore", "BLEngine", "BLVNet", "BLSafetensors", "BLCheckpoint"]),
+        .target(name: "BLEval", dependencies: ["BLCore", "BLMedia"]),
         .target(name: "BLCommands",
                 dependencies: [
                     "BLCore", "BLCheckpoint", "BLSafetensors", "BLGraph", "BLVNet",
-                    "BLEngine", "BLVerify", "BLMedia",
+                    "BLEngine", "BLVerify", "BLMedia", "BLEval",
                     .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 ]),
         .executableTarget(name: "blconvert", dependencies: ["BLCommands", "BLHDF5"]),
@@ -70,7 +72,7 @@ let package = Package(
                     dependencies: [
                         "BLCore", "BLPickle", "BLTorch", "BLHDF5", "BLSafetensors", "BLCheckpoint",
                         "BLGraph", "BLVNet", "BLKernels", "BLEngine", "BLVerify", "BLMedia",
-                        "BLCommands",
+                        "BLEval", "BLCommands",
                     ],
                     resources: []),
     ]

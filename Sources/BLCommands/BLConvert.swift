@@ -22,13 +22,15 @@ package struct BLConvert: ParsableCommand {
           blconvert run m.blc frames/ --top 5        predictions for a folder of
                                                      frames or a clip tensor
           blconvert graph m.blc --input 224x224      the graph, FLOPs and memory
+          blconvert eval m.blc --list val.txt        top-1/top-5 on a video list, as
+                                                     the reference test.py
           blconvert bench m.blc                      speed
 
         Exit status: 0 success, 1 verification failed, 2 bad input (unreadable,
         corrupt or refused file, wrong arguments).
         """,
         version: BLConvertVersion.string,
-        subcommands: [Inspect.self, Extract.self, Import.self, GraphCommand.self, Verify.self, Run.self, Bench.self]
+        subcommands: [Inspect.self, Extract.self, Import.self, GraphCommand.self, Verify.self, Run.self, Eval.self, EvalMerge.self, Bench.self]
     )
 
     /// Parses the process's arguments, runs the subcommand and exits with the documented status:

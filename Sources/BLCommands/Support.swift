@@ -170,11 +170,15 @@ extension String {
 
 /// Writes text to `path` through a temporary file and a rename, so readers never see half a file.
 func writeFileAtomically(_ text: String, to path: String) throws {
+    try writeFileAtomically(bytes: Array(text.utf8), to: path)
+}
+
+/// Writes bytes to `path` through a temporary file and a rename.
+func writeFileAtomically(bytes: [UInt8], to path: String) throws {
     let temp = path + ".tmp-\(getpid())"
     guard let f = fopen(temp, "wb") else {
         throw BLError(.io, "cannot write: \(String(cString: strerror(errno)))", file: path)
     }
-    let bytes = Array(text.utf8)
     let ok = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, f) } == bytes.count
     let closed = fclose(f) == 0
     if !ok || !closed || rename(temp, path) != 0 {
