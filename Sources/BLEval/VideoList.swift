@@ -66,9 +66,8 @@ package struct VideoList: Sendable {
     /// Blank lines are skipped (the reference would stop at them).
     package static func parse(text: String, file: String, separator: String? = nil, filterVideo: Int = 0,
                               modality: Modality = .rgb) throws -> VideoList {
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { line -> Substring in
-            line.hasSuffix("\r") ? line.dropLast() : line
-        }
+        // "\r\n" is one Character in Swift: both end a line.
+        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
         func fail(_ line: Int, _ message: String) -> BLError {
             BLError(.invalidArgument, message, file: file, location: "line \(line)")
         }
