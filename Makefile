@@ -5,7 +5,7 @@ BIN := .build/release/blconvert
 DEMO_DIR := out
 MINI := Fixtures/mini-a2b4-f4x2
 
-.PHONY: deps build demo test clean
+.PHONY: deps build demo test slurm-test clean
 
 deps:
 	@bash scripts/deps.sh
@@ -25,6 +25,11 @@ demo: build
 # The whole test suite, optimized (numeric tests are 10-100x slower in debug builds).
 test: deps
 	$(SWIFT) test $(RELEASE) -Xswiftc -enable-testing
+
+# The Slurm job-array script against a single-node Slurm on this machine (needs root and
+# `apt-get install slurm-wlm munge`): 4 array tasks, merged, equal to one unsharded run.
+slurm-test: deps
+	bash tools/slurm/test_array.sh
 
 clean:
 	rm -rf .build $(DEMO_DIR)
