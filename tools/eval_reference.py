@@ -102,7 +102,8 @@ def main():
                                alpha=args.alpha, beta=args.beta, frames=args.frames, blending_frames=3,
                                input_channels=3 if args.modality == "rgb" else 10, dropout=args.dropout,
                                num_classes=args.num_classes)
-    model = build_model(margs)
+    with contextlib.redirect_stdout(sys.stderr):  # the model prints its settings
+        model = build_model(margs)
     model.load_state_dict(load_state_dict(args.checkpoint), strict=True)
     model.eval()
     loader = build_dataflow(dataset, is_train=False, batch_size=args.batch_size, workers=args.workers)
