@@ -198,6 +198,15 @@ package final class Evaluator: Sendable {
     }
 }
 
+extension Evaluator {
+    /// The whole shard in one call (no results file): every video's result, in list order.
+    package func evaluate(progress: (EvalProgress) -> Void = { _ in }, shouldStop: () -> Bool = { false }) throws -> [VideoResult] {
+        var results: [VideoResult] = []
+        try run(onResult: { results.append($0) }, progress: progress, shouldStop: shouldStop)
+        return results
+    }
+}
+
 /// Items `0..<count` made by `make` on worker threads, ahead of a consumer that takes them in
 /// order: a worker claims item `k` only while `k < taken + workers + 1`, so at most that many
 /// are made and waiting, and the item the consumer waits for is always claimed first.

@@ -149,7 +149,7 @@ enum EvalFixtures {
                 checked += 1
             }
         }
-        #expect(checked == 15)
+        #expect(checked == 17)
     }
 }
 
@@ -332,6 +332,30 @@ enum EvalFixtures {
         }
     }
 
+    /// The prefetching pipeline alone (a stand-in model, real decoding): the same results with
+    /// any number of workers, errors at the same videos, and an early stop.
+    @Test func prefetchingIsDeterministic() throws {
+        let list = try VideoList.parse(text: String(repeating: "v003 1 6 2\nv006 1 12 5\nmissing 1 9 1\nv004 1 23 5\n", count: 3),
+                                       file: "list.txt")
+        var s = EvalSettings(imageTemplate: try ImageTemplate("{:05d}.jpg"))
+        s.inputShape = 48
+        s.crops = 3
+        s.clips = 2
+        var outcomes: [[String]] = []
+        for workers in [0, 1, 2, 5] {
+            let e = try Evaluator(list: list, settings: s, model: EvalFixtures.fakeModel(frames: 8, channels: 3), root: Self.root,
+                                  options: .init(workers: workers, onError: .skip))
+            outcomes.append(try e.evaluate().map { r in r.logits.map { "\($0)" } ?? "error: \(r.error ?? "")" })
+        }
+        #expect(outcomes.count == 4 && outcomes.allSatisfy { $0 == outcomes[0] })
+        #expect(outcomes[0].count == 12 && outcomes[0].filter { $0.hasPrefix("error:") }.count == 3)
+        let e = try Evaluator(list: list, settings: s, model: EvalFixtures.fakeModel(frames: 8, channels: 3), root: Self.root,
+                              options: .init(workers: 3, onError: .skip))
+        var seen = 0
+        let complete = try e.run(onResult: { _ in seen += 1 }, shouldStop: { seen >= 5 })
+        #expect(!complete && seen == 5)
+    }
+
     @Test func badVideosAreClearErrorsOrSkipped() throws {
         let dir = try TestData.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -431,7 +455,7 @@ enum EvalFixtures {
         p.standardOutput = FileHandle.nullDevice
         try p.run()
         let start = Date()
-        while Date().timeIntervalSince(start) < 60 {
+        while Date().timeIntervalSince(start) < 300 {
             let text = (try? String(contentsOfFile: results, encoding: .utf8)) ?? ""
             if text.split(separator: "\n").count >= 3 { break }
             usleep(20_000)
