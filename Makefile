@@ -5,7 +5,7 @@ BIN := .build/release/blconvert
 DEMO_DIR := out
 MINI := Fixtures/mini-a2b4-f4x2
 
-.PHONY: deps build demo test examples docs sanitize ci clean
+.PHONY: deps build demo test examples docs sanitize slurm-test ci clean
 
 deps:
 	@bash scripts/deps.sh
@@ -43,6 +43,11 @@ sanitize: deps
 # Everything CI runs.
 ci:
 	.ci/run
+
+# The Slurm job-array script against a single-node Slurm on this machine (needs root and
+# `apt-get install slurm-wlm munge`): 4 array tasks, merged, equal to one unsharded run.
+slurm-test: deps
+	bash tools/slurm/test_array.sh
 
 clean:
 	rm -rf .build .build-asan .build-tsan Examples/.build $(DEMO_DIR)

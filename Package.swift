@@ -21,6 +21,7 @@ import PackageDescription
 //   CFFmpeg           libavformat/libavcodec/libswscale/libavutil (FFmpeg 5.1) through a shim header
 //   BLVideo           video files: demux, decode and scale as the reference ffmpeg extraction does
 //   BLVerify          parity of an engine against reference clips
+//   BLEval            whole-list evaluation as the reference test.py (the model behind a closure)
 //   BLConvert         the library: the public API (load, predict, import, verify) that everything uses
 //   BLCommands        the command-line interface (one file per subcommand), on BLConvert
 //   blbench           benchmark suite: hot kernels and whole clips (release builds)
@@ -71,13 +72,14 @@ let package = Package(
         .target(name: "BLMedia", dependencies: ["BLCore", "CImageIO"]),
         .target(name: "BLVideo", dependencies: ["BLCore", "BLMedia", "CFFmpeg"]),
         .target(name: "BLVerify", dependencies: ["BLCore", "BLGraph", "BLEngine", "BLSafetensors"]),
+        .target(name: "BLEval", dependencies: ["BLCore", "BLMedia"]),
         .target(name: "BLConvert",
                 dependencies: ["BLCore", "BLCheckpoint", "BLGraph", "BLVNet", "BLKernels", "BLEngine",
-                               "BLMedia", "BLVideo", "BLVerify", "BLSafetensors"]),
+                               "BLMedia", "BLVideo", "BLVerify", "BLEval", "BLSafetensors"]),
         .target(name: "BLCommands",
                 dependencies: [
                     "BLConvert", "BLCore", "BLCheckpoint", "BLSafetensors", "BLGraph", "BLVNet",
-                    "BLEngine", "BLKernels", "BLVerify", "BLMedia", "BLVideo",
+                    "BLEngine", "BLKernels", "BLVerify", "BLMedia", "BLVideo", "BLEval",
                     .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 ]),
         .executableTarget(name: "blconvert", dependencies: ["BLCommands"]),
@@ -92,7 +94,7 @@ let package = Package(
                         "BLTestSupport", "BLConvert",
                         "BLCore", "BLPickle", "BLTorch", "BLHDF5", "BLHDF5Library", "BLSafetensors", "BLCheckpoint",
                         "BLGraph", "BLVNet", "BLKernels", "BLEngine", "BLVerify", "BLMedia",
-                        "BLVideo", "CFFmpeg", "BLCommands",
+                        "BLVideo", "CFFmpeg", "BLEval", "BLCommands",
                     ]),
     ]
 )

@@ -17,6 +17,8 @@ package struct BLConvertCommand: ParsableCommand {
           blconvert run m.blc frames/ --top 5        predictions for a folder of
                                                      frames or a clip tensor
           blconvert graph m.blc --input 224x224      the graph, FLOPs and memory
+          blconvert eval m.blc --list val.txt        top-1/top-5 on a video list, as
+                                                     the reference test.py
           blconvert bench m.blc                      speed
           blconvert frames v.webm -o frames/         a video's frames, as the reference
                                                      extraction writes them
@@ -25,7 +27,8 @@ package struct BLConvertCommand: ParsableCommand {
         corrupt or refused file, wrong arguments).
         """,
         version: BLConvertInfo.version,
-        subcommands: [Inspect.self, Extract.self, Import.self, GraphCommand.self, Verify.self, Run.self, Bench.self, Frames.self]
+        subcommands: [Inspect.self, Extract.self, Import.self, GraphCommand.self, Verify.self, Run.self, Eval.self,
+                      EvalMerge.self, Frames.self, Bench.self]
     )
 
     /// Parses the process's arguments, runs the subcommand and exits with the documented status:

@@ -170,6 +170,66 @@ import BLSafetensors
         #expect(worst < 0.2)
     }
 
+    /// `evaluate` through the public API: the bundled eval-mini subset in the reference's 3-crop,
+    /// 2-clip setting gives the reference's per-video logits (float64) and accuracies.
+    @Test func evaluateMatchesTheReference() throws {
+        let root = TestData.fixture("eval-mini")
+        let reference = try JSONParser.parse(Array(try Data(contentsOf: Self.url(root + "/reference.json"))))
+        let runs = try #require(reference["runs"]?.arrayValue)
+        let run = try #require(runs.first { $0["num_crops"]?.intValue == 3 && $0["input_shape"]?.intValue == 224 })
+        let model = try BLVNetModel(checkpoint: Self.url(Self.mini + "/model.pth.tar"), frames: 8)
+        let list = try TestData.temporaryDirectory() + "/list.txt"
+        let lines = try String(contentsOfFile: root + "/val_list.txt", encoding: .utf8).split(separator: "\n")
+        let names = try #require(reference["videos"]?.arrayValue).compactMap(\.stringValue)
+        // The bundled subset holds the videos whose frames are all present.
+        let bundled = lines.filter { FileManager.default.fileExists(atPath: root + "/frames/" + $0.split(separator: " ")[0]) }
+        try bundled.joined(separator: "\n").write(toFile: list, atomically: true, encoding: .utf8)
+        let report = try model.evaluate(list: Self.url(list), root: Self.url(root + "/frames"),
+                                        settings: EvaluationSettings(crops: 3, clips: 2), options: EvaluationOptions(workers: 2))
+        #expect(report.videos.count == bundled.count && report.videos.count >= 3)
+        let perVideo = try #require(run["per_video"]?.arrayValue)
+        for v in report.videos {
+            let i = try #require(names.firstIndex(of: v.path))
+            let ref = try #require(perVideo[i]["logits_f64"]?.arrayValue).compactMap(\.doubleValue)
+            let got = try #require(v.logits)
+            let scale = ref.map(abs).max() ?? 1
+            #expect(zip(got, ref).map { abs($0 - $1) }.max()! / scale < 1e-5, "\(v.path)")
+            #expect(v.top5 == perVideo[i]["top5"]?.arrayValue?.compactMap(\.intValue), "\(v.path)")
+        }
+        #expect(report.summaryLine.hasPrefix("Val@224(256) (# crops = 3, # clips = 2):"))
+    }
+
+    /// `eval --videos`: the videos themselves give the same top-1 per video as their extracted
+    /// JPEG folders (the logits differ by the JPEG step only).
+    @Test(.enabled(if: TestData.hasShared)) func evaluatingVideosMatchesTheirFolders() throws {
+        let root = TestData.shared("eval-mini")
+        let model = try BLVNetModel(checkpoint: Self.url(Self.mini + "/model.pth.tar"), frames: 8)
+        let dir = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let videos = try FileManager.default.contentsOfDirectory(atPath: root + "/videos")
+            .filter { $0.hasSuffix(".webm") || $0.hasSuffix(".mp4") }.sorted()
+        let lines = try String(contentsOfFile: root + "/val_list.txt", encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(videos.count == 6 && lines.count == 6)
+        let videoLines = lines.map { line -> String in
+            let name = String(line.split(separator: " ")[0])
+            return (videos.first { $0.hasPrefix(name + ".") } ?? name) + line.dropFirst(name.count)
+        }
+        try lines.joined(separator: "\n").write(toFile: dir + "/folders.txt", atomically: true, encoding: .utf8)
+        try videoLines.joined(separator: "\n").write(toFile: dir + "/videos.txt", atomically: true, encoding: .utf8)
+        let settings = EvaluationSettings(crops: 3, clips: 2)
+        let folders = try model.evaluate(list: Self.url(dir + "/folders.txt"), root: Self.url(root + "/frames"), settings: settings)
+        let direct = try model.evaluate(list: Self.url(dir + "/videos.txt"), root: Self.url(root + "/videos"), settings: settings,
+                                        options: EvaluationOptions(videoFiles: true))
+        var worst = 0.0
+        for (a, b) in zip(direct.videos, folders.videos) {
+            #expect(a.top5?.first == b.top5?.first, "\(a.path): top-1 differs from its JPEG folder")
+            let x = try #require(a.logits), y = try #require(b.logits)
+            worst = max(worst, zip(x, y).map { abs($0 - $1) }.max()! / (y.map(abs).max() ?? 1))
+        }
+        #expect(direct.top1 == folders.top1)
+        print("EVAL --videos vs extracted JPEG folders (3 crops x 2 clips): largest relative logits difference \(worst)")
+    }
+
     @Test func picturesAndLabels() throws {
         #expect(throws: BLConvertError.self) { _ = try RGBImage(width: 2, height: 2, pixels: [0, 0, 0]) }
         let image = try RGBImage(width: 2, height: 1, pixels: [1, 2, 3, 4, 5, 6])
