@@ -136,17 +136,11 @@ struct Eval: ParsableCommand {
                 if let path { try checkNotAnInput(path, option: option, inputs: [list, model.model]) }
             }
             if Set(outputs).count != outputs.count { throw BLError(.invalidArgument, "--details, --predictions and --results must name different files") }
-            var settings = EvalSettings(imageTemplate: try ImageTemplate(imageTemplate))
-            settings.modality = Modality(rawValue: modality) ?? .rgb
-            settings.inputShape = inputShape
-            settings.scaleUp = !disableScaleup
-            settings.crops = numCrops
-            settings.clips = numClips
-            settings.dense = denseSampling
-            settings.framesPerGroup = framesPerGroup
-            settings.separator = separator
-            settings.filterVideo = filterVideo
-            try settings.validate()
+            let settings = try EvaluationSettings(
+                modality: EvaluationSettings.Modality(rawValue: modality) ?? .rgb, inputShape: inputShape,
+                scaleUp: !disableScaleup, crops: numCrops, clips: numClips, denseSampling: denseSampling,
+                framesPerGroup: framesPerGroup, imageTemplate: imageTemplate, separator: separator,
+                filterVideo: filterVideo).internalSettings()
             let shard = try shard.map { try Shard(parsing: $0) } ?? Shard.fromEnvironment(ProcessInfo.processInfo.environment) ?? .whole
 
             let listFile = try MappedFile(path: list)
