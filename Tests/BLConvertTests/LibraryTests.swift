@@ -230,6 +230,35 @@ import BLSafetensors
         print("EVAL --videos vs extracted JPEG folders (3 crops x 2 clips): largest relative logits difference \(worst)")
     }
 
+    /// `eval --videos --on-error skip`: a file that is no video becomes an error record naming it,
+    /// the other videos are evaluated; under `.stop` the run ends with that error.
+    @Test func unreadableVideosAreRecordedOrStopTheRun() throws {
+        let dir = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let videos = TestData.fixture("video")
+        try "not a video".write(toFile: dir + "/text.mp4", atomically: true, encoding: .utf8)
+        try FileManager.default.copyItem(atPath: videos + "/odd.webm", toPath: dir + "/odd.webm")
+        try "odd.webm 1 8 3\ntext.mp4 1 8 1\n".write(toFile: dir + "/list.txt", atomically: true, encoding: .utf8)
+        let model = try BLVNetModel(checkpoint: Self.url(Self.mini + "/model.pth.tar"), frames: 8)
+        let settings = EvaluationSettings(inputShape: 64)
+        let report = try model.evaluate(list: Self.url(dir + "/list.txt"), root: Self.url(dir), settings: settings,
+                                        options: EvaluationOptions(onError: .skip, videoFiles: true))
+        #expect(report.videos.count == 2)
+        #expect(report.videos[0].error == nil && report.videos[0].top5?.count == 5)
+        #expect(report.videos[1].logits == nil && report.videos[1].error?.contains("text.mp4") == true, "\(report.videos[1])")
+        #expect(report.top1 != nil)
+        #expect {
+            _ = try model.evaluate(list: Self.url(dir + "/list.txt"), root: Self.url(dir), settings: settings,
+                                   options: EvaluationOptions(videoFiles: true))
+        } throws: { e in (e as? BLConvertError)?.description.contains("text.mp4") == true }
+        // A list claiming more frames than the video has names the frame it could not reach.
+        try "odd.webm 1 500 3\n".write(toFile: dir + "/long.txt", atomically: true, encoding: .utf8)
+        #expect(throws: BLConvertError.self) {
+            _ = try model.evaluate(list: Self.url(dir + "/long.txt"), root: Self.url(dir), settings: settings,
+                                   options: EvaluationOptions(videoFiles: true))
+        }
+    }
+
     @Test func picturesAndLabels() throws {
         #expect(throws: BLConvertError.self) { _ = try RGBImage(width: 2, height: 2, pixels: [0, 0, 0]) }
         let image = try RGBImage(width: 2, height: 1, pixels: [1, 2, 3, 4, 5, 6])
