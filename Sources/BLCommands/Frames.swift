@@ -2,12 +2,6 @@ import ArgumentParser
 import BLCore
 import BLVideo
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 struct Frames: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Extract the frames of videos as the reference's ffmpeg command does, without ffmpeg.",

@@ -194,7 +194,7 @@ package final class Evaluator: Sendable {
             scored += 1
             if r.hit(1) { hits += 1 }
         }
-        let start = Date()
+        let start = MonotonicClock.seconds()
         var finished = entries.count - todo.count
         var thisRun = 0
         let prefetch = Prefetch(count: todo.count, workers: options.workers) { [self] k in
@@ -219,7 +219,7 @@ package final class Evaluator: Sendable {
                 if result.hit(1) { hits += 1 }
             }
             progress(EvalProgress(done: finished, total: entries.count, doneThisRun: thisRun,
-                                  seconds: Date().timeIntervalSince(start), scored: scored, top1Hits: hits))
+                                  seconds: MonotonicClock.seconds() - start, scored: scored, top1Hits: hits))
         }
         return true
     }
@@ -237,12 +237,14 @@ extension Evaluator {
 /// Items `0..<count` made by `make` on worker threads, ahead of a consumer that takes them in
 /// order: a worker claims item `k` only while `k < taken + workers + 1`, so at most that many
 /// are made and waiting, and the item the consumer waits for is always claimed first.
-final class Prefetch<Item: Sendable>: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var ready: [Int: Item] = [:]
-    private var claimed = 0
-    private var taken = 0
-    private var stopped = false
+final class Prefetch<Item: Sendable>: Sendable {
+    private struct State {
+        var ready: [Int: Item] = [:]
+        var claimed = 0
+        var taken = 0
+        var stopped = false
+    }
+    private let state = Locked(State())
     private let count: Int
     private let window: Int
     private let make: @Sendable (Int) -> Item
@@ -266,43 +268,37 @@ final class Prefetch<Item: Sendable>: @unchecked Sendable {
     }
 
     private func work() {
+        let (count, window) = (self.count, self.window)
         while true {
-            condition.lock()
-            while !stopped && claimed < count && claimed >= taken + window { condition.wait() }
-            if stopped || claimed >= count {
-                condition.unlock()
-                return
+            let next: Int? = state.wait(until: { $0.stopped || $0.claimed >= count || $0.claimed < $0.taken + window }) { s in
+                guard !s.stopped, s.claimed < count else { return nil }
+                s.claimed += 1
+                return s.claimed - 1
             }
-            let k = claimed
-            claimed += 1
-            condition.unlock()
+            guard let k = next else { return }
             let item = make(k)
-            condition.lock()
-            ready[k] = item
-            condition.broadcast()
-            condition.unlock()
+            state.update { $0.ready[k] = item }
         }
     }
 
     /// Item `k` (items are taken in order, each once).
     func take(_ k: Int) -> Item {
         if inline { return make(k) }
-        condition.lock()
-        defer { condition.unlock() }
-        while ready[k] == nil { condition.wait() }
-        let item = ready.removeValue(forKey: k)!
-        taken = k + 1
-        condition.broadcast()
+        let item = state.wait(until: { $0.ready[k] != nil }) { s -> Item? in
+            s.taken = k + 1
+            return s.ready.removeValue(forKey: k)
+        }
+        state.broadcast()  // a worker may claim the next item now
+        guard let item else { preconditionFailure("Prefetch: item \(k) was waited for until ready") }
         return item
     }
 
     /// Stops the workers (after the items they are making) and waits for them.
     func finish() {
-        condition.lock()
-        stopped = true
-        ready.removeAll()
-        condition.broadcast()
-        condition.unlock()
+        state.update { s in
+            s.stopped = true
+            s.ready.removeAll()
+        }
         group.wait()
     }
 }

@@ -1,9 +1,5 @@
 import BLCore
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// The results file of a long run: JSON lines, a header line (model, list, settings, shard), then
 /// one line per finished video, written and synced as each finishes, so a killed run loses at
 /// most the videos in flight and `--resume` continues from what is there.

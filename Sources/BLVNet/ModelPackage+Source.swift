@@ -25,7 +25,6 @@ extension ModelPackage {
     package final class PendingSource: Sendable {
         package let path: String
         private let outcome = Locked<(result: Result<Source, BLError>, seconds: Double)?>(nil)
-        private let done = DispatchSemaphore(value: 0)
 
         package init(file path: String) {
             self.path = path
@@ -35,8 +34,7 @@ extension ModelPackage {
                     catch let e as BLError { return .failure(e) }
                     catch { return .failure(BLError(.io, "\(error)", file: path)) }
                 }
-                outcome.withLock { $0 = (result, seconds) }
-                done.signal()
+                outcome.update { $0 = (result, seconds) }
             }
             thread.name = "sha256"
             thread.start()
@@ -44,11 +42,10 @@ extension ModelPackage {
 
         /// The source once hashed (waits for the thread; the same answer on every call).
         package func wait() throws -> Source {
-            if let r = outcome.withLock({ $0 }) { return try r.result.get() }
-            done.wait()
-            done.signal()  // later callers pass straight through
-            guard let r = outcome.withLock({ $0 }) else { throw BLError.invariant("hashing ended without a result") }
-            return try r.result.get()
+            try outcome.wait(until: { $0 != nil }) { o in
+                guard let o else { throw BLError.invariant("hashing ended without a result") }
+                return try o.result.get()
+            }
         }
 
         /// Seconds the hashing took on its thread (0 until it has finished).

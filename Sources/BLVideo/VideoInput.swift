@@ -1,9 +1,5 @@
 import BLCore
 import CFFmpeg
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// ffmpeg's frame-rate mode for the reference outputs. fftools 5.1 with `-vsync auto` gives the
 /// image2 (`%05d.jpg`) and rawvideo muxers, which lack AVFMT_VARIABLE_FPS, constant frame rate;
 /// "VSCFR" when the input file has a single stream (then a late first frame is not padded back

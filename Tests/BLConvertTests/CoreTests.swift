@@ -19,6 +19,18 @@ import BLTestSupport
         #expect(throws: BLError.self) { try Tensor(dtype: .float32, shape: [3, 3], storage: storage) }
     }
 
+    /// Float32 bytes at an odd address (a legacy checkpoint's storage can start anywhere in the
+    /// mapped file) read correctly without being bound to Float.
+    @Test func unalignedFloatsAreCopiedNotBound() throws {
+        let values: [Float] = [1.5, -2, 3.25, 1e-3, 7]
+        let base = ByteStorage(copying: [0] + values.flatMap { withUnsafeBytes(of: $0) { Array($0) } })
+        let slice = UnsafeRawBufferPointer(rebasing: base.bytes[1...])
+        #expect(Int(bitPattern: slice.baseAddress) % 4 != 0)
+        let t = try Tensor(dtype: .float32, shape: [5], storage: ByteStorage(slice: slice, owner: base))
+        #expect(t.isContiguous && t.floats() == values)
+        #expect(try t.converted(to: .float64).doubles() == values.map(Double.init))
+    }
+
     @Test func jsonRoundTrip() throws {
         let text = #"{"a":[1,2.5,"x\u00e9",null,true],"b":{"c":-3}}"#
         let j = try JSONParser.parse(text)
