@@ -31,6 +31,7 @@ package enum Extractor {
                 throw BLError(.format, "two tensors share the name '\(t.path)'", file: checkpoint.path)
             }
         }
+        try ExpansionBudget.checkMaterialisable(checkpoint.tensors, fileSize: checkpoint.fileSize, file: checkpoint.path)
         let meta = metadata(for: checkpoint, sourceName: sourceName)
         try SafetensorsWriter.write(checkpoint.tensors.map { (name: $0.path, tensor: $0.tensor) }, metadata: meta, to: output)
         return Result(tensorCount: checkpoint.tensors.count, bytes: checkpoint.totalTensorBytes, metadataEntries: meta.count)

@@ -27,7 +27,7 @@ struct Inspect: ParsableCommand {
     var summary = false
 
     func run() throws {
-        let ck = try reportingErrors { try Checkpoint.open(path: file) }
+        let ck = try reportingErrors { try Checkpoint.open(path: file, data: .shapesOnly) }
         if output.json {
             Console.out(Self.json(ck, listTensors: !summary).strictJSONText)
         } else {

@@ -37,6 +37,7 @@ package enum CheckpointImport {
     /// Maps an opened checkpoint.
     package static func importModel(checkpoint: Checkpoint, frames: Int? = nil) throws -> ImportedModel {
         do {
+            try ExpansionBudget.checkMaterialisable(checkpoint.tensors, fileSize: checkpoint.fileSize)
             return try importModel(tensors: checkpoint.stateDict().tensors, frames: frames,
                                    arch: checkpoint.entry("arch")?.stringValue, path: checkpoint.path)
         } catch let e as BLError {

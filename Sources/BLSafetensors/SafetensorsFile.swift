@@ -116,14 +116,7 @@ package struct SafetensorsFile: Sendable {
                 if o { throw fail("element count of shape \(e.shape) overflows") }
                 count = m
             }
-            // Also bound the extent ignoring zero dimensions, so strides of an empty tensor
-            // cannot wrap (the reference accepts [0, 2^62]; no real file has such a shape).
-            var extent = 1
-            for d in e.shape {
-                let (m, o) = extent.multipliedReportingOverflow(by: max(d, 1))
-                if o || m > 1 << 48 { throw fail("shape \(e.shape) is too large") }
-                extent = m
-            }
+            if let problem = SafetensorsFile.shapeProblem(e.shape) { throw fail(problem) }
             let (expected, o) = count.multipliedReportingOverflow(by: elementSize)
             if o { throw fail("byte size of shape \(e.shape) in \(e.dtypeName) overflows") }
             if expected != e.end - e.begin {
@@ -194,6 +187,19 @@ package struct SafetensorsFile: Sendable {
         default:
             throw BLError(.format, "'__metadata__' is not a string-to-string map", location: "header")
         }
+    }
+
+    /// Why this reader refuses `shape` beyond the reference's rules, or nil: the extent ignoring
+    /// zero dimensions is bounded by 2^48, so strides of an empty tensor cannot wrap (the reference
+    /// accepts [0, 2^62]; no real file has such a shape). The writer checks the same.
+    package static func shapeProblem(_ shape: [Int]) -> String? {
+        var extent = 1
+        for d in shape {
+            let (m, o) = extent.multipliedReportingOverflow(by: max(d, 1))
+            if d < 0 || o || m > 1 << 48 { return "shape \(shape) is too large" }
+            extent = m
+        }
+        return nil
     }
 
     /// Byte sizes of valid safetensors dtypes that blconvert does not handle.

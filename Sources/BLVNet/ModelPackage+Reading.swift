@@ -26,6 +26,7 @@ extension ModelPackage {
         let config: BLVNetConfig
         do {
             config = try BLVNetConfig(json: meta["config"] ?? .null)
+            try config.check(against: graph)
         } catch let e as BLError {
             throw e.inFile(dir + metadataFile)
         }
