@@ -57,7 +57,7 @@ tsan() {
 cross_arm64() {
     stage "cross-arm64: the C targets for aarch64"
     need_apt gcc-aarch64-linux-gnu
-    for t in CGemm CSHA256 CSpawn; do
+    for t in CGemm CSHA256 CSpawn CCleanup; do
         for f in Sources/$t/*.c; do
             aarch64-linux-gnu-gcc -std=c11 -O2 -Wall -Wextra -Werror -I "Sources/$t/include" -c "$f" -o /dev/null
             echo "  aarch64 ok: $f"

@@ -48,6 +48,7 @@ package struct Checkpoint: Sendable {
         if SafetensorsFile.looksLikeSafetensors(bytes) { return .safetensors }
         if PickleFile.looksLikePickle(bytes) { return .pickle }
         if HDF5Reader.looksLikeHDF5(bytes) { return .hdf5 }
+        if SafetensorsFile.looksLikeSafetensors(bytes, oversized: true) { return .safetensors }
         return nil
     }
 

@@ -15,8 +15,9 @@ package enum Extractor {
             ("blconvert.source", sourceName),
             ("blconvert.format", checkpoint.format.rawValue),
         ]
+        let printer = SharedValuePrinter()
         for e in checkpoint.entries {
-            meta.append((e.path.isEmpty ? "(root)" : e.path, e.value.json.serialized()))
+            meta.append((e.path.isEmpty ? "(root)" : e.path, printer.json(e.value, path: e.path).serialized()))
         }
         for s in checkpoint.skipped {
             meta.append(("blconvert.skipped.\(s.path)", s.reason))

@@ -57,6 +57,14 @@ package enum CheckpointImport {
         } catch {
             throw BLError(.invalidArgument, error.message)
         }
+        if let frames {
+            let named = [("the checkpoint's arch '\(arch ?? "")'", arch.flatMap { BLVNetNameHints($0).frames }),
+                         ("the file name", path.flatMap { BLVNetNameHints(FrameCount.fileName($0)).frames })]
+            if let found = named.first(where: { $0.1 != nil }), let other = found.1, other != frames {
+                let source = found.0
+                Warnings.emit("--frames \(frames) differs from the T = \(other) that \(source) names; using \(frames) as given")
+            }
+        }
         return try BLVNetImporter.importModel(tensors: tensors, frames: t, nameHints: [arch, path].compactMap { $0 })
     }
 }

@@ -29,6 +29,19 @@ package final class MappedFile: @unchecked Sendable {
         mapped = true
     }
 
+    /// A file's contents held in memory under a name (tests and fuzz targets): readers see it
+    /// exactly as they would see the mapped file.
+    package init(copying contents: UnsafeRawBufferPointer, path: String) {
+        self.path = path
+        let p = UnsafeMutableRawPointer.allocate(byteCount: max(contents.count, 1), alignment: 64)
+        if let src = contents.baseAddress { p.copyMemory(from: src, byteCount: contents.count) }
+        bytes = UnsafeRawBufferPointer(start: p, count: contents.count)
+        mapped = false
+        copied = p
+    }
+
+    private var copied: UnsafeMutableRawPointer?
+
     package var count: Int { bytes.count }
 
     /// A read-only descriptor of the regular file at `path` (following symbolic links), opened
@@ -65,6 +78,7 @@ package final class MappedFile: @unchecked Sendable {
         if mapped, let base = bytes.baseAddress {
             munmap(UnsafeMutableRawPointer(mutating: base), bytes.count)
         }
+        copied?.deallocate()
     }
 }
 

@@ -147,7 +147,7 @@ package struct Tensor: Sendable {
     }
 
     @inline(__always)
-    func loadDouble(_ off: Int) -> Double {
+    package func loadDouble(_ off: Int) -> Double {
         let p = storage.bytes.baseAddress!
         switch dtype {
         case .float64: return p.loadUnaligned(fromByteOffset: off * 8, as: Double.self)

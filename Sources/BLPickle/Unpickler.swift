@@ -34,8 +34,42 @@ enum Node {
 }
 
 /// Hashable identity of a dict key or set element (Python equality for the scalar types).
+///
+/// Long strings and bytes hash a fixed sample of their bytes (length, 32 bytes at each end and
+/// 32 spread between), not every byte: a pickle may insert one memoised megabyte key thousands of
+/// times, and equality of the same shared storage is immediate. Keys that differ only between
+/// the sampled bytes collide and are then told apart by equality, so the result is exact.
 enum ItemKey: Hashable {
     case none, int(Int64), bigInt(String), float(UInt64), string(String), bytes([UInt8]), node(Int)
+
+    func hash(into h: inout Hasher) {
+        switch self {
+        case .none: h.combine(0)
+        case .int(let i): h.combine(1); h.combine(i)
+        case .bigInt(let s): h.combine(2); h.combine(s)
+        case .float(let f): h.combine(3); h.combine(f)
+        case .string(let s): h.combine(4); ItemKey.sample(s.utf8, into: &h)
+        case .bytes(let b): h.combine(5); ItemKey.sample(b, into: &h)
+        case .node(let n): h.combine(6); h.combine(n)
+        }
+    }
+
+    private static func sample<C: Collection>(_ c: C, into h: inout Hasher) where C.Element == UInt8 {
+        let n = c.count
+        h.combine(n)
+        if n <= 96 {
+            for b in c { h.combine(b) }
+            return
+        }
+        for b in c.prefix(32) { h.combine(b) }
+        for b in c.suffix(32) { h.combine(b) }
+        let step = n / 33
+        var i = c.startIndex
+        for _ in 0..<32 {
+            i = c.index(i, offsetBy: step)
+            h.combine(c[i])
+        }
+    }
 
     init(_ item: Item) {
         switch item {
@@ -137,6 +171,10 @@ struct Converter {
     let m: Machine
     let resolve: (StorageRef) throws -> ByteStorage
     var cache: [Int: ByteStorage] = [:]
+    /// Containers already converted, by node, with the number of values each expands to: a node
+    /// reached again through the memo is the same `Value` (sharing its storage, so printing can
+    /// walk it once), and still counts its full size against the budget.
+    var converted: [Int: (value: Value, size: Int)] = [:]
     var budget: Int
     var maxElements = 1 << 40
 
@@ -167,6 +205,23 @@ struct Converter {
         case .string(let s): return .string(s)
         case .bytes(let b): return .bytes(b)
         case .ref(let r):
+            if let (v, size) = converted[r] {
+                budget -= size
+                if budget < 0 {
+                    throw BLError(.format, "pickle expands to too many values (shared references repeated beyond any plausible checkpoint)", location: m.name)
+                }
+                return v
+            }
+            let before = budget
+            let v = try convertNode(r, depth: depth, path: path)
+            if case .tensor = v {} else { converted[r] = (v, before - budget) }
+            return v
+        }
+    }
+
+    mutating func convertNode(_ r: Int, depth: Int, path: String) throws -> Value {
+        func join(_ k: String) -> String { path.isEmpty ? k : "\(path).\(k)" }
+        do {
             switch m.nodes[r] {
             case .list(let li):
                 var out: [Value] = []

@@ -25,10 +25,14 @@ package struct SafetensorsFile: Sendable {
 
     /// True when the bytes start with a plausible header length (at least 2, at most 100 MB)
     /// followed by `{`. Cheap format sniffing, not validation.
-    package static func looksLikeSafetensors(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    ///
+    /// `oversized: true` also accepts header lengths above the limit (up to 2^40), so that such a
+    /// file is reported as a safetensors file whose header is too large rather than as an
+    /// unrecognised format (detection tries it after every other format).
+    package static func looksLikeSafetensors(_ bytes: UnsafeRawBufferPointer, oversized: Bool = false) -> Bool {
         guard bytes.count >= 9 else { return false }
         let n = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self))
-        return n >= 2 && n <= UInt64(maxHeaderLength) && bytes[8] == UInt8(ascii: "{")
+        return n >= 2 && n <= (oversized ? 1 << 40 : UInt64(maxHeaderLength)) && bytes[8] == UInt8(ascii: "{")
     }
 
     /// Maps and reads the file at `path`.

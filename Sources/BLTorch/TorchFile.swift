@@ -62,7 +62,7 @@ package struct TorchFile: Sendable {
     }
 
     /// Reads a checkpoint from bytes that stay valid while `owner` lives (tensors keep `owner` alive).
-    static func read(_ bytes: UnsafeRawBufferPointer, owner: AnyObject, data: TensorData = .read) throws -> (TorchFormat, Value) {
+    package static func read(_ bytes: UnsafeRawBufferPointer, owner: AnyObject, data: TensorData = .read) throws -> (TorchFormat, Value) {
         if looksLikeZip(bytes) {
             return (.zip, try ZipCheckpoint.read(bytes, owner: owner, data: data))
         }

@@ -45,7 +45,11 @@ enum ZipCheckpoint {
         }
 
         let pklStorage = try member(zip, pkl, file)
-        let tree = try withExtendedLifetime(pklStorage) { try Unpickler.read(pklStorage.bytes, name: pkl.name) }
+        let tree = try withExtendedLifetime(pklStorage) { () throws -> PickleTree in
+            let t = try Unpickler.read(pklStorage.bytes, name: pkl.name)
+            try PickleFile.requireNothingAfter(t, in: pklStorage.bytes, name: pkl.name)
+            return t
+        }
 
         var cache: [String: ByteStorage] = [:]
         return try tree.value(maxElements: TorchFile.maxViewElements(bytes.count)) { ref in
