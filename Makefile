@@ -5,7 +5,7 @@ BIN := .build/release/blconvert
 DEMO_DIR := out
 MINI := Fixtures/mini-a2b4-f4x2
 
-.PHONY: deps build demo test examples docs sanitize ci clean
+.PHONY: deps build demo test examples docs sanitize fuzz ci clean
 
 deps:
 	@bash scripts/deps.sh
@@ -40,9 +40,15 @@ sanitize: deps
 	scripts/ci-stages.sh asan
 	scripts/ci-stages.sh tsan
 
+# Coverage-guided fuzzing of every reader of untrusted bytes (libFuzzer), FUZZ_SECONDS per target.
+FUZZ_SECONDS ?= 600
+fuzz: deps
+	$(SWIFT) build $(RELEASE) --product blconvert
+	scripts/fuzz.sh $(FUZZ_SECONDS)
+
 # Everything CI runs.
 ci:
 	.ci/run
 
 clean:
-	rm -rf .build .build-asan .build-tsan Examples/.build $(DEMO_DIR)
+	rm -rf .build .build-asan .build-tsan .build-fuzz Examples/.build $(DEMO_DIR)

@@ -7,6 +7,7 @@
 #   asan         debug build with AddressSanitizer; the reader, kernel and engine tests under it
 #   tsan         debug build with ThreadSanitizer; the threaded kernels, the engine, import and eval
 #   cross-arm64  compiles the C targets for aarch64 with Debian's gcc-aarch64-linux-gnu (-Werror)
+#   fuzz         each libFuzzer target for FUZZ_SECONDS (default 12) from the fixtures' seeds
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SWIFT=${SWIFT:-swift}
@@ -65,12 +66,18 @@ cross_arm64() {
     done
 }
 
+fuzz() {
+    stage "fuzz: every reader of untrusted bytes under libFuzzer + AddressSanitizer, ${FUZZ_SECONDS:-12} s each"
+    scripts/fuzz.sh "${FUZZ_SECONDS:-12}"
+}
+
 case "${1:-all}" in
     examples) examples ;;
     docs) docs ;;
     asan) asan ;;
     tsan) tsan ;;
     cross-arm64) cross_arm64 ;;
-    all) cross_arm64; examples; docs; asan; tsan ;;
-    *) echo "usage: $0 examples|docs|asan|tsan|cross-arm64|all" >&2; exit 2 ;;
+    fuzz) fuzz ;;
+    all) cross_arm64; examples; docs; asan; tsan; fuzz ;;
+    *) echo "usage: $0 examples|docs|asan|tsan|cross-arm64|fuzz|all" >&2; exit 2 ;;
 esac

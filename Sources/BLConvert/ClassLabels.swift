@@ -22,7 +22,7 @@ public enum ClassLabels {
                 String(String.UnicodeScalarView(line)).trimmingWhitespace
             }.filter { !$0.isEmpty }
             guard lines.count == classes else {
-                throw BLError(.mismatch, "labels file has \(lines.count) names (blank lines skipped) but the model has \(classes) classes", file: path)
+                throw BLError(.mismatch, "labels file has \(lines.count) lines with a name (blank lines are skipped) but the model has \(classes) classes", file: path)
             }
             return lines
         }

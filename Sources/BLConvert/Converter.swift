@@ -61,6 +61,7 @@ public enum Converter {
           let (summary, warnings) = try Warnings.collect { () throws -> ImportSummary in
             let start = MonotonicClock.seconds()
             var stages: [(String, Double)] = []
+            if FileKind.of(input) == .directory { throw BLError(.io, "is a directory, expected a checkpoint file", file: input) }
             try OutputPath.check(output, option: "the output", inputs: [input])
             if FileKind.of(output) != .missing {
                 guard overwrite else {

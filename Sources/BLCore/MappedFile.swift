@@ -139,6 +139,9 @@ package final class ByteStorage: @unchecked Sendable {
 
     package var count: Int { bytes.count }
 
+    /// False for a `reserved(count:)` placeholder, whose bytes must not be read.
+    package var isReadable: Bool { reservedCount == 0 }
+
     deinit {
         owned?.deallocate()
         if reservedCount > 0, let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), reservedCount) }

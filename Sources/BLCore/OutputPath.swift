@@ -8,7 +8,8 @@ package enum OutputPath {
     /// replace, or be written inside, one of `inputs`.
     package static func check(_ output: String, option: String, inputs: [String]) throws {
         let target = identity(output)
-        let ancestors = folderChain(ofOutput: output)
+        // Where the output names (a link's target too): its folder and every folder above.
+        let ancestors = folderChain(ofOutput: output) + (target != nil ? folderChain(of: output) : [])
         for input in inputs {
             guard let i = identity(input) else { continue }
             if let target, target == i {
