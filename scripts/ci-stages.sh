@@ -7,7 +7,7 @@
 #   asan         debug build with AddressSanitizer; the reader, kernel and engine tests under it
 #   tsan         debug build with ThreadSanitizer; the threaded kernels, the engine, import and eval
 #   cross-arm64  compiles the C targets for aarch64 with Debian's gcc-aarch64-linux-gnu (-Werror)
-#   fuzz         each libFuzzer target for FUZZ_SECONDS (default 12) from the fixtures' seeds
+#   fuzz         each libFuzzer target for FUZZ_SECONDS (default 10) from the fixtures' seeds
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SWIFT=${SWIFT:-swift}
@@ -67,8 +67,8 @@ cross_arm64() {
 }
 
 fuzz() {
-    stage "fuzz: every reader of untrusted bytes under libFuzzer + AddressSanitizer, ${FUZZ_SECONDS:-12} s each"
-    scripts/fuzz.sh "${FUZZ_SECONDS:-12}"
+    stage "fuzz: every reader of untrusted bytes under libFuzzer + AddressSanitizer, ${FUZZ_SECONDS:-10} s each"
+    scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
 }
 
 case "${1:-all}" in

@@ -114,6 +114,21 @@ struct PickleWriter {
     }
 }
 
+/// A torch < 1.6 (legacy) checkpoint: magic number, protocol version, system info, the object
+/// pickle, the storage key list, then each storage's element count and bytes.
+func legacyCheckpoint(object: [UInt8], storages: [(key: String, count: Int, bytes: [UInt8])]) -> [UInt8] {
+    var out: [UInt8] = [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e]
+    out += [0x80, 0x02, 0x4d, 0xe9, 0x03, 0x2e]
+    var info = PickleWriter(protocol: 2)
+    info.emptyDict(); info.str("little_endian"); info.op("\u{88}"); info.op("s"); info.stop()
+    out += info.bytes + object
+    var keys = PickleWriter(protocol: 2)
+    keys.emptyList(); keys.mark(); for s in storages { keys.str(s.key) }; keys.op("e"); keys.stop()
+    out += keys.bytes
+    for s in storages { out += le64(UInt64(s.count)) + s.bytes }
+    return out
+}
+
 func le16(_ v: UInt16) -> [UInt8] { [UInt8(v & 0xff), UInt8(v >> 8)] }
 func le32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * UInt32($0))) } }
 func le64(_ v: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: v >> (8 * UInt64($0))) } }

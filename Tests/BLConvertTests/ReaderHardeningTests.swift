@@ -42,7 +42,13 @@ import Foundation
             let pkl = PickleWriter.stateDict([("w", "0", 4, c.offset, c.shape, c.strides)])
             let e = try #require(throws: BLError.self) { _ = try Self.load(ZipWriter.checkpoint(pickle: pkl, storages: [("0", storage)])) }
             #expect(e.kind == .format, "\(c): \(e)")
+            let legacy = legacyCheckpoint(object: pkl, storages: [("0", 4, storage)])
+            let l = try #require(throws: BLError.self) { _ = try Self.load(legacy) }
+            #expect(l.kind == .format, "legacy \(c): \(l)")
         }
+        // The same writer's honest legacy file loads.
+        let honest = legacyCheckpoint(object: PickleWriter.stateDict([("w", "0", 4, 1, [3], [1])]), storages: [("0", 4, storage)])
+        #expect(try Self.load(honest).flattened().tensors.first?.tensor.floats() == [2, 3, 4])
         // An empty view may claim any offset (torch accepts it); it reads nothing.
         let pkl = PickleWriter.stateDict([("e", "0", 4, 1 << 62, [0, 1 << 40], [1, 1])])
         let v = try Self.load(ZipWriter.checkpoint(pickle: pkl, storages: [("0", storage)]))
