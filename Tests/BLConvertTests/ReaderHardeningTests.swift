@@ -249,6 +249,25 @@ import Foundation
         #expect(MonotonicClock.seconds() - start < 20)
     }
 
+    @Test func sharedContainersStillRespectTheDepthLimit() throws {
+        // L0 = [], L(i) = [L(i-1)] through the memo, 300 levels: converted once each, yet too deep.
+        var w = PickleWriter(protocol: 2)
+        w.emptyList(); w.longBinPut(0)
+        for i in 1..<300 { w.mark(); w.longBinGet(UInt32(i - 1)); w.op("l"); w.longBinPut(UInt32(i)) }
+        w.stop()
+        let e = try #require(throws: BLError.self) { _ = try unpickle(w.bytes) }
+        #expect(e.message.contains("nested deeper than"), "\(e)")
+        // The same object referenced from many places at a shallow depth is fine.
+        var ok = PickleWriter(protocol: 2)
+        ok.emptyList(); ok.longBinPut(0)
+        for i in 1..<150 { ok.mark(); ok.longBinGet(UInt32(i - 1)); ok.op("l"); ok.longBinPut(UInt32(i)) }
+        ok.op("0")  // POP
+        ok.mark(); for _ in 0..<40 { ok.longBinGet(100) }; ok.op("l")
+        ok.stop()
+        guard case .list(let xs) = try unpickle(ok.bytes) else { Issue.record("not a list"); return }
+        #expect(xs.count == 40)
+    }
+
     @Test func largeMemoisedKeysAreNotRehashedPerInsert() throws {
         for container: Character in ["s", "d"] {
             let pkl = Self.sharedStringPickle(length: 1 << 20, repeats: 20_000, container: container)
