@@ -5,7 +5,7 @@ BIN := .build/release/blconvert
 DEMO_DIR := out
 MINI := Fixtures/mini-a2b4-f4x2
 
-.PHONY: deps build demo test examples docs sanitize slurm-test ci clean
+.PHONY: deps build demo test examples docs sanitize fuzz slurm-test ci clean
 
 deps:
 	@bash scripts/deps.sh
@@ -40,6 +40,12 @@ sanitize: deps
 	scripts/ci-stages.sh asan
 	scripts/ci-stages.sh tsan
 
+# Coverage-guided fuzzing of every reader of untrusted bytes (libFuzzer), FUZZ_SECONDS per target.
+FUZZ_SECONDS ?= 600
+fuzz: deps
+	$(SWIFT) build $(RELEASE) --product blconvert
+	scripts/fuzz.sh $(FUZZ_SECONDS)
+
 # Everything CI runs.
 ci:
 	.ci/run
@@ -50,4 +56,4 @@ slurm-test: deps
 	bash tools/slurm/test_array.sh
 
 clean:
-	rm -rf .build .build-asan .build-tsan Examples/.build $(DEMO_DIR)
+	rm -rf .build .build-asan .build-tsan .build-fuzz Examples/.build $(DEMO_DIR)

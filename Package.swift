@@ -6,6 +6,7 @@ import PackageDescription
 //   CSHA256           SHA-256 blocks with the x86 SHA extensions (the portable path is in BLCore)
 //   CGemm             AVX-512 SGEMM for the convolutions (run-time dispatch; BLAS otherwise; x86-64 only)
 //   CSpawn            posix_spawn of the HDF5 reading process, with no inherited descriptors
+//   CCleanup          removal of in-flight temporary outputs on SIGINT/SIGTERM/SIGHUP (async-signal-safe)
 //   BLCore            dtypes, byte readers, memory-mapped files, strided tensors, the value tree, errors
 //   BLPickle          the pickle reader: records opcodes into values, never executes anything
 //   BLTorch           PyTorch checkpoints: zip (torch >= 1.6) and legacy (torch < 1.6) containers
@@ -24,6 +25,7 @@ import PackageDescription
 //   BLEval            whole-list evaluation as the reference test.py (the model behind a closure)
 //   BLConvert         the library: the public API (load, predict, import, verify) that everything uses
 //   BLCommands        the command-line interface (one file per subcommand), on BLConvert
+//   blconvert-fuzz    libFuzzer targets for every reader of untrusted bytes (scripts/fuzz.sh)
 //   blbench           benchmark suite: hot kernels and whole clips (release builds)
 //   BLTestSupport     what the tests share: fixture lookup, a seeded generator, a naive executor
 let package = Package(
@@ -54,7 +56,8 @@ let package = Package(
         .target(name: "CSHA256"),
         .target(name: "CGemm"),
         .target(name: "CSpawn"),
-        .target(name: "BLCore", dependencies: ["CSHA256"]),
+        .target(name: "CCleanup"),
+        .target(name: "BLCore", dependencies: ["CSHA256", "CCleanup"]),
         .target(name: "BLPickle", dependencies: ["BLCore"]),
         .target(name: "BLTorch", dependencies: ["BLCore", "BLPickle", "CZlib"]),
         .target(name: "BLHDF5", dependencies: ["BLCore", "CSpawn"]),
@@ -84,6 +87,9 @@ let package = Package(
                 ]),
         .executableTarget(name: "blconvert", dependencies: ["BLCommands"]),
         .executableTarget(name: "blconvert-hdf5-reader", dependencies: ["BLHDF5Library"]),
+        // Fuzz targets (scripts/fuzz.sh builds them with libFuzzer; otherwise a replay tool).
+        .executableTarget(name: "blconvert-fuzz",
+                          dependencies: ["BLCore", "BLPickle", "BLTorch", "BLSafetensors", "BLMedia", "BLGraph", "BLVNet"]),
         .executableTarget(name: "blbench",
                           dependencies: ["BLConvert", "BLCore", "BLKernels", "BLEngine", "BLVideo"]),
 

@@ -7,6 +7,7 @@
 #   asan         debug build with AddressSanitizer; the reader, kernel and engine tests under it
 #   tsan         optimized build with ThreadSanitizer; the threaded kernels, the engine, import and eval
 #   cross-arm64  compiles the C targets for aarch64 with Debian's gcc-aarch64-linux-gnu (-Werror)
+#   fuzz         each libFuzzer target for FUZZ_SECONDS (default 10) from the fixtures' seeds
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SWIFT=${SWIFT:-swift}
@@ -57,12 +58,17 @@ tsan() {
 cross_arm64() {
     stage "cross-arm64: the C targets for aarch64"
     need_apt gcc-aarch64-linux-gnu
-    for t in CGemm CSHA256 CSpawn; do
+    for t in CGemm CSHA256 CSpawn CCleanup; do
         for f in Sources/$t/*.c; do
             aarch64-linux-gnu-gcc -std=c11 -O2 -Wall -Wextra -Werror -I "Sources/$t/include" -c "$f" -o /dev/null
             echo "  aarch64 ok: $f"
         done
     done
+}
+
+fuzz() {
+    stage "fuzz: every reader of untrusted bytes under libFuzzer + AddressSanitizer, ${FUZZ_SECONDS:-10} s each"
+    scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
 }
 
 case "${1:-all}" in
@@ -71,6 +77,7 @@ case "${1:-all}" in
     asan) asan ;;
     tsan) tsan ;;
     cross-arm64) cross_arm64 ;;
-    all) cross_arm64; examples; docs; asan; tsan ;;
-    *) echo "usage: $0 examples|docs|asan|tsan|cross-arm64|all" >&2; exit 2 ;;
+    fuzz) fuzz ;;
+    all) cross_arm64; examples; docs; asan; tsan; fuzz ;;
+    *) echo "usage: $0 examples|docs|asan|tsan|cross-arm64|fuzz|all" >&2; exit 2 ;;
 esac

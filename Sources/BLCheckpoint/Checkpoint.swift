@@ -48,10 +48,13 @@ package struct Checkpoint: Sendable {
         if SafetensorsFile.looksLikeSafetensors(bytes) { return .safetensors }
         if PickleFile.looksLikePickle(bytes) { return .pickle }
         if HDF5Reader.looksLikeHDF5(bytes) { return .hdf5 }
+        if SafetensorsFile.looksLikeSafetensors(bytes, oversized: true) { return .safetensors }
         return nil
     }
 
-    package static func open(path: String) throws -> Checkpoint {
+    /// Opens and reads a checkpoint. `data: .shapesOnly` describes the tensors without producing
+    /// the bytes that would need work or memory (deflated zip members), for listing.
+    package static func open(path: String, data: TensorData = .read) throws -> Checkpoint {
         let file = try MappedFile(path: path)
         guard let format = detect(file.bytes) else {
             let head = file.bytes.prefix(8).map { b -> String in
@@ -64,7 +67,7 @@ package struct Checkpoint: Sendable {
         do {
             switch format {
             case .torchZip, .torchLegacy:
-                let t = try TorchFile.load(file: file)
+                let t = try TorchFile.load(file: file, data: data)
                 return fromTree(t.root, path: path, format: format, fileSize: file.count)
             case .pickle:
                 let root = try PickleFile.load(path: path)
@@ -112,3 +115,6 @@ package struct Checkpoint: Sendable {
         return ("", tensors.map { ($0.path, $0.tensor) })
     }
 }
+
+/// Whether a reader produces tensor bytes or only their descriptions (see `BLTorch.TensorData`).
+package typealias TensorData = BLTorch.TensorData

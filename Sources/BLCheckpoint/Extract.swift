@@ -15,8 +15,9 @@ package enum Extractor {
             ("blconvert.source", sourceName),
             ("blconvert.format", checkpoint.format.rawValue),
         ]
+        let printer = SharedValuePrinter()
         for e in checkpoint.entries {
-            meta.append((e.path.isEmpty ? "(root)" : e.path, e.value.json.serialized()))
+            meta.append((e.path.isEmpty ? "(root)" : e.path, printer.json(e.value, path: e.path).serialized()))
         }
         for s in checkpoint.skipped {
             meta.append(("blconvert.skipped.\(s.path)", s.reason))
@@ -31,6 +32,7 @@ package enum Extractor {
                 throw BLError(.format, "two tensors share the name '\(t.path)'", file: checkpoint.path)
             }
         }
+        try ExpansionBudget.checkMaterialisable(checkpoint.tensors, fileSize: checkpoint.fileSize, file: checkpoint.path)
         let meta = metadata(for: checkpoint, sourceName: sourceName)
         try SafetensorsWriter.write(checkpoint.tensors.map { (name: $0.path, tensor: $0.tensor) }, metadata: meta, to: output)
         return Result(tensorCount: checkpoint.tensors.count, bytes: checkpoint.totalTensorBytes, metadataEntries: meta.count)

@@ -51,6 +51,7 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
+        inputSize.warn()
         let r = try reportingErrors { () -> (times: [Double], macs: Int, plan: MemoryPlanSummary, prof: EngineProfile?, config: String) in
             let loaded = try model.load(threads: threads, weights: weightMemory)
             let cost = try loaded.cost(height: input.height, width: input.width, batch: clips)

@@ -36,6 +36,7 @@ struct Extract: ParsableCommand {
 
     func run() throws {
         let result = try reportingErrors { () -> Extractor.Result in
+            if FileKind.of(file) == .directory { throw BLError(.io, "is a directory, expected a checkpoint file", file: file) }
             try checkNotAnInput(output, option: "--output", inputs: [file])
             try checkReplaceable(output, force: force) {
                 FileKind.of(output) == .directory ? "is a directory; --force only replaces a file" : nil

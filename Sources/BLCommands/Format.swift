@@ -8,8 +8,12 @@ enum Format {
         return fixed(d / 1024 / 1024 / 1024, 2) + " GiB"
     }
 
+    /// `x` with `digits` decimals; total on every Double (beyond 1e15, where decimals mean
+    /// nothing, it is written in scientific notation).
     static func fixed(_ x: Double, _ digits: Int) -> String {
         guard x.isFinite else { return "\(x)" }
+        if abs(x) >= 1e15 { return sci(x) }
+        let digits = min(max(digits, 0), 12)
         var p = 1.0
         for _ in 0..<digits { p *= 10 }
         let r = (abs(x) * p).rounded() / p

@@ -116,6 +116,7 @@ struct Frames: ParsableCommand {
             }
             for video in videos {
                 let folder = Self.join(output, Self.folderName(video))
+                try checkNotAnInput(folder, option: "-o", inputs: videos + (list.map { [$0] } ?? []))
                 try checkReplaceable(folder, force: force) {
                     (FileKind.of(folder) == .directory) ? nil : "is not a folder; --force only replaces a folder of frames"
                 }

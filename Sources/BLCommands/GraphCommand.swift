@@ -39,6 +39,7 @@ struct GraphCommand: ParsableCommand {
     }
 
     func run() throws {
+        inputSize.warn()
         let (loaded, cost, shapes) = try reportingErrors { () -> (BLVNetModel, GraphCost, [NodeShape]) in
             let m = try model.load()
             let cost = try m.graph.cost(batch: batch, height: input.height, width: input.width)

@@ -80,6 +80,7 @@ struct Import: ParsableCommand {
                 }
             }
             Console.progress("")
+            for w in s.warnings { Console.err("warning: \(w)") }
             return s
         }
         let c = summary.configuration

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BLCore
 import BLCheckpoint
+import BLVNet
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -27,7 +28,12 @@ struct Inspect: ParsableCommand {
     var summary = false
 
     func run() throws {
-        let ck = try reportingErrors { try Checkpoint.open(path: file) }
+        if ModelPackage.isPackage(file) {
+            let p = try reportingErrors { try ModelPackage.read(file) }
+            Console.out(output.json ? Self.packageJSON(p, path: file).strictJSONText : Self.packageText(p, path: file))
+            return
+        }
+        let ck = try reportingErrors { try Checkpoint.open(path: file, data: .shapesOnly) }
         if output.json {
             Console.out(Self.json(ck, listTensors: !summary).strictJSONText)
         } else {
@@ -52,8 +58,9 @@ struct Inspect: ParsableCommand {
                 ])
             })))
         }
+        let printer = SharedValuePrinter()
         items.append(("entries", .array(ck.entries.map { e in
-            .object([("name", .string(e.path)), ("type", .string(e.value.typeName)), ("value", e.value.json)])
+            .object([("name", .string(e.path)), ("type", .string(e.value.typeName)), ("value", printer.json(e.value, path: e.path))])
         })))
         items.append(("skipped", .array(ck.skipped.map { s in
             .object([("name", .string(s.path)), ("reason", .string(s.reason))])
@@ -69,6 +76,28 @@ struct Inspect: ParsableCommand {
             ("tensors_by_dtype", .object(dtypes.sorted { $0.key < $1.key }.map { ($0.key, .int(Int64($0.value))) })),
         ])))
         return .object(items)
+    }
+
+    /// A model package written by `import`: what it was made from and what it holds.
+    static func packageJSON(_ p: ModelPackage, path: String) -> JSON {
+        let bytes = p.weights.values.reduce(0) { $0 + $1.byteCount }
+        return .object([
+            ("file", .string(path)), ("format", .string("blconvert-package")),
+            ("config", p.config.json), ("dtype", .string(p.dtype.torchName)), ("optimized", .bool(p.optimized)),
+            ("nodes", .int(Int64(p.graph.nodes.count))), ("weights", .int(Int64(p.weights.count))),
+            ("weight_bytes", .int(Int64(bytes))), ("blconvert_version", .string(p.toolVersion)),
+            ("source", p.source.map { .object([("file", .string($0.fileName)), ("sha256", .string($0.sha256))]) } ?? .null),
+        ])
+    }
+
+    static func packageText(_ p: ModelPackage, path: String) -> String {
+        let bytes = p.weights.values.reduce(0) { $0 + $1.byteCount }
+        var s = "\(path)\n  format: blconvert model package (written by blconvert \(p.toolVersion))\n"
+        s += "  model: bLVNet-TAM \(BLVNetImporter.describe(p.config))\n"
+        s += "  graph: \(p.graph.nodes.count) nodes, \(p.weights.count) weights, \(Format.bytes(bytes)) (\(p.dtype.torchName))\(p.optimized ? ", BatchNorm folded, ReLU fused" : "")\n"
+        if let src = p.source { s += "  source: \(src.fileName) (sha256 \(src.sha256))\n" }
+        s += "  (blconvert graph \(path) lists the nodes; a package holds converted weights, not the checkpoint's tensors)"
+        return s
     }
 
     static func text(_ ck: Checkpoint, listTensors: Bool) -> String {
@@ -89,8 +118,9 @@ struct Inspect: ParsableCommand {
         }
         if !ck.entries.isEmpty {
             s += "\n  other entries (\(ck.entries.count)):\n"
+            let printer = SharedValuePrinter()
             for e in ck.entries.prefix(200) {
-                var v = e.value.json.serialized()
+                var v = printer.json(e.value, path: e.path).serialized()
                 if v.count > 100 { v = String(v.prefix(97)) + "..." }
                 s += "    \(e.path.isEmpty ? "(root)" : e.path) = \(v)  [\(e.value.typeName)]\n"
             }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BLConvert
+import BLCore
 import Foundation
 
 /// `MODEL [--frames T]`: a model package, or a checkpoint imported in memory.
@@ -22,7 +23,11 @@ struct ModelOptions: ParsableArguments {
     }
 
     func load(_ options: RuntimeOptions = .init()) throws -> BLVNetModel {
-        try BLVNetModel(contentsOf: URL(fileURLWithPath: model), frames: frames, options: options)
+        let (loaded, warnings) = try Warnings.collect {
+            try BLVNetModel(contentsOf: URL(fileURLWithPath: model), frames: frames, options: options)
+        }
+        for w in warnings { Console.err("warning: \(w)") }
+        return loaded
     }
 }
 

@@ -60,6 +60,7 @@ struct Run: ParsableCommand {
 
     func run() throws {
         struct Outcome { var logits: Logits; var clip: Clip; var names: [String]?; var indices: [Int]?; var seconds: Double }
+        if scale < 224 { Console.err("warning: \(Self.scaleBelowCrop(scale))") }
         let o = try reportingErrors { () -> Outcome in
             if let output { try checkNotAnInput(output, option: "--output", inputs: [input, model.model] + (labels.map { [$0] } ?? [])) }
             let loaded = try model.load(threads: threads, weights: weightMemory)

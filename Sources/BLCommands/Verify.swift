@@ -67,8 +67,9 @@ struct Verify: ParsableCommand {
         var results: [ClipResult] = []
         var errors: [ClipError] = []
         try reportingErrors {
-            if let junit { try checkNotAnInput(junit, option: "--junit", inputs: clips + [model.model]) }
-            let clips = try Self.expand(clips)
+            let expanded = try Self.expand(clips)
+            if let junit { try checkNotAnInput(junit, option: "--junit", inputs: clips + expanded + [model.model]) }
+            let clips = expanded
             let loaded = try model.load(threads: threads, weights: weightMemory)
             let report = try Verifier.verify(model: loaded, clips: clips.map { URL(fileURLWithPath: $0) }, tolerance: tolerance) { event in
                 switch event {

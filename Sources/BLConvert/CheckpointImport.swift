@@ -37,6 +37,7 @@ package enum CheckpointImport {
     /// Maps an opened checkpoint.
     package static func importModel(checkpoint: Checkpoint, frames: Int? = nil) throws -> ImportedModel {
         do {
+            try ExpansionBudget.checkMaterialisable(checkpoint.tensors, fileSize: checkpoint.fileSize)
             return try importModel(tensors: checkpoint.stateDict().tensors, frames: frames,
                                    arch: checkpoint.entry("arch")?.stringValue, path: checkpoint.path)
         } catch let e as BLError {
@@ -55,6 +56,14 @@ package enum CheckpointImport {
             t = try FrameCount.resolve(explicit: frames, arch: arch, path: path)
         } catch {
             throw BLError(.invalidArgument, error.message)
+        }
+        if let frames {
+            let named = [("the checkpoint's arch '\(arch ?? "")'", arch.flatMap { BLVNetNameHints($0).frames }),
+                         ("the file name", path.flatMap { BLVNetNameHints(FrameCount.fileName($0)).frames })]
+            if let found = named.first(where: { $0.1 != nil }), let other = found.1, other != frames {
+                let source = found.0
+                Warnings.emit("--frames \(frames) differs from the T = \(other) that \(source) names; using \(frames) as given")
+            }
         }
         return try BLVNetImporter.importModel(tensors: tensors, frames: t, nameHints: [arch, path].compactMap { $0 })
     }

@@ -25,6 +25,9 @@ public enum Converter {
         public let stageSeconds: [(stage: String, seconds: Double)]
         /// Seconds in all.
         public let seconds: Double
+        /// Settings that contradict each other or the checkpoint (the import went on): `frames`
+        /// against the checkpoint's `arch`, half precision asked of half-precision weights.
+        public let warnings: [String]
     }
 
     /// A stage of an import, reported as it starts.
@@ -55,8 +58,11 @@ public enum Converter {
                                         progress: ((ImportStage) -> Void)? = nil) throws(BLConvertError) -> ImportSummary {
         let input = checkpoint.path, output = package.path
         return try bridged { () throws -> ImportSummary in
+          let (summary, warnings) = try Warnings.collect { () throws -> ImportSummary in
             let start = MonotonicClock.seconds()
             var stages: [(String, Double)] = []
+            if FileKind.of(input) == .directory { throw BLError(.io, "is a directory, expected a checkpoint file", file: input) }
+            try OutputPath.check(output, option: "the output", inputs: [input])
             if FileKind.of(output) != .missing {
                 guard overwrite else {
                     throw BLError(.invalidArgument, "already exists: choose another output or pass --force to replace it", file: output)
@@ -68,6 +74,10 @@ public enum Converter {
             var t = MonotonicClock.seconds()
             progress?(.reading)
             let (model, ck) = try CheckpointImport.importModel(path: input, frames: frames)
+            if precision != .float32, optimize,
+               let half = model.weights.values.first(where: { $0.dtype == .float16 || $0.dtype == .bfloat16 })?.dtype {
+                Warnings.emit("the checkpoint's weights are already \(half.torchName): folding BatchNorm into them changes the weights, and storing the result as \(precision.dtype.torchName) rounds again, so the exact half-precision values are lost; --no-optimize keeps them")
+            }
             stages.append(("read_and_map", MonotonicClock.seconds() - t)); t = MonotonicClock.seconds()
             let source = ModelPackage.PendingSource(file: input)  // hashed on its own thread meanwhile
             progress?(.building)
@@ -82,7 +92,13 @@ public enum Converter {
                                  checkpointTensors: ck.tensors.count, sourceSHA256: pkg.source?.sha256 ?? "",
                                  nodes: pkg.graph.nodes.count, weights: pkg.graph.weights.count, precision: precision,
                                  optimized: optimize, stageSeconds: stages.map { (stage: $0.0, seconds: $0.1) },
-                                 seconds: MonotonicClock.seconds() - start)
+                                 seconds: MonotonicClock.seconds() - start, warnings: [])
+          }
+          return ImportSummary(configuration: summary.configuration, sourceFormat: summary.sourceFormat,
+                               checkpointTensors: summary.checkpointTensors, sourceSHA256: summary.sourceSHA256,
+                               nodes: summary.nodes, weights: summary.weights, precision: summary.precision,
+                               optimized: summary.optimized, stageSeconds: summary.stageSeconds, seconds: summary.seconds,
+                               warnings: warnings)
         }
     }
 }

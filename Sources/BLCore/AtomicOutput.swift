@@ -1,3 +1,5 @@
+import CCleanup
+
 /// The one way the package writes an output file: into a new temporary file beside it, renamed
 /// over the destination only once complete, so a reader never sees half a file and a failure
 /// leaves nothing behind.
@@ -6,6 +8,11 @@
 /// (`.NAME.tmp-PID-RANDOM` in the destination's directory, so the rename stays on one file system):
 /// a file or symbolic link planted there beforehand makes the creation fail instead of being
 /// written through.
+///
+/// While it exists the temporary file is registered for removal on SIGINT, SIGTERM and SIGHUP
+/// (`CCleanup`: removed, then the signal takes its default action). A process killed outright
+/// (SIGKILL, a crash) leaves it behind: the next output to the same destination removes the
+/// temporaries of that destination whose process is gone (`TemporaryOutputs.removeStale`).
 package final class AtomicFile {
     package let destination: String
     package let temporaryPath: String
@@ -15,19 +22,22 @@ package final class AtomicFile {
     /// Creates the temporary file for `destination`.
     package init(destination: String) throws {
         self.destination = destination
+        TemporaryOutputs.removeStale(for: destination)
         var attempt = 0
         while true {
             let temp = AtomicFile.temporaryName(for: destination)
+            TemporaryOutputs.register(temp)
             let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o666)
             if fd >= 0 {
                 self.fd = fd
                 temporaryPath = temp
                 return
             }
+            let e = errno
+            TemporaryOutputs.unregister(temp)
             attempt += 1
-            if errno != EEXIST || attempt >= 8 {
-                throw BLError(.io, "cannot create a temporary file beside the output: \(String(cString: strerror(errno)))",
-                              file: destination)
+            if e != EEXIST || attempt >= 8 {
+                throw TemporaryOutputs.creationError(destination, errno: e, what: "a temporary file")
             }
         }
     }
@@ -79,6 +89,7 @@ package final class AtomicFile {
                 throw BLError(.io, "cannot rename \(temporaryPath) to the destination: \(String(cString: strerror(errno)))",
                               file: destination)
             }
+            TemporaryOutputs.unregister(temporaryPath)
             finished = true
         } catch {
             discard()
@@ -91,6 +102,7 @@ package final class AtomicFile {
         if fd >= 0 { close(fd) }
         fd = -1
         unlink(temporaryPath)
+        TemporaryOutputs.unregister(temporaryPath)
         finished = true
     }
 
@@ -141,12 +153,14 @@ extension AtomicFile {
 package enum AtomicDirectory {
     /// Creates a new empty directory beside `path` under an unpredictable name and returns its path.
     package static func temporarySibling(of path: String) throws -> String {
+        TemporaryOutputs.removeStale(for: path)
         for _ in 0..<8 {
             let temp = AtomicFile.temporaryName(for: path)
+            TemporaryOutputs.register(temp)
             if mkdir(temp, 0o777) == 0 { return temp }
-            if errno != EEXIST {
-                throw BLError(.io, "cannot create a directory beside the output: \(String(cString: strerror(errno)))", file: path)
-            }
+            let e = errno
+            TemporaryOutputs.unregister(temp)
+            if e != EEXIST { throw TemporaryOutputs.creationError(path, errno: e, what: "a directory") }
         }
         throw BLError(.io, "cannot create a directory beside the output: names kept colliding", file: path)
     }
@@ -161,6 +175,7 @@ package enum AtomicDirectory {
         }
         guard replacingExisting, FileKind.of(path) != .missing else {
             try move(temp, path)
+            TemporaryOutputs.unregister(temp)
             return
         }
         let old = AtomicFile.temporaryName(for: path, kind: "old")
@@ -171,6 +186,7 @@ package enum AtomicDirectory {
             try? move(old, path)
             throw error
         }
+        TemporaryOutputs.unregister(temp)
         removeTree(old)
     }
 
@@ -195,5 +211,63 @@ package enum AtomicDirectory {
         } else {
             unlink(path)
         }
+        TemporaryOutputs.unregister(path)
+    }
+}
+
+/// The temporary outputs of `AtomicFile` and `AtomicDirectory`: registration for removal on a
+/// signal, and removal of those that a killed process left behind.
+package enum TemporaryOutputs {
+    package static func register(_ path: String) { _ = blc_cleanup_register(path) }
+    package static func unregister(_ path: String) { blc_cleanup_unregister(path) }
+
+    /// Removes every registered temporary output now (what the signal handler does).
+    package static func removeAllRegistered() { blc_cleanup_run() }
+
+    /// Removes `.NAME.tmp-PID-HEX` and `.NAME.old-PID-HEX` beside `destination` whose process PID
+    /// no longer exists (killed before it could clean up). Temporaries of live processes, of other
+    /// destinations and anything not named exactly so are left alone. Errors are ignored: cleanup.
+    package static func removeStale(for destination: String) {
+        let slash = destination.lastIndex(of: "/")
+        let dir = slash.map { String(destination[...$0]) } ?? ""
+        let base = slash.map { String(destination[destination.index(after: $0)...]) } ?? destination
+        guard !base.isEmpty, let d = opendir(dir.isEmpty ? "." : dir) else { return }
+        var stale: [String] = []
+        while let entry = readdir(d) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if let pid = ownerPID(name, base: base), pid != getpid(), kill(pid, 0) != 0, errno == ESRCH {
+                stale.append(dir + name)
+            }
+        }
+        closedir(d)
+        for path in stale { AtomicDirectory.removeTree(path) }
+    }
+
+    /// The process id in a temporary name of `base` (`.base.tmp-PID-HEX`, `.base.old-PID-HEX`).
+    static func ownerPID(_ name: String, base: String) -> pid_t? {
+        for kind in ["tmp", "old"] {
+            let prefix = ".\(base).\(kind)-"
+            guard name.hasPrefix(prefix) else { continue }
+            let rest = name.dropFirst(prefix.count).split(separator: "-", omittingEmptySubsequences: false)
+            guard rest.count == 2, let pid = pid_t(rest[0]), pid > 0, !rest[1].isEmpty,
+                  rest[1].allSatisfy({ $0.isHexDigit }) else { return nil }
+            return pid
+        }
+        return nil
+    }
+
+    /// Why a temporary output beside `destination` could not be created; a missing folder is named.
+    static func creationError(_ destination: String, errno e: Int32, what: String) -> BLError {
+        let slash = destination.lastIndex(of: "/")
+        let dir = slash.map { String(destination[..<$0]) } ?? "."
+        if e == ENOENT {
+            return BLError(.io, "cannot write here: the folder \(dir.isEmpty ? "/" : dir) does not exist", file: destination)
+        }
+        if e == ENOTDIR {
+            return BLError(.io, "cannot write here: \(dir) is not a folder", file: destination)
+        }
+        return BLError(.io, "cannot create \(what) beside the output: \(String(cString: strerror(e)))", file: destination)
     }
 }

@@ -96,10 +96,14 @@ package struct BLError: Error, CustomStringConvertible, Sendable, Equatable {
     }
 
     package var description: String {
+        // A message may lead with one line and give details on the next ones: the location
+        // belongs to the first line.
         var s = ""
         if let file { s += "\(file): " }
-        s += message
+        let lines = message.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false)
+        s += lines.first.map(String.init) ?? ""
         if let location { s += " (\(location))" }
+        if lines.count > 1 { s += "\n" + lines[1] }
         return s
     }
 

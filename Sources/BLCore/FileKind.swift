@@ -15,4 +15,17 @@ package enum FileKind: Equatable, Sendable {
         default: return .special
         }
     }
+
+    /// What a non-regular file is, for messages: "a FIFO", "a socket", "a character device", ...
+    package static func describe(_ mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFIFO: return "a FIFO (named pipe)"
+        case S_IFSOCK: return "a socket"
+        case S_IFCHR: return "a character device"
+        case S_IFBLK: return "a block device"
+        case S_IFDIR: return "a directory"
+        case S_IFLNK: return "a symbolic link"
+        default: return "a special file"
+        }
+    }
 }

@@ -137,3 +137,53 @@ extension Value {
         }
     }
 }
+
+/// Converts values to JSON for printing (`inspect`, `extract`'s metadata) walking each shared
+/// value once: a pickle can reference one megabyte string (or one list) thousands of times through
+/// its memo, and the value tree keeps that sharing (one storage). The first occurrence is written
+/// in full; each later one as the string `"<shared: same as PATH>"`. Only long strings (1 KiB and
+/// more) and containers of two or more values are tracked, by the identity of their storage.
+package final class SharedValuePrinter {
+    private struct Identity: Hashable { var kind: Int; var address: UInt; var count: Int }
+    private var seen: [Identity: String] = [:]
+
+    package init() {}
+
+    /// The JSON form of `value` found at `path` (as `Value.json`, repeats abbreviated).
+    package func json(_ value: Value, path: String) -> JSON {
+        func join(_ k: String) -> String { path.isEmpty ? k : "\(path).\(k)" }
+        if let id = identity(value) {
+            if let first = seen[id] { return .string("<shared: same as \(first.isEmpty ? "(root)" : first)>") }
+            seen[id] = path
+        }
+        switch value {
+        case .list(let xs), .tuple(let xs):
+            return .array(xs.enumerated().map { json($0.element, path: join(String($0.offset))) })
+        case .dict(let items):
+            return .object(items.map { ($0.key.keyText, json($0.value, path: join($0.key.keyText))) })
+        case .object(let type, let args):
+            return .object([("type", .string(type)), ("args", .array(args.enumerated().map { json($0.element, path: join(String($0.offset))) }))])
+        default:
+            return value.json
+        }
+    }
+
+    private func identity(_ v: Value) -> Identity? {
+        func of<T>(_ kind: Int, _ xs: [T]) -> Identity? {
+            guard xs.count >= 2 else { return nil }
+            return xs.withUnsafeBufferPointer { b in b.baseAddress.map { Identity(kind: kind, address: UInt(bitPattern: $0), count: xs.count) } }
+        }
+        switch v {
+        case .string(let s):
+            guard s.utf8.count >= 1024 else { return nil }
+            return s.utf8.withContiguousStorageIfAvailable { b in
+                b.baseAddress.map { Identity(kind: 0, address: UInt(bitPattern: $0), count: b.count) }
+            } ?? nil
+        case .list(let xs): return of(1, xs)
+        case .tuple(let xs): return of(2, xs)
+        case .dict(let items): return of(3, items)
+        case .object(_, let args): return of(4, args)
+        default: return nil
+        }
+    }
+}

@@ -144,10 +144,17 @@ package struct JSONParser {
                 case UInt8(ascii: "t"): bytes.append(0x09)
                 case UInt8(ascii: "u"):
                     var u = try hex4()
+                    // A high surrogate pairs only with a following low-surrogate escape; any other
+                    // escape after it is read on its own and the lone surrogate becomes U+FFFD.
                     if u >= 0xd800 && u < 0xdc00, i + 6 <= b.count, b[i] == 0x5c, b[i + 1] == UInt8(ascii: "u") {
+                        let save = i
                         i += 2
                         let lo = try hex4()
-                        u = 0x10000 + ((u - 0xd800) << 10) + (lo &- 0xdc00)
+                        if lo >= 0xdc00 && lo < 0xe000 {
+                            u = 0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00)
+                        } else {
+                            i = save
+                        }
                     }
                     let scalar = UnicodeScalar(u) ?? "\u{fffd}"
                     bytes.append(contentsOf: Array(String(Character(scalar)).utf8))

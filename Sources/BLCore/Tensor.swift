@@ -23,18 +23,18 @@ package struct Tensor: Sendable {
         }
         let count = try Tensor.checkedCount(shape)
         if count > 0 {
+            let what = "extent of a tensor of shape \(shape), strides \(strides), offset \(offset)"
             var last = offset
             for (n, s) in zip(shape, strides) {
-                let (m, o1) = (n - 1).multipliedReportingOverflow(by: s)
-                let (sum, o2) = last.addingReportingOverflow(m)
-                if o1 || o2 { throw BLError(.format, "tensor extent overflows (shape \(shape), strides \(strides))") }
-                last = sum
+                last = try Checked.add(last, try Checked.multiply(n - 1, s, what), what)
             }
-            let (endByte, o3) = (last + 1).multipliedReportingOverflow(by: dtype.byteSize)
-            if o3 || endByte > storage.count {
+            let endByte = try Checked.multiply(try Checked.add(last, 1, what), dtype.byteSize, what)
+            if endByte > storage.count {
                 throw BLError(.format, "tensor of shape \(shape), strides \(strides), offset \(offset) reaches element \(last) but its \(dtype.torchName) storage holds \(storage.count / dtype.byteSize)")
             }
         }
+        // An empty view reads nothing, wherever it claims to start (torch accepts any offset there).
+        let offset = count > 0 ? offset : 0
         self.dtype = dtype
         self.shape = shape
         self.strides = strides
@@ -147,7 +147,7 @@ package struct Tensor: Sendable {
     }
 
     @inline(__always)
-    func loadDouble(_ off: Int) -> Double {
+    package func loadDouble(_ off: Int) -> Double {
         let p = storage.bytes.baseAddress!
         switch dtype {
         case .float64: return p.loadUnaligned(fromByteOffset: off * 8, as: Double.self)

@@ -54,31 +54,36 @@ extension Graph {
         var convMACs = 0, tamMACs = 0, linearMACs = 0
         for n in nodes {
             let out = shapes[n.id]
-            let m = batch * out.perClip
+            let what = "multiply-accumulates of \(label(n.id))"
+            let m = try Checked.multiply(batch, out.perClip, what)
             var macs = 0
             switch n.op {
             case .conv2d(let c):
-                macs = m * out.height * out.width * c.outChannels * (c.inChannels / c.groups) * c.kernel * c.kernel
-                convMACs += macs
+                macs = try Checked.product([m, out.height, out.width, c.outChannels, c.inChannels / c.groups, c.kernel, c.kernel], what)
+                convMACs = try Checked.add(convMACs, macs, "convolution multiply-accumulates")
             case .linear(let l):
-                macs = m * l.inFeatures * l.outFeatures
-                linearMACs += macs
+                macs = try Checked.product([m, l.inFeatures, l.outFeatures], what)
+                linearMACs = try Checked.add(linearMACs, macs, "linear multiply-accumulates")
             case .tam(let t):
-                macs = m * out.height * out.width * t.channels * t.blendingFrames
-                tamMACs += macs
+                macs = try Checked.product([m, out.height, out.width, t.channels, t.blendingFrames], what)
+                tamMACs = try Checked.add(tamMACs, macs, "TAM multiply-accumulates")
             default:
                 break
             }
-            perNode.append(NodeCost(node: n.id, macs: macs, outputBytes: out.elementCount(batch: batch) * bytesPerElement))
+            let bytes = try Checked.multiply(try Checked.product(out.dims(batch: batch), "output size of \(label(n.id))"),
+                                             bytesPerElement, "output bytes of \(label(n.id))")
+            perNode.append(NodeCost(node: n.id, macs: macs, outputBytes: bytes))
         }
+        _ = try Checked.sum([convMACs, tamMACs, linearMACs], "multiply-accumulates of the graph")
         var running = Set<String>()
         for n in nodes { if case .batchNorm(let b) = n.op { running.insert(b.runningMean); running.insert(b.runningVar) } }
         var params = 0, stored = 0
         for w in weights {
-            let c = w.shape.reduce(1, *)
-            stored += c
+            let c = try Checked.product(w.shape, "size of weight '\(w.name)'")
+            stored = try Checked.add(stored, c, "stored weight elements")
             if !running.contains(w.name) { params += c }
         }
+        let total = try Checked.sum(perNode.map(\.outputBytes), "activation bytes of the graph")
         // Liveness: an output dies after its last reader runs.
         var lastUse = Array(0..<nodes.count)
         for n in nodes { for i in n.inputs { lastUse[i] = max(lastUse[i], n.id) } }
@@ -92,7 +97,7 @@ extension Graph {
             for d in dying[n.id] { live -= perNode[d].outputBytes }
         }
         return GraphCost(nodes: perNode, convMACs: convMACs, tamMACs: tamMACs, linearMACs: linearMACs, parameters: params,
-                         storedElements: stored, totalActivationBytes: perNode.reduce(0) { $0 + $1.outputBytes },
+                         storedElements: stored, totalActivationBytes: total,
                          peakActivationBytes: peak)
     }
 }

@@ -17,6 +17,9 @@ package struct NodeShape: Sendable, Equatable, CustomStringConvertible {
         self.rank = rank
     }
 
+    /// Largest output of one node for one clip, in elements (2^36: 256 GiB of float32).
+    package static let maxElementsPerClip = 1 << 36
+
     /// Concrete dimensions for a batch of `batch` clips.
     package func dims(batch: Int) -> [Int] {
         rank == 2 ? [batch * perClip, channels] : [batch * perClip, channels, height, width]
@@ -36,10 +39,15 @@ package struct NodeShape: Sendable, Equatable, CustomStringConvertible {
 extension Graph {
     /// Output size of a window op along one axis, or nil when the window does not fit.
     static func windowOutput(_ size: Int, kernel: Int, stride: Int, padding: Int) -> Int? {
-        let span = size + 2 * padding - kernel
-        guard span >= 0, stride > 0 else { return nil }
+        let (twice, o1) = padding.multipliedReportingOverflow(by: 2)
+        let (padded, o2) = size.addingReportingOverflow(twice)
+        let (span, o3) = padded.subtractingReportingOverflow(kernel)
+        guard !o1, !o2, !o3, span >= 0, stride > 0 else { return nil }
         return span / stride + 1
     }
+
+    /// Largest kernel, stride and padding a graph may declare (bLVNet-TAM uses 7, 2 and 3).
+    package static let maxWindow = 256
 
     /// Checks the graph's structure (ids, input references, arities, a single input node, the output,
     /// taps, that every referenced weight is declared with the shape its op needs) and infers every
@@ -54,7 +62,14 @@ extension Graph {
         shapes.reserveCapacity(nodes.count)
         for node in nodes {
             let ins = node.inputs.map { shapes[$0] }
-            shapes.append(try outputShape(node, ins, height: height, width: width))
+            let shape = try outputShape(node, ins, height: height, width: width)
+            // Every size downstream (costs, the arena plan) is computed from these: bound them here.
+            let elements = try Checked.product([shape.perClip, shape.channels, shape.height, shape.width],
+                                               "output size of \(label(node.id))")
+            guard elements <= NodeShape.maxElementsPerClip else {
+                throw BLError(.mismatch, "\(label(node.id)): output \(shape) has \(elements) elements per clip, more than \(NodeShape.maxElementsPerClip)")
+            }
+            shapes.append(shape)
         }
         return shapes
     }
@@ -75,6 +90,9 @@ extension Graph {
     /// Structural checks that do not depend on the input size.
     package func validateStructure() throws {
         guard !nodes.isEmpty else { throw BLError(.mismatch, "graph has no nodes") }
+        // Declared shapes by name, built once (a lookup per weight reference, not a scan).
+        var declaredShapes = [String: [[Int]]](minimumCapacity: weights.count)
+        for w in weights { declaredShapes[w.name, default: []].append(w.shape) }
         for (i, n) in nodes.enumerated() {
             guard n.id == i else { throw BLError(.mismatch, "node at index \(i) has id \(n.id)") }
             if case .input = n.op {
@@ -89,12 +107,11 @@ extension Graph {
                 throw BLError(.mismatch, "\(label(i)): input \(x) is not an earlier node")
             }
             for (name, shape) in Graph.expectedWeightShapes(n.op) {
-                let declared = weights.filter { $0.name == name }
-                guard !declared.isEmpty else {
+                guard let declared = declaredShapes[name] else {
                     throw BLError(.mismatch, "\(label(i)): weight '\(name)' is not declared")
                 }
-                for d in declared where d.shape != shape {
-                    throw BLError(.mismatch, "\(label(i)): weight '\(name)' is declared \(d.shape), the op needs \(shape)")
+                for d in declared where d != shape {
+                    throw BLError(.mismatch, "\(label(i)): weight '\(name)' is declared \(d), the op needs \(shape)")
                 }
             }
             try checkAttributes(n)
@@ -121,14 +138,17 @@ extension Graph {
         case .framesFromChannels(let frames):
             if frames < 1 { throw bad("frames \(frames) must be positive") }
         case .conv2d(let c):
-            if c.kernel < 1 || c.stride < 1 || c.padding < 0 || c.groups < 1 { throw bad("invalid kernel/stride/padding/groups") }
+            if c.kernel < 1 || c.stride < 1 || c.padding < 0 || c.groups < 1 || c.kernel > Graph.maxWindow
+                || c.stride > Graph.maxWindow || c.padding > c.kernel {
+                throw bad("invalid kernel \(c.kernel), stride \(c.stride), padding \(c.padding) or groups \(c.groups) (kernel and stride at most \(Graph.maxWindow), padding at most the kernel)")
+            }
             if c.inChannels < 1 || c.outChannels < 1 || c.inChannels % c.groups != 0 || c.outChannels % c.groups != 0 {
                 throw bad("channels \(c.inChannels) -> \(c.outChannels) do not divide into \(c.groups) groups")
             }
         case .batchNorm(let b):
             if b.channels < 1 || !(b.eps >= 0) { throw bad("invalid channels or eps") }
         case let .avgPool2d(k, s, p):
-            if k < 1 || s < 1 || p < 0 || 2 * p > k { throw bad("invalid pooling window \(k)/\(s)/\(p)") }
+            if k < 1 || s < 1 || p < 0 || k > Graph.maxWindow || s > Graph.maxWindow || p > k / 2 { throw bad("invalid pooling window \(k)/\(s)/\(p)") }
         case .tam(let t):
             if t.duration < 1 || t.channels < 1 || t.weights.isEmpty {
                 throw bad("needs a positive duration, channels and at least one blending weight")
@@ -151,12 +171,14 @@ extension Graph {
         }
         switch n.op {
         case let .input(frames, channels):
-            return NodeShape(perClip: 1, channels: frames * channels, height: height, width: width)
+            return NodeShape(perClip: 1, channels: try Checked.multiply(frames, channels, "input channels of \(label(n.id))"),
+                             height: height, width: width)
         case .framesFromChannels(let frames):
             let x = ins[0]
             try spatial(x)
             guard x.channels % frames == 0 else { throw bad("\(x.channels) channels do not split into \(frames) frames") }
-            return NodeShape(perClip: x.perClip * frames, channels: x.channels / frames, height: x.height, width: x.width)
+            return NodeShape(perClip: try Checked.multiply(x.perClip, frames, "frames of \(label(n.id))"),
+                             channels: x.channels / frames, height: x.height, width: x.width)
         case .conv2d(let c):
             let x = ins[0]
             try spatial(x)
@@ -204,7 +226,7 @@ extension Graph {
         case .duplicateFrames:
             var x = ins[0]
             try spatial(x)
-            x.perClip *= 2
+            x.perClip = try Checked.multiply(x.perClip, 2, "frames of \(label(n.id))")
             return x
         case .globalAvgPool:
             let x = ins[0]

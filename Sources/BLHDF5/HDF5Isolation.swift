@@ -121,7 +121,7 @@ package enum HDF5Isolation {
             switch failure {
             case .timedOut:
                 child.kill()
-                throw BLError(.format, "libhdf5 did not finish reading within \(Int(timeout)) s (corrupt file?); stopped")
+                throw BLError(.format, "libhdf5 did not finish reading within \(Int(timeout)) s (the limit for a file of this size) and was stopped; it loops on some corrupt files")
             case .overBudget(let wanted):
                 child.kill()
                 throw BLError(.format, "the reading process sent more than the \(budget) bytes a file of \(fileSize) bytes can hold (\(wanted) more wanted); stopped")

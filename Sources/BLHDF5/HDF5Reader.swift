@@ -42,8 +42,7 @@ package enum HDF5Reader {
     /// Largest logical size accepted for all datasets together relative to the file: deflate cannot
     /// expand more than about 1032:1, so anything larger comes from corrupt or hostile headers.
     package static func byteLimit(fileSize: Int) -> Int {
-        let (m, o) = fileSize.multipliedReportingOverflow(by: 1100)
-        return o ? Int.max : m + (1 << 20)
+        ExpansionBudget.decompressedLimit(fileSize: fileSize)
     }
 
     /// Reads every dataset and attribute of the file at `path`.

@@ -38,6 +38,9 @@ package enum HDF5File {
         try HDF5Library.check(status: status, "cannot walk the groups")
 
         var out = HDF5Contents()
+        // Soft and external links are not followed (an external link names another file): they
+        // are listed as skipped rather than silently dropped.
+        out.skipped += try unfollowedLinks(fid)
         var names = Set<[UInt8]>()
         for object in visit.objects {
             let dotted = object.path == "." ? "" : object.path.split(separator: "/", omittingEmptySubsequences: true).joined(separator: ".")
@@ -56,6 +59,49 @@ package enum HDF5File {
             }
         }
         return out
+    }
+
+    private final class Links {
+        var found: [(name: String, type: H5L_type_t)] = []
+    }
+
+    /// Soft, external and user-defined links anywhere in the file, with what they point to.
+    private static func unfollowedLinks(_ fid: hid_t) throws -> [(name: String, reason: String)] {
+        let links = Links()
+        let visitor: H5L_iterate_t = { _, name, info, data in
+            guard let name, let info, let data else { return -1 }
+            let box = Unmanaged<Links>.fromOpaque(data).takeUnretainedValue()
+            if info.pointee.type != H5L_TYPE_HARD { box.found.append((String(cString: name), info.pointee.type)) }
+            return 0
+        }
+        let status = H5Lvisit(fid, H5_INDEX_NAME, H5_ITER_INC, visitor, Unmanaged.passUnretained(links).toOpaque())
+        withExtendedLifetime(links) {}
+        try HDF5Library.check(status: status, "cannot walk the links")
+        return links.found.prefix(10_000).map { link in
+            let dotted = link.name.split(separator: "/", omittingEmptySubsequences: true).joined(separator: ".")
+            var info = H5L_info_t()
+            var target = ""
+            if H5Lget_info(fid, link.name, &info, blc_h5p_default()) >= 0 {
+                let size = Int(info.u.val_size)
+                if size > 0, size <= 1 << 16 {
+                    var buffer = [UInt8](repeating: 0, count: size)
+                    if H5Lget_val(fid, link.name, &buffer, size, blc_h5p_default()) >= 0 {
+                        if link.type == H5L_TYPE_EXTERNAL {
+                            var file: UnsafePointer<CChar>? = nil, object: UnsafePointer<CChar>? = nil
+                            var flags: UInt32 = 0
+                            if H5Lunpack_elink_val(&buffer, size, &flags, &file, &object) >= 0, let file, let object {
+                                target = "\(String(cString: file)):\(String(cString: object))"
+                            }
+                        } else {
+                            target = String(decoding: buffer.prefix { $0 != 0 }, as: UTF8.self)
+                        }
+                    }
+                }
+            }
+            _ = H5Eclear2(blc_h5e_default())
+            let kind = link.type == H5L_TYPE_SOFT ? "soft link" : link.type == H5L_TYPE_EXTERNAL ? "external link" : "user-defined link"
+            return (dotted, "\(kind)\(target.isEmpty ? "" : " to \(target)"), not followed")
+        }
     }
 
     private enum DatasetResult {
@@ -95,6 +141,15 @@ package enum HDF5File {
         let (bytes, o) = count.multipliedReportingOverflow(by: dtype.byteSize)
         if o || bytes > budget {
             throw BLError(.format, "dataset shape \(shape) of \(dtype.torchName) needs \(o ? "more than Int.max" : String(bytes)) bytes, more than a file of this size can hold (\(budget) bytes left of 1100 x file size + 1 MB)",
+                          location: location)
+        }
+        // What the file stores for this dataset bounds what it can honestly expand to: a chunked
+        // dataset that was never written (0 bytes on disk, every element the fill value) or a
+        // corrupt chunk index must not claim gigabytes against the whole file's budget.
+        let stored = Int(clamping: H5Dget_storage_size(did))
+        let storedLimit = ExpansionBudget.decompressedLimit(fileSize: stored)
+        if bytes > storedLimit {
+            throw BLError(.format, "dataset shape \(shape) of \(dtype.torchName) declares \(bytes) bytes but the file stores \(stored) bytes of its data (\(stored == 0 ? "never written: only fill values" : "more than decompression can expand")); limit \(storedLimit) bytes",
                           location: location)
         }
         budget -= bytes

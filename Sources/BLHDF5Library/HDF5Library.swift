@@ -23,7 +23,10 @@ package enum HDF5Library {
     }
 
     /// The current error stack as text, innermost cause last ("" when empty). Call with the lock held.
-    package static func errorStackText() -> String {
+    package static func errorStackText() -> String { errorStackLines().joined(separator: "; ") }
+
+    /// The current error stack, one entry a line, innermost cause last. Call with the lock held.
+    static func errorStackLines() -> [String] {
         let box = Messages()
         let walker: H5E_walk2_t = { _, entry, data in
             guard let entry, let data else { return 0 }
@@ -43,13 +46,16 @@ package enum HDF5Library {
         _ = H5Ewalk2(blc_h5e_default(), H5E_WALK_DOWNWARD, walker, data)
         _ = H5Eclear2(blc_h5e_default())
         withExtendedLifetime(box) {}
-        return box.lines.joined(separator: "; ")
+        return box.lines
     }
 
     /// A format error for a failed call: what was attempted plus libhdf5's own explanation.
     static func failure(_ what: String, location: String? = nil) -> BLError {
-        let stack = errorStackText()
-        return BLError(.format, stack.isEmpty ? what : "\(what): libhdf5: \(stack)", location: location)
+        // One line first (what failed and libhdf5's innermost cause), the whole stack after it.
+        let stack = errorStackLines()
+        guard let cause = stack.last else { return BLError(.format, what, location: location) }
+        let details = stack.count > 1 ? "\n  libhdf5 error stack: " + stack.joined(separator: "; ") : ""
+        return BLError(.format, "\(what): libhdf5: \(cause)\(details)", location: location)
     }
 
     /// Throws `failure(what)` when an identifier call failed, else returns the identifier.

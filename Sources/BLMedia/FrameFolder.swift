@@ -52,14 +52,36 @@ package struct FrameFolder: Sendable {
             throw BLError(.invalidArgument, "found frame number 0 (\(zero)): frames are numbered from 1 (00001.png, ...) as the reference loads them", file: path)
         }
         let count = byNumber.keys.max() ?? 0
+        // Numbered 1...count without gaps means exactly `count` frames: check before reserving
+        // anything for a claimed count (a lone 999999999.jpg must not reserve gigabytes).
+        if count != byNumber.count {
+            let missing = (1...count).first { byNumber[$0] == nil } ?? count
+            throw BLError(.invalidArgument, "frame \(missing) is missing: frames must be numbered 1...\(count) without gaps", file: path)
+        }
         var files: [String] = []
         files.reserveCapacity(count)
+        let inside = try FrameFolder.resolved(path)
         for n in 1...count {
             guard let name = byNumber[n] else {
                 throw BLError(.invalidArgument, "frame \(n) is missing: frames must be numbered 1...\(count) without gaps", file: path)
             }
-            files.append((path as NSString).appendingPathComponent(name))
+            let file = (path as NSString).appendingPathComponent(name)
+            // A frame that is a symbolic link must stay inside the folder.
+            let target = try FrameFolder.resolved(file)
+            guard target.hasPrefix(inside.hasSuffix("/") ? inside : inside + "/") else {
+                throw BLError(.invalidArgument, "frame \(name) is a symbolic link to \(target), outside the frame folder", file: path)
+            }
+            files.append(file)
         }
         self.files = files
+    }
+
+    /// The canonical path (symbolic links resolved), or an error naming the path.
+    static func resolved(_ path: String) throws -> String {
+        guard let p = realpath(path, nil) else {
+            throw BLError(.io, "cannot resolve the path: \(String(cString: strerror(errno)))", file: path)
+        }
+        defer { free(p) }
+        return String(cString: p)
     }
 }

@@ -57,7 +57,7 @@ package enum NPYReader {
         return Header(descr: descr, fortranOrder: fortran, shape: shape, dataOffset: r.offset)
     }
 
-    static func parse(_ file: MappedFile) throws -> Tensor {
+    package static func parse(_ file: MappedFile) throws -> Tensor {
         let h = try parseHeader(file.bytes)
         guard h.descr == "<f4" || h.descr == "=f4" else {
             throw BLError(.unsupported, "array dtype '\(h.descr)' is not supported: clips must be little-endian float32 ('<f4'); convert with arr.astype('<f4')")

@@ -33,17 +33,21 @@ package enum PillowResample {
 
     /// Double-precision weights, as Pillow's `precompute_coeffs` for the box `[in0, in1)`
     /// (coordinates are single precision there, as in Pillow).
-    static func doubleTaps(inSize: Int, in0: Float, in1: Float, outSize: Int) -> (taps: Int, first: [Int], count: [Int], weights: [Double]) {
+    /// Only the outputs in `outputs` (all when nil) are computed, at indices from 0: each output's
+    /// weights depend on its own position alone, so a window of the result costs only its size.
+    static func doubleTaps(inSize: Int, in0: Float, in1: Float, outSize: Int,
+                           outputs: Range<Int>? = nil) -> (taps: Int, first: [Int], count: [Int], weights: [Double]) {
+        let outputs = outputs ?? 0..<outSize
         let scale = Double(in1 - in0) / Double(outSize)
         let filterscale = max(scale, 1.0)
         let support = 1.0 * filterscale
         let taps = Int(support.rounded(.up)) * 2 + 1
-        var first = [Int](repeating: 0, count: outSize)
-        var count = [Int](repeating: 0, count: outSize)
-        var weights = [Double](repeating: 0, count: outSize * taps)
+        var first = [Int](repeating: 0, count: outputs.count)
+        var count = [Int](repeating: 0, count: outputs.count)
+        var weights = [Double](repeating: 0, count: outputs.count * taps)
         let inverse = 1.0 / filterscale
-        for i in 0..<outSize {
-            let center = Double(in0) + (Double(i) + 0.5) * scale
+        for (i, o) in outputs.enumerated() {
+            let center = Double(in0) + (Double(o) + 0.5) * scale
             var lo = Int(center - support + 0.5)  // truncation toward zero, as C's (int)
             if lo < 0 { lo = 0 }
             var hi = Int(center + support + 0.5)
@@ -65,8 +69,8 @@ package enum PillowResample {
     }
 
     /// Weights in fixed point (`normalize_coeffs_8bpc`).
-    static func taps(inSize: Int, outSize: Int) -> Taps {
-        let d = doubleTaps(inSize: inSize, in0: 0, in1: Float(inSize), outSize: outSize)
+    static func taps(inSize: Int, outSize: Int, outputs: Range<Int>? = nil) -> Taps {
+        let d = doubleTaps(inSize: inSize, in0: 0, in1: Float(inSize), outSize: outSize, outputs: outputs)
         let one = Double(1 << precisionBits)
         let fixed = d.weights.map { w -> Int32 in
             w < 0 ? Int32(-0.5 + w * one) : Int32(0.5 + w * one)
@@ -84,25 +88,42 @@ package enum PillowResample {
     /// for an RGB image (whole-image box, no `reducing_gap`). A non-positive size, or an image whose
     /// `rgb` does not hold `width * height * 3` bytes, gives an empty (0 x 0) image.
     package static func resizeBilinear(_ img: Image8, width: Int, height: Int) -> Image8 {
+        resizeBilinear(img, width: width, height: height, columns: 0..<max(width, 0), rows: 0..<max(height, 0))
+    }
+
+    /// The window `columns` x `rows` (clamped to the output) of `resizeBilinear(img, width, height)`,
+    /// byte for byte, computed without the rest of the resized image: memory and time follow the
+    /// window, not the scaled size (a 262144x16 frame scaled to a short side of 224 is 3.7 M
+    /// pixels wide; its 224x224 centre crop needs only those pixels).
+    package static func resizeBilinear(_ img: Image8, width: Int, height: Int, columns: Range<Int>, rows: Range<Int>) -> Image8 {
         if width <= 0 || height <= 0 || !img.isConsistent { return Image8(unchecked: 0, 0, []) }
-        if width == img.width && height == img.height { return img }
+        let cols = columns.clamped(to: 0..<width), rows = rows.clamped(to: 0..<height)
+        if cols.isEmpty || rows.isEmpty { return Image8(unchecked: 0, 0, []) }
+        if width == img.width && height == img.height {
+            if cols == 0..<width && rows == 0..<height { return img }
+            return img.cropped(left: cols.lowerBound, top: rows.lowerBound, width: cols.count, height: rows.count)
+        }
         let needH = width != img.width
         let needV = height != img.height
-        let vt = taps(inSize: img.height, outSize: height)
+        // Unscaled axes keep the window by cropping the source first.
         var source = img
-        var vFirst = vt.first
+        if !needH || !needV {
+            let x = needH ? 0..<img.width : cols, y = needV ? 0..<img.height : rows
+            source = img.cropped(left: x.lowerBound, top: y.lowerBound, width: x.count, height: y.count)
+        }
+        let vt = needV ? taps(inSize: img.height, outSize: height, outputs: rows) : nil
         if needH {
-            // Only rows [rowFirst, rowLast) feed the vertical pass.
-            let rowFirst = vt.first[0]
-            let rowLast = vt.first[height - 1] + vt.count[height - 1]
-            let ht = taps(inSize: img.width, outSize: width)
-            source = horizontal(img, taps: ht, width: width, rows: rowFirst..<rowLast)
-            vFirst = vt.first.map { $0 - rowFirst }
+            // Only the source rows the vertical pass reads are filtered horizontally.
+            let rowRange = vt.map { $0.first[0]..<($0.first[rows.count - 1] + $0.count[rows.count - 1]) } ?? 0..<source.height
+            let ht = taps(inSize: img.width, outSize: width, outputs: cols)
+            source = horizontal(source, taps: ht, width: cols.count, rows: rowRange)
+            if let vt {
+                let shifted = Taps(taps: vt.taps, first: vt.first.map { $0 - rowRange.lowerBound }, count: vt.count, weights: vt.weights)
+                return vertical(source, taps: shifted, height: rows.count)
+            }
+            return source
         }
-        if needV {
-            return vertical(source, taps: Taps(taps: vt.taps, first: vFirst, count: vt.count, weights: vt.weights),
-                            height: height)
-        }
+        if let vt { return vertical(source, taps: vt, height: rows.count) }
         return source
     }
 

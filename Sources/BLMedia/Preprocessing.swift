@@ -73,10 +73,13 @@ package struct Preprocessing: Sendable {
     /// `GroupScale` then `GroupCenterCrop` of one frame: a `crop` x `crop` image.
     package func scaleAndCrop(_ img: Image8) -> Image8 {
         let size = scaledSize(width: img.width, height: img.height)
-        let scaled = PillowResample.resizeBilinear(img, width: size.width, height: size.height)
-        let o = cropOrigin(width: scaled.width, height: scaled.height)
-        if o.left == 0 && o.top == 0 && scaled.width == crop && scaled.height == crop { return scaled }
-        return scaled.cropped(left: o.left, top: o.top, width: crop, height: crop)
+        let o = cropOrigin(width: size.width, height: size.height)
+        // Only the crop window is resampled (bounded by crop x crop whatever the aspect ratio).
+        let (x0, y0) = (max(o.left, 0), max(o.top, 0))
+        let window = PillowResample.resizeBilinear(img, width: size.width, height: size.height,
+                                                   columns: x0..<(o.left + crop), rows: y0..<(o.top + crop))
+        if o.left == 0 && o.top == 0 && window.width == crop && window.height == crop { return window }
+        return window.cropped(left: o.left - x0, top: o.top - y0, width: crop, height: crop)
     }
 
     /// The float32 value of each byte per colour channel (`ViewTransform`'s tables).

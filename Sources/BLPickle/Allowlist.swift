@@ -51,6 +51,21 @@ enum AllowedGlobal: Equatable, Sendable {
         }
     }
 
+    /// What to add to the refusal of a global that is not a threat but a whole pickled model:
+    /// `torch.save(model)` names the model's classes (`torch.nn.modules.conv.Conv2d`, the user's
+    /// own `Net`), which a weights-only reader cannot and should not rebuild.
+    static func refusalHint(module: String, name: String) -> String {
+        let resave = "re-save the weights in Python with torch.save(model.state_dict(), 'weights.pth') and convert that file"
+        if module == "torch.nn" || module.hasPrefix("torch.nn.modules") || module.hasPrefix("torch.nn.parallel") {
+            return ": the file holds a whole pickled model (torch.save(model)), not a state dict; nothing in it was run. To convert it, \(resave)"
+        }
+        if let first = name.unicodeScalars.first, first.properties.isUppercase, !module.hasPrefix("torch"),
+           !["builtins", "__builtin__", "posix", "nt", "os", "subprocess", "sys", "socket", "shutil"].contains(module) {
+            return " (nothing was run; if the file was written by torch.save(model), a whole pickled model, \(resave))"
+        }
+        return ""
+    }
+
     /// The name a value tree shows for this global when it appears as data.
     var typeName: String {
         switch self {

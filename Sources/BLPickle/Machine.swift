@@ -478,7 +478,7 @@ final class Machine {
 
     func global(_ module: String, _ name: String) throws -> Item {
         guard let g = AllowedGlobal.lookup(module: module, name: name) else {
-            var e = fail("refusing global \(module).\(name)", kind: .refused)
+            var e = fail("refusing global \(module).\(name)" + AllowedGlobal.refusalHint(module: module, name: name), kind: .refused)
             e.detail = .refusedGlobal(module: module, name: name)
             throw e
         }

@@ -34,8 +34,42 @@ enum Node {
 }
 
 /// Hashable identity of a dict key or set element (Python equality for the scalar types).
+///
+/// Long strings and bytes hash a fixed sample of their bytes (length, 32 bytes at each end and
+/// 32 spread between), not every byte: a pickle may insert one memoised megabyte key thousands of
+/// times, and equality of the same shared storage is immediate. Keys that differ only between
+/// the sampled bytes collide and are then told apart by equality, so the result is exact.
 enum ItemKey: Hashable {
     case none, int(Int64), bigInt(String), float(UInt64), string(String), bytes([UInt8]), node(Int)
+
+    func hash(into h: inout Hasher) {
+        switch self {
+        case .none: h.combine(0)
+        case .int(let i): h.combine(1); h.combine(i)
+        case .bigInt(let s): h.combine(2); h.combine(s)
+        case .float(let f): h.combine(3); h.combine(f)
+        case .string(let s): h.combine(4); ItemKey.sample(s.utf8, into: &h)
+        case .bytes(let b): h.combine(5); ItemKey.sample(b, into: &h)
+        case .node(let n): h.combine(6); h.combine(n)
+        }
+    }
+
+    private static func sample<C: Collection>(_ c: C, into h: inout Hasher) where C.Element == UInt8 {
+        let n = c.count
+        h.combine(n)
+        if n <= 96 {
+            for b in c { h.combine(b) }
+            return
+        }
+        for b in c.prefix(32) { h.combine(b) }
+        for b in c.suffix(32) { h.combine(b) }
+        let step = n / 33
+        var i = c.startIndex
+        for _ in 0..<32 {
+            i = c.index(i, offsetBy: step)
+            h.combine(c[i])
+        }
+    }
 
     init(_ item: Item) {
         switch item {
@@ -137,6 +171,13 @@ struct Converter {
     let m: Machine
     let resolve: (StorageRef) throws -> ByteStorage
     var cache: [Int: ByteStorage] = [:]
+    /// Containers already converted, by node, with the number of values each expands to: a node
+    /// reached again through the memo is the same `Value` (sharing its storage, so printing can
+    /// walk it once), and still counts its full size against the budget.
+    var converted: [Int: (value: Value, size: Int, height: Int)] = [:]
+    /// The deepest level reached so far, to know the height of each converted container (a cached
+    /// container reused deeper must still respect `maxDepth`).
+    var deepest = 0
     var budget: Int
     var maxElements = 1 << 40
 
@@ -157,7 +198,7 @@ struct Converter {
             throw BLError(.format, "objects nested deeper than \(Unpickler.maxDepth) levels (or a container holding itself)",
                           location: path.isEmpty ? m.name : "\(m.name): '\(path)'")
         }
-        func join(_ k: String) -> String { path.isEmpty ? k : "\(path).\(k)" }
+        deepest = max(deepest, depth)
         switch item {
         case .none: return .none
         case .bool(let b): return .bool(b)
@@ -167,58 +208,81 @@ struct Converter {
         case .string(let s): return .string(s)
         case .bytes(let b): return .bytes(b)
         case .ref(let r):
-            switch m.nodes[r] {
-            case .list(let li):
-                var out: [Value] = []
-                out.reserveCapacity(m.lists[li].count)
-                for (i, x) in m.lists[li].enumerated() { out.append(try convert(x, depth: depth + 1, path: join(String(i)))) }
-                return .list(out)
-            case .tuple(let xs):
-                var out: [Value] = []
-                out.reserveCapacity(xs.count)
-                for (i, x) in xs.enumerated() { out.append(try convert(x, depth: depth + 1, path: join(String(i)))) }
-                return .tuple(out)
-            case .dict(let di):
-                var out: [(key: Value, value: Value)] = []
-                out.reserveCapacity(m.dicts[di].pairs.count)
-                for (k, v) in m.dicts[di].pairs {
-                    let kv = try convert(k, depth: depth + 1, path: path)
-                    out.append((kv, try convert(v, depth: depth + 1, path: join(kv.keyText))))
+            if let (v, size, height) = converted[r] {
+                budget -= size
+                if budget < 0 {
+                    throw BLError(.format, "pickle expands to too many values (shared references repeated beyond any plausible checkpoint)", location: m.name)
                 }
-                return .dict(out)
-            case .set(let si, let frozen):
-                var out: [Value] = []
-                for x in m.sets[si].items { out.append(try convert(x, depth: depth + 1, path: path)) }
-                return .object(type: frozen ? "builtins.frozenset" : "builtins.set", args: [.list(out)])
-            case .global(let g):
-                if case .dtype(let d) = g { return .object(type: "torch.dtype", args: [.string(d.torchName)]) }
-                return .object(type: g.typeName, args: [])
-            case .storage(let si):
-                let ref = m.storages[si]
-                return .object(type: ref.typeName, args: [.string(ref.key), .int(Int64(ref.numel))])
-            case .object(let type, let args):
-                var out: [Value] = []
-                for x in args { out.append(try convert(x, depth: depth + 1, path: path)) }
-                return .object(type: type, args: out)
-            case .tensor(let spec):
-                let ref = m.storages[spec.storage]
-                let storage: ByteStorage
-                if let s = cache[spec.storage] {
-                    storage = s
-                } else {
-                    storage = try resolve(ref)
-                    cache[spec.storage] = storage
+                if depth + height > Unpickler.maxDepth {
+                    throw BLError(.format, "objects nested deeper than \(Unpickler.maxDepth) levels (or a container holding itself)",
+                                  location: path.isEmpty ? m.name : "\(m.name): '\(path)'")
                 }
-                do {
-                    let count = try Tensor.checkedCount(spec.shape)
-                    if count > maxElements {
-                        throw BLError(.format, "tensor view of shape \(spec.shape) has \(count) elements, implausible for a file of this size (limit \(maxElements))")
-                    }
-                    return .tensor(try Tensor(dtype: spec.dtype ?? ref.dtype, shape: spec.shape, strides: spec.strides,
-                                              offset: spec.offset, storage: storage))
-                } catch let e as BLError {
-                    throw e.at("tensor '\(path)' (storage \(ref.key))")
+                deepest = max(deepest, depth + height)
+                return v
+            }
+            let before = budget, outer = deepest
+            deepest = depth
+            let v = try convertNode(r, depth: depth, path: path)
+            let height = deepest - depth
+            deepest = max(outer, deepest)
+            if case .tensor = v {} else { converted[r] = (v, before - budget, height) }
+            return v
+        }
+    }
+
+    mutating func convertNode(_ r: Int, depth: Int, path: String) throws -> Value {
+        func join(_ k: String) -> String { path.isEmpty ? k : "\(path).\(k)" }
+        switch m.nodes[r] {
+        case .list(let li):
+            var out: [Value] = []
+            out.reserveCapacity(m.lists[li].count)
+            for (i, x) in m.lists[li].enumerated() { out.append(try convert(x, depth: depth + 1, path: join(String(i)))) }
+            return .list(out)
+        case .tuple(let xs):
+            var out: [Value] = []
+            out.reserveCapacity(xs.count)
+            for (i, x) in xs.enumerated() { out.append(try convert(x, depth: depth + 1, path: join(String(i)))) }
+            return .tuple(out)
+        case .dict(let di):
+            var out: [(key: Value, value: Value)] = []
+            out.reserveCapacity(m.dicts[di].pairs.count)
+            for (k, v) in m.dicts[di].pairs {
+                let kv = try convert(k, depth: depth + 1, path: path)
+                out.append((kv, try convert(v, depth: depth + 1, path: join(kv.keyText))))
+            }
+            return .dict(out)
+        case .set(let si, let frozen):
+            var out: [Value] = []
+            for x in m.sets[si].items { out.append(try convert(x, depth: depth + 1, path: path)) }
+            return .object(type: frozen ? "builtins.frozenset" : "builtins.set", args: [.list(out)])
+        case .global(let g):
+            if case .dtype(let d) = g { return .object(type: "torch.dtype", args: [.string(d.torchName)]) }
+            return .object(type: g.typeName, args: [])
+        case .storage(let si):
+            let ref = m.storages[si]
+            return .object(type: ref.typeName, args: [.string(ref.key), .int(Int64(ref.numel))])
+        case .object(let type, let args):
+            var out: [Value] = []
+            for x in args { out.append(try convert(x, depth: depth + 1, path: path)) }
+            return .object(type: type, args: out)
+        case .tensor(let spec):
+            let ref = m.storages[spec.storage]
+            let storage: ByteStorage
+            if let s = cache[spec.storage] {
+                storage = s
+            } else {
+                storage = try resolve(ref)
+                cache[spec.storage] = storage
+            }
+            do {
+                let count = try Tensor.checkedCount(spec.shape)
+                if count > maxElements {
+                    throw BLError(.format, "tensor view of shape \(spec.shape) has \(count) elements, implausible for a file of this size (limit \(maxElements))")
                 }
+                return .tensor(try Tensor(dtype: spec.dtype ?? ref.dtype, shape: spec.shape, strides: spec.strides,
+                                          offset: spec.offset, storage: storage))
+            } catch let e as BLError {
+                throw e.at("tensor '\(path)' (storage \(ref.key))")
             }
         }
     }

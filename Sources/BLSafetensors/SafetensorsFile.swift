@@ -25,10 +25,14 @@ package struct SafetensorsFile: Sendable {
 
     /// True when the bytes start with a plausible header length (at least 2, at most 100 MB)
     /// followed by `{`. Cheap format sniffing, not validation.
-    package static func looksLikeSafetensors(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    ///
+    /// `oversized: true` also accepts header lengths above the limit (up to 2^40), so that such a
+    /// file is reported as a safetensors file whose header is too large rather than as an
+    /// unrecognised format (detection tries it after every other format).
+    package static func looksLikeSafetensors(_ bytes: UnsafeRawBufferPointer, oversized: Bool = false) -> Bool {
         guard bytes.count >= 9 else { return false }
         let n = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self))
-        return n >= 2 && n <= UInt64(maxHeaderLength) && bytes[8] == UInt8(ascii: "{")
+        return n >= 2 && n <= (oversized ? 1 << 40 : UInt64(maxHeaderLength)) && bytes[8] == UInt8(ascii: "{")
     }
 
     /// Maps and reads the file at `path`.
@@ -116,14 +120,7 @@ package struct SafetensorsFile: Sendable {
                 if o { throw fail("element count of shape \(e.shape) overflows") }
                 count = m
             }
-            // Also bound the extent ignoring zero dimensions, so strides of an empty tensor
-            // cannot wrap (the reference accepts [0, 2^62]; no real file has such a shape).
-            var extent = 1
-            for d in e.shape {
-                let (m, o) = extent.multipliedReportingOverflow(by: max(d, 1))
-                if o || m > 1 << 48 { throw fail("shape \(e.shape) is too large") }
-                extent = m
-            }
+            if let problem = SafetensorsFile.shapeProblem(e.shape) { throw fail(problem) }
             let (expected, o) = count.multipliedReportingOverflow(by: elementSize)
             if o { throw fail("byte size of shape \(e.shape) in \(e.dtypeName) overflows") }
             if expected != e.end - e.begin {
@@ -194,6 +191,19 @@ package struct SafetensorsFile: Sendable {
         default:
             throw BLError(.format, "'__metadata__' is not a string-to-string map", location: "header")
         }
+    }
+
+    /// Why this reader refuses `shape` beyond the reference's rules, or nil: the extent ignoring
+    /// zero dimensions is bounded by 2^48, so strides of an empty tensor cannot wrap (the reference
+    /// accepts [0, 2^62]; no real file has such a shape). The writer checks the same.
+    package static func shapeProblem(_ shape: [Int]) -> String? {
+        var extent = 1
+        for d in shape {
+            let (m, o) = extent.multipliedReportingOverflow(by: max(d, 1))
+            if d < 0 || o || m > 1 << 48 { return "shape \(shape) is too large" }
+            extent = m
+        }
+        return nil
     }
 
     /// Byte sizes of valid safetensors dtypes that blconvert does not handle.

@@ -26,6 +26,15 @@ package enum SafetensorsWriter {
                              to path: String, producing produce: (String, Tensor) throws -> Tensor) throws {
         let ordered = try layoutOrder(tensors)
         let header = try headerBytes(ordered, metadata: metadata)
+        // Never write what SafetensorsFile (and the reference) would refuse to read back.
+        guard header.count <= SafetensorsFile.maxHeaderLength else {
+            throw BLError(.unsupported, "the safetensors header would take \(header.count) bytes, more than readers accept (\(SafetensorsFile.maxHeaderLength)); too many tensors or too much metadata for one file", file: path)
+        }
+        for (name, t) in ordered {
+            if let problem = SafetensorsFile.shapeProblem(t.shape) {
+                throw BLError(.unsupported, "\(problem): a safetensors reader refuses it", file: path, location: "tensor '\(name)'")
+            }
+        }
 
         try AtomicFile.writing(to: path) { out in
             var length = UInt64(header.count).littleEndian

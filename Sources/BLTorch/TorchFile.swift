@@ -9,6 +9,16 @@ package enum TorchFormat: String, Sendable {
     case legacy
 }
 
+/// Whether a reader produces the tensors' bytes or only their descriptions.
+package enum TensorData: Sendable {
+    /// Every tensor readable (deflated members inflated).
+    case read
+    /// Shapes, dtypes and strides only, for listing (`inspect`): deflated members are checked by
+    /// inflating them through a small window (sizes and CRC-32), never held in memory; the
+    /// tensors' storages must not be read.
+    case shapesOnly
+}
+
 /// A PyTorch checkpoint read safely: its object tree with tensors that point into the mapped file
 /// (stored zip members and legacy storages are not copied; deflated members are inflated once).
 package struct TorchFile: Sendable {
@@ -30,15 +40,15 @@ package struct TorchFile: Sendable {
         return bytes[2..<(2 + magic.count)].elementsEqual(magic)
     }
 
-    package static func load(path: String) throws -> TorchFile {
+    package static func load(path: String, data: TensorData = .read) throws -> TorchFile {
         let file: MappedFile
         do { file = try MappedFile(path: path) } catch let e as BLError { throw e.inFile(path) }
-        return try load(file: file)
+        return try load(file: file, data: data)
     }
 
-    package static func load(file: MappedFile) throws -> TorchFile {
+    package static func load(file: MappedFile, data: TensorData = .read) throws -> TorchFile {
         do {
-            let (format, root) = try read(file.bytes, owner: file)
+            let (format, root) = try read(file.bytes, owner: file, data: data)
             return TorchFile(format: format, root: root, file: file)
         } catch let e as BLError {
             throw e.inFile(file.path)
@@ -47,13 +57,14 @@ package struct TorchFile: Sendable {
 
     /// Largest logical element count accepted for one tensor view of a container of `fileSize` bytes.
     static func maxViewElements(_ fileSize: Int) -> Int {
-        max(1 << 24, fileSize.multipliedReportingOverflow(by: 64).partialValue)
+        let (m, o) = fileSize.multipliedReportingOverflow(by: 64)
+        return o ? Int.max : max(1 << 24, m)
     }
 
     /// Reads a checkpoint from bytes that stay valid while `owner` lives (tensors keep `owner` alive).
-    static func read(_ bytes: UnsafeRawBufferPointer, owner: AnyObject) throws -> (TorchFormat, Value) {
+    package static func read(_ bytes: UnsafeRawBufferPointer, owner: AnyObject, data: TensorData = .read) throws -> (TorchFormat, Value) {
         if looksLikeZip(bytes) {
-            return (.zip, try ZipCheckpoint.read(bytes, owner: owner))
+            return (.zip, try ZipCheckpoint.read(bytes, owner: owner, data: data))
         }
         if looksLikeLegacy(bytes) {
             return (.legacy, try LegacyCheckpoint.read(bytes, owner: owner))

@@ -16,6 +16,8 @@ struct ZipEntry {
 struct ZipArchive {
     let bytes: UnsafeRawBufferPointer
     let entries: [ZipEntry]
+    /// Entry index by name (a torch archive has one member per storage: tens of thousands).
+    let byName: [String: Int]
     /// Where member data may lie: before the central directory.
     let dataLimit: Int
 
@@ -137,11 +139,21 @@ struct ZipArchive {
             list.append(ZipEntry(name: name, method: method, flags: flags, crc32: crc,
                                  compressedSize: Int(comp), uncompressedSize: Int(uncomp), localHeaderOffset: Int(local)))
         }
+        // Two members of one name are ambiguous: readers disagree on which one counts (torch.load
+        // takes the last, a first-match scan the first), so such an archive is refused.
+        var index = [String: Int](minimumCapacity: list.count)
+        for (i, e) in list.enumerated() {
+            if let first = index.updateValue(i, forKey: e.name) {
+                throw BLError.format("zip archive holds two members named '\(e.name)' (entries \(first) and \(i)): ambiguous, other readers would take the other one",
+                                     offset: list[i].localHeaderOffset)
+            }
+        }
         entries = list
+        byName = index
     }
 
     func entry(named name: String) -> ZipEntry? {
-        entries.first { $0.name == name }
+        byName[name].map { entries[$0] }
     }
 
     /// Byte range of a member's (possibly compressed) data, after checking its local header.

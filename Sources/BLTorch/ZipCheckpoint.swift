@@ -5,8 +5,20 @@ import BLPickle
 /// whose bytes are the members `<prefix>/data/<key>`.
 enum ZipCheckpoint {
     /// `bytes` must stay valid while `owner` lives; tensors of stored members keep `owner` alive.
-    static func read(_ bytes: UnsafeRawBufferPointer, owner file: AnyObject) throws -> Value {
+    static func read(_ bytes: UnsafeRawBufferPointer, owner file: AnyObject, data: TensorData = .read) throws -> Value {
         let zip = try ZipArchive(bytes)
+        // Everything inflated from this archive together stays within the expansion budget.
+        var inflated = 0
+        let limit = ExpansionBudget.decompressedLimit(fileSize: bytes.count)
+        func member(_ zip: ZipArchive, _ e: ZipEntry, _ file: AnyObject, data: TensorData = .read) throws -> ByteStorage {
+            if e.method == 8 {
+                inflated = try Checked.add(inflated, e.uncompressedSize, "inflated size of the archive's members")
+                guard inflated <= limit else {
+                    throw BLError(.format, "zip members inflate to more than \(limit) bytes in all (\(e.name) reaches \(inflated)): more than deflate can expand a \(bytes.count)-byte file (a decompression bomb?)")
+                }
+            }
+            return try ZipCheckpoint.member(zip, e, file, data: data)
+        }
         let candidates = zip.entries.filter { e in
             guard e.name.hasSuffix("data.pkl") else { return false }
             let prefix = e.name.dropLast("data.pkl".count)
@@ -33,7 +45,11 @@ enum ZipCheckpoint {
         }
 
         let pklStorage = try member(zip, pkl, file)
-        let tree = try withExtendedLifetime(pklStorage) { try Unpickler.read(pklStorage.bytes, name: pkl.name) }
+        let tree = try withExtendedLifetime(pklStorage) { () throws -> PickleTree in
+            let t = try Unpickler.read(pklStorage.bytes, name: pkl.name)
+            try PickleFile.requireNothingAfter(t, in: pklStorage.bytes, name: pkl.name)
+            return t
+        }
 
         var cache: [String: ByteStorage] = [:]
         return try tree.value(maxElements: TorchFile.maxViewElements(bytes.count)) { ref in
@@ -45,7 +61,7 @@ enum ZipCheckpoint {
                 guard let e = zip.entry(named: name) else {
                     throw BLError(.format, "storage '\(ref.key)' has no member \(name)")
                 }
-                storage = try member(zip, e, file)
+                storage = try member(zip, e, file, data: data)
                 cache[ref.key] = storage
             }
             let (need, o) = ref.numel.multipliedReportingOverflow(by: ref.dtype.byteSize)
@@ -58,12 +74,15 @@ enum ZipCheckpoint {
 
     /// A small member's bytes as text (at most 64 bytes are looked at).
     static func memberText(_ zip: ZipArchive, _ e: ZipEntry, _ file: AnyObject) throws -> String {
+        guard e.uncompressedSize <= 1 << 16 else {
+            throw BLError(.format, "zip member \(e.name) of \(e.uncompressedSize) bytes is too large for a text member")
+        }
         let s = try member(zip, e, file)
         return withExtendedLifetime(s) { String(decoding: s.bytes.prefix(64), as: UTF8.self) }
     }
 
     /// A member's bytes: stored members are a slice of the mapping, deflated ones are inflated.
-    static func member(_ zip: ZipArchive, _ e: ZipEntry, _ file: AnyObject) throws -> ByteStorage {
+    static func member(_ zip: ZipArchive, _ e: ZipEntry, _ file: AnyObject, data: TensorData = .read) throws -> ByteStorage {
         if e.flags & 1 != 0 {
             throw BLError(.unsupported, "zip member \(e.name) is encrypted")
         }
@@ -74,6 +93,10 @@ enum ZipCheckpoint {
                 throw BLError(.format, "stored member \(e.name) has different compressed (\(e.compressedSize)) and uncompressed (\(e.uncompressedSize)) sizes")
             }
             return ByteStorage(slice: UnsafeRawBufferPointer(rebasing: zip.bytes[range]), owner: file)
+        case 8 where data == .shapesOnly:
+            let input = UnsafeRawBufferPointer(rebasing: zip.bytes[range])
+            try Inflate.verify(input, size: e.uncompressedSize, crc: e.crc32, what: "zip member \(e.name)")
+            return try ByteStorage.reserved(count: e.uncompressedSize)
         case 8:
             return try Inflate.inflate(UnsafeRawBufferPointer(rebasing: zip.bytes[range]), size: e.uncompressedSize,
                                        crc: e.crc32, what: "zip member \(e.name)")

@@ -24,13 +24,13 @@ package enum BLVNetImporter {
     /// The reference name of a checkpoint tensor: leading `state_dict.` and `module.` removed, and
     /// `baseline_model.` added to backbone names saved without it (`conv1.weight`); `/` (HDF5 group
     /// paths) read as `.`.
+    /// Prefixes that wrap a model's own names: a training checkpoint's `state_dict.`,
+    /// `nn.DataParallel`'s `module.` and `torch.compile`'s `_orig_mod.`.
+    static let wrapperPrefixes = ["state_dict.", "module.", "_orig_mod."]
+
     package static func canonicalName(_ name: String) -> String {
         var s = Substring(name.contains("/") ? String(name.split(separator: "/", omittingEmptySubsequences: true).joined(separator: ".")) : name)
-        while true {
-            if s.hasPrefix("state_dict.") { s = s.dropFirst("state_dict.".count); continue }
-            if s.hasPrefix("module.") { s = s.dropFirst("module.".count); continue }
-            break
-        }
+        while let w = wrapperPrefixes.first(where: { s.hasPrefix($0) }) { s = s.dropFirst(w.count) }
         if s.hasPrefix(p) || s.hasPrefix("new_fc.") { return String(s) }
         return p + s
     }
@@ -129,7 +129,7 @@ package enum BLVNetImporter {
             problems.append("no classifier ('new_fc.weight' or 'baseline_model.fc.weight')")
         }
         if !problems.isEmpty {
-            throw BLError(.mismatch, "not a bLVNet-TAM state dict: " + problems.joined(separator: "; "))
+            throw BLError(.mismatch, "not a bLVNet-TAM state dict: " + problems.joined(separator: "; ") + foundNames(shapes))
         }
         let hints = nameHints.map(BLVNetNameHints.init)
         if t < 2 || t % 2 != 0 {
@@ -144,6 +144,16 @@ package enum BLVNetImporter {
                             head: head)
     }
 
+    /// A few of the names the checkpoint does hold (as read, after the wrapper prefixes), so that a
+    /// naming scheme that does not match shows itself.
+    static func foundNames(_ shapes: [String: [Int]], limit: Int = 8) -> String {
+        guard !shapes.isEmpty else { return "; the file holds no tensors" }
+        let names = shapes.keys.sorted()
+        var s = "; found \(names.count) tensors, e.g. " + names.prefix(limit).map { "'\($0)'" }.joined(separator: ", ")
+        if names.count > limit { s += ", ..." }
+        return s
+    }
+
     /// One error listing every missing, unexpected, mis-shaped and non-float tensor.
     static func checkStrict(graph: Graph, config: BLVNetConfig, tensors: [String: Tensor], original: [String: String],
                             duplicates: [String], style: String?) throws {
@@ -152,9 +162,7 @@ package enum BLVNetImporter {
         if let s = style {
             let c = canonicalName(s)
             var stripped = Substring(s)
-            while stripped.hasPrefix("state_dict.") || stripped.hasPrefix("module.") {
-                stripped = stripped.dropFirst(stripped.hasPrefix("module.") ? "module.".count : "state_dict.".count)
-            }
+            while let w = wrapperPrefixes.first(where: { stripped.hasPrefix($0) }) { stripped = stripped.dropFirst(w.count) }
             outer = String(s.prefix(s.count - stripped.count))
             bare = c.hasPrefix(p) && !stripped.hasPrefix(p)
         }

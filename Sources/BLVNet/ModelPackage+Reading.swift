@@ -17,20 +17,11 @@ extension ModelPackage {
             throw e.inFile(dir + graphFile)
         }
         let meta = try parseJSON(dir + metadataFile)
-        guard meta["format"]?.stringValue == format else {
-            throw BLError(.format, "not a blconvert model package (missing \"format\": \"\(format)\")", file: dir + metadataFile)
-        }
-        guard meta["version"]?.intValue == formatVersion else {
-            throw BLError(.unsupported, "package version \(meta["version"].map { $0.serialized() } ?? "missing") (this build reads \(formatVersion))", file: dir + metadataFile)
-        }
-        let config: BLVNetConfig
+        let config: BLVNetConfig, dtype: DType
         do {
-            config = try BLVNetConfig(json: meta["config"] ?? .null)
+            (config, dtype) = try description(metadata: meta, graph: graph)
         } catch let e as BLError {
             throw e.inFile(dir + metadataFile)
-        }
-        guard let dtypeName = meta["dtype"]?.stringValue, let dtype = DType(torchName: dtypeName) else {
-            throw BLError(.format, "missing or unknown \"dtype\"", file: dir + metadataFile)
         }
         var source: Source? = nil
         if let s = meta["source"], let f = s["file"]?.stringValue, let h = s["sha256"]?.stringValue {
@@ -55,6 +46,23 @@ extension ModelPackage {
         if case .bool(let b)? = meta["optimized"] { optimized = b } else { optimized = false }
         return ModelPackage(graph: graph, weights: weights, config: config, source: source, dtype: dtype,
                             optimized: optimized, toolVersion: meta["blconvert_version"]?.stringValue ?? "unknown")
+    }
+
+    /// The configuration and dtype `metadata.json` declares, checked against `graph`
+    /// (format, version, every configuration field within bounds and equal to the graph's).
+    package static func description(metadata meta: JSON, graph: Graph) throws -> (config: BLVNetConfig, dtype: DType) {
+        guard meta["format"]?.stringValue == format else {
+            throw BLError(.format, "not a blconvert model package (missing \"format\": \"\(format)\")")
+        }
+        guard meta["version"]?.intValue == formatVersion else {
+            throw BLError(.unsupported, "package version \(meta["version"].map { $0.serialized() } ?? "missing") (this build reads \(formatVersion))")
+        }
+        let config = try BLVNetConfig(json: meta["config"] ?? .null)
+        try config.check(against: graph)
+        guard let dtypeName = meta["dtype"]?.stringValue, let dtype = DType(torchName: dtypeName) else {
+            throw BLError(.format, "missing or unknown \"dtype\"")
+        }
+        return (config, dtype)
     }
 
     static func parseJSON(_ path: String) throws -> JSON {

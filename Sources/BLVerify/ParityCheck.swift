@@ -14,7 +14,11 @@ package struct ClipReference: Sendable {
     package var activations: [(module: String, tensor: Tensor)]
 
     package static func load(path: String) throws -> ClipReference {
-        let f = try SafetensorsFile.load(path: path)
+        let file = try MappedFile(path: path)
+        if file.count >= 6, file.bytes.prefix(6).elementsEqual([0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]) {
+            throw BLError(.invalidArgument, "a .npy file holds only an input tensor; verify needs a reference clip: a safetensors file with 'input' and 'logits_f64' (tools/export_reference.py writes them). For predictions on this input use blconvert run", file: path)
+        }
+        let f = try SafetensorsFile.load(file: file)
         guard let input = f.tensor("input") else {
             throw BLError(.mismatch, "no tensor 'input' in the clip file (found: \(f.tensors.prefix(8).map { $0.name }.joined(separator: ", ")))", file: path)
         }
@@ -29,6 +33,18 @@ package struct ClipReference: Sendable {
             throw BLError(.mismatch, "'\(refName)' must be [N, classes] with N = \(input.shape[0])", file: path)
         }
         let acts = f.tensors.filter { $0.name.hasPrefix("act.") }.map { (module: String($0.name.dropFirst(4)), tensor: $0.tensor) }
+        // A NaN or infinite reference compares as "within tolerance" in no meaningful way: refuse it.
+        for (name, t) in [(refName, ref)] + acts.map({ ("act." + $0.module, $0.tensor) }) where t.dtype.isFloatingPoint {
+            var bad: (Int, Double)?
+            var i = 0
+            t.forEachElementOffset { off in
+                if bad == nil { let v = t.loadDouble(off); if !v.isFinite { bad = (i, v) } }
+                i += 1
+            }
+            if let (index, value) = bad {
+                throw BLError(.numeric, "reference '\(name)' holds \(value) at element \(index): a reference must be finite", file: path)
+            }
+        }
         return ClipReference(path: path, input: input, reference: ref, referenceName: refName, activations: acts)
     }
 }

@@ -179,6 +179,31 @@ typedef struct {
     int truncated;
 } blc_jpeg_error;
 
+/*
+ * Limits on damaged or hostile JPEGs. libjpeg recovers from corrupt data with a warning and goes
+ * on, and a progressive file may hold any number of scans, each a full pass over the coefficients:
+ * a few kilobytes of repeated scans take seconds per frame. Past BLC_JPEG_MAX_WARNINGS warnings
+ * the file is corrupt (a real frame has none; a few are still decoded as libjpeg recovers them),
+ * and a file with more than BLC_JPEG_MAX_SCANS scans is refused (encoders write at most a few
+ * dozen).
+ */
+enum { BLC_JPEG_MAX_WARNINGS = 16, BLC_JPEG_MAX_SCANS = 100 };
+
+typedef struct {
+    struct jpeg_progress_mgr pub;
+    blc_jpeg_error *err;
+} blc_jpeg_progress;
+
+static inline void blc_jpeg_progress_monitor(j_common_ptr cinfo) {
+    blc_jpeg_progress *p = (blc_jpeg_progress *)cinfo->progress;
+    j_decompress_ptr d = (j_decompress_ptr)cinfo;
+    if (d->input_scan_number > BLC_JPEG_MAX_SCANS) {
+        snprintf(p->err->message, 256, "JPEG has more than %d scans (progressive scans repeated beyond any encoder's)",
+                 BLC_JPEG_MAX_SCANS);
+        longjmp(p->err->jump, 1);
+    }
+}
+
 static inline void blc_jpeg_error_exit(j_common_ptr cinfo) {
     blc_jpeg_error *err = (blc_jpeg_error *)cinfo->err;
     char buffer[JMSG_LENGTH_MAX];
@@ -192,6 +217,12 @@ static inline void blc_jpeg_emit_message(j_common_ptr cinfo, int level) {
     if (level < 0) {
         if (cinfo->err->msg_code == JWRN_JPEG_EOF) err->truncated = 1;
         cinfo->err->num_warnings++;
+        if (cinfo->err->num_warnings > BLC_JPEG_MAX_WARNINGS) {
+            char buffer[JMSG_LENGTH_MAX];
+            (*cinfo->err->format_message)(cinfo, buffer);
+            snprintf(err->message, 256, "more than %d decoder warnings, the last: %s", BLC_JPEG_MAX_WARNINGS, buffer);
+            longjmp(err->jump, 1);
+        }
     }
 }
 
@@ -229,6 +260,11 @@ static inline int blc_jpeg_decode(const unsigned char *data, size_t size, long l
         return status;
     }
     jpeg_create_decompress(&cinfo);
+    blc_jpeg_progress progress;
+    memset(&progress, 0, sizeof progress);
+    progress.pub.progress_monitor = blc_jpeg_progress_monitor;
+    progress.err = &err;
+    cinfo.progress = &progress.pub;
     jpeg_mem_src(&cinfo, (const unsigned char *)data, (unsigned long)size);
     (void)jpeg_read_header(&cinfo, TRUE);
     if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK) {

@@ -300,7 +300,7 @@ private func noiseImage(width: Int, height: Int, seed: UInt64) -> Image8 {
 
 /// Writes minimal PNG files by hand (stored, uncompressed deflate blocks), so every colour type
 /// can be tested with pixels known by construction.
-private enum PNGWriter {
+enum PNGWriter {
     static func crc32(_ bytes: [UInt8]) -> UInt32 {
         var c: UInt32 = 0xffff_ffff
         for b in bytes {
