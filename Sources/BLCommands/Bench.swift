@@ -22,6 +22,12 @@ struct Bench: ParsableCommand {
         kind, per kind of convolution (stem, 1x1, 3x3 s1, strided, Winograd), the
         kernel path of each layer, and the ten slowest steps.
 
+        Kernel choices, for comparing them: BLCONVERT_WINOGRAD=off|2|4|6 turns
+        Winograd off or forces one tile on every 3x3 stride-1 layer (unset: each
+        layer keeps F(4x4) or F(2x2) only where its error, measured at load against
+        float64, is within 1.5e-6); BLCONVERT_GEMM=blas runs every convolution
+        through OpenBLAS (im2col) instead of the packed AVX-512 kernels.
+
         Examples:
           blconvert bench r50.blc --input 224x224 --threads 2 --runs 10 --peak
           blconvert bench r50.blc --clip clip0.safetensors --compute bf16 --json
@@ -243,7 +249,7 @@ struct Bench: ParsableCommand {
                 s += "  " + Format.pad(k, 32) + Format.lpad(Format.fixed(v * 1000, 1), 9) + " ms  "
                     + Format.lpad(Format.fixed(total > 0 ? 100 * v / total : 0, 1), 5) + "%  " + Format.lpad(rate, 15) + "\n"
             }
-            s += "\nconvolutions by kind (same run):\n"
+            s += "\nconvolutions by kind (same run; GFLOP/s count a direct convolution's work, so Winograd's may pass the peak):\n"
             for k in kinds {
                 let g = k.seconds > 0 ? 2 * Double(k.macs) / k.seconds / 1e9 : 0
                 s += "  " + Format.pad(k.kind, 20) + Format.lpad(Format.fixed(k.seconds * 1000, 1), 9) + " ms  "
