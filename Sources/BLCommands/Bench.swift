@@ -67,6 +67,7 @@ struct Bench: ParsableCommand {
         if clips < 1 || clips > 64 { throw ValidationError("--clips must be between 1 and 64") }
         if runs < 1 || runs > 1000 { throw ValidationError("--runs must be between 1 and 1000") }
         if warmup < 0 { throw ValidationError("--warmup must be >= 0") }
+        if clip != nil && clips != 1 { throw ValidationError("--clips makes random clips; --clip runs the file's own batch, so give one or the other") }
     }
 
     struct Measured {

@@ -100,7 +100,12 @@ package final class Engine: @unchecked Sendable {
                 results.withLock { $0[i] = r }
             }
         }
-        self.bound = try results.withLock { r in try (0..<nodes.count).map { try r[$0]!.get() } }
+        self.bound = try results.withLock { r in
+            try (0..<nodes.count).map { i in
+                guard let bound = r[i] else { throw BLError.invariant("node \(i) was not bound") }
+                return try bound.get()
+            }
+        }
         consumers = graph.consumers()
         defaultFusion = Fusion(graph: graph, bound: bound, consumers: consumers, keep: [])
     }
