@@ -116,6 +116,7 @@ struct Eval: ParsableCommand {
 
     @OptionGroup var threads: ThreadOptions
     @OptionGroup var weightMemory: WeightMemoryOptions
+    @OptionGroup var compute: ComputeOptions
     @OptionGroup var json: JSONOutputOptions
 
     func validate() throws {
@@ -149,7 +150,7 @@ struct Eval: ParsableCommand {
             }
             let videos = try VideoList.parse(text: text, file: list, separator: separator, filterVideo: filterVideo,
                                              modality: settings.modality)
-            let loaded = try model.load(threads: threads, weights: weightMemory)
+            let loaded = try model.load(threads: threads, weights: weightMemory, compute: compute)
             let evalModel = loaded.evalModel
             var runOptions = try EvaluationOptions(videoFiles: self.videos).internalOptions()
             runOptions.workers = workers

@@ -18,8 +18,9 @@ struct ModelOptions: ParsableArguments {
     }
 
     /// The model, through the library: a package directory, else a checkpoint imported in memory.
-    func load(threads: ThreadOptions, weights: WeightMemoryOptions) throws -> BLVNetModel {
-        try load(RuntimeOptions(threads: threads.threads, halfPrecisionWeights: weights.weightsInMemory))
+    func load(threads: ThreadOptions, weights: WeightMemoryOptions, compute: ComputeOptions = ComputeOptions()) throws -> BLVNetModel {
+        try load(RuntimeOptions(threads: threads.threads, halfPrecisionWeights: weights.weightsInMemory,
+                                compute: compute.compute))
     }
 
     func load(_ options: RuntimeOptions = .init()) throws -> BLVNetModel {

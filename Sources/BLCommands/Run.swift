@@ -51,6 +51,7 @@ struct Run: ParsableCommand {
 
     @OptionGroup var threads: ThreadOptions
     @OptionGroup var weightMemory: WeightMemoryOptions
+    @OptionGroup var compute: ComputeOptions
     @OptionGroup var json: JSONOutputOptions
 
     func validate() throws {
@@ -63,7 +64,7 @@ struct Run: ParsableCommand {
         if scale < 224 { Console.err("warning: \(Self.scaleBelowCrop(scale))") }
         let o = try reportingErrors { () -> Outcome in
             if let output { try checkNotAnInput(output, option: "--output", inputs: [input, model.model] + (labels.map { [$0] } ?? [])) }
-            let loaded = try model.load(threads: threads, weights: weightMemory)
+            let loaded = try model.load(threads: threads, weights: weightMemory, compute: compute)
             let names = try labels.map { try ClassLabels.read(URL(fileURLWithPath: $0), classes: loaded.configuration.classes) }
             var indices: [Int]? = nil
             let clip: Clip

@@ -54,6 +54,7 @@ struct Verify: ParsableCommand {
 
     @OptionGroup var threads: ThreadOptions
     @OptionGroup var weightMemory: WeightMemoryOptions
+    @OptionGroup var compute: ComputeOptions
     @OptionGroup var json: JSONOutputOptions
 
     func validate() throws {
@@ -70,7 +71,7 @@ struct Verify: ParsableCommand {
             let expanded = try Self.expand(clips)
             if let junit { try checkNotAnInput(junit, option: "--junit", inputs: clips + expanded + [model.model]) }
             let clips = expanded
-            let loaded = try model.load(threads: threads, weights: weightMemory)
+            let loaded = try model.load(threads: threads, weights: weightMemory, compute: compute)
             let report = try Verifier.verify(model: loaded, clips: clips.map { URL(fileURLWithPath: $0) }, tolerance: tolerance) { event in
                 switch event {
                 case let .started(i, count, file):

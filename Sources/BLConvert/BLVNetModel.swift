@@ -96,7 +96,7 @@ public final class BLVNetModel: Sendable {
         }
         let conversion: WeightConversion = dtype != .float32 && options.halfPrecisionWeights == .native ? .perUse : .atBind
         self.engine = try bridged { try Engine(graph: graph, weights: weights, context: options.kernelContext,
-                                               weightConversion: conversion) }
+                                               weightConversion: conversion, precision: options.precision) }
         self.graph = graph
         self.weights = weights
         self.configuration = ModelConfiguration(config)

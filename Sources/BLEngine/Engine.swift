@@ -43,6 +43,10 @@ package final class Engine: @unchecked Sendable {
     package let graph: Graph
     package let context: KernelContext
     package let weightConversion: WeightConversion
+    /// The arithmetic of the convolutions and the linear layer.
+    package let precision: ComputePrecision
+    /// How 3x3 stride-1 convolutions chose Winograd at bind.
+    package let winograd: WinogradPolicy
     let bound: [BoundOp]
     let consumers: [[Int]]
     let defaultFusion: Fusion
@@ -63,22 +67,45 @@ package final class Engine: @unchecked Sendable {
     }
 
     /// Binds weights (name -> tensor, any floating dtype) and checks that every weight the graph
-    /// declares is present with its shape. Float32 contiguous aligned tensors are used in place
-    /// (the engine keeps their storage alive); others are converted to float32 now, except
-    /// half-precision conv/linear weights under `.perUse`.
+    /// declares is present with its shape. Convolution weights are prepared for their kernel
+    /// once, here (packed into the GEMM's panels, in bfloat16 with `.bfloat16` precision, or
+    /// transformed for Winograd where `winograd` chooses it; see `ConvWeights`), on the
+    /// context's threads; a float32 weight borrowed from a mapped file is then released from
+    /// memory. Other float32 contiguous aligned tensors are used in place (the engine keeps their
+    /// storage alive); others are converted to float32 now, except half-precision conv/linear
+    /// weights under `.perUse` with float32 precision. Throws `.unsupported` for `.bfloat16` on a
+    /// CPU without AVX512_BF16.
     package init(graph: Graph, weights: [String: Tensor], context: KernelContext = .init(),
-                weightConversion: WeightConversion = .atBind) throws {
+                weightConversion: WeightConversion = .atBind, precision: ComputePrecision = .float32,
+                winograd: WinogradPolicy = .fromEnvironment) throws {
         try graph.validateStructure()
         try graph.checkWeights(weights.mapValues { $0.shape })
+        try precision.checkAvailable()
         self.graph = graph
         self.context = context
         self.weightConversion = weightConversion
-        var bound = [BoundOp]()
-        bound.reserveCapacity(graph.nodes.count)
-        for node in graph.nodes {
-            bound.append(try BoundOp.bind(node, tensors: weights, mode: weightConversion))
+        self.precision = precision
+        self.winograd = winograd
+        let options = BindOptions(conversion: weightConversion, precision: precision, winograd: winograd,
+                                  context: context)
+        let nodes = graph.nodes
+        let results = Locked([Int: Result<BoundOp, Error>]())
+        let next = Locked(0)
+        // Convolutions pack (and probe) independently: bind nodes on the context's threads.
+        DispatchQueue.concurrentPerform(iterations: max(1, min(context.threads, nodes.count))) { _ in
+            while true {
+                let i = next.withLock { v -> Int in v += 1; return v - 1 }
+                guard i < nodes.count else { return }
+                let r = Result { try BoundOp.bind(nodes[i], tensors: weights, options: options) }
+                results.withLock { $0[i] = r }
+            }
         }
-        self.bound = bound
+        self.bound = try results.withLock { r in
+            try (0..<nodes.count).map { i in
+                guard let bound = r[i] else { throw BLError.invariant("node \(i) was not bound") }
+                return try bound.get()
+            }
+        }
         consumers = graph.consumers()
         defaultFusion = Fusion(graph: graph, bound: bound, consumers: consumers, keep: [])
     }
@@ -177,10 +204,27 @@ package final class Engine: @unchecked Sendable {
         }
         var macs = 0
         var detail = ""
+        var kind: String? = nil, path: String? = nil
         for id in nodes {
             let dims = plan.dims[id]
             switch bound[id] {
-            case let .conv(p, _, _, _):
+            case let .conv(p, w, _, _):
+                let input = graph.nodes[id].inputs[0]
+                if case .framesFromChannels = graph.nodes[input].op {
+                    kind = "stem"
+                } else if p.kernelH == 1 && p.kernelW == 1 && p.strideH == 1 && p.strideW == 1 {
+                    kind = "1x1"
+                } else if p.strideH > 1 || p.strideW > 1 {
+                    kind = "strided"
+                } else if p.kernelH == 3 && p.kernelW == 3 {
+                    kind = "3x3 s1"
+                } else {
+                    kind = "other"
+                }
+                if case .prepared(let cw) = w {
+                    path = cw.path.description
+                    if case .winograd = cw.path { kind = (kind ?? "") + " Winograd" }
+                }
                 // MACs: output elements x (C/groups) x kh x kw.
                 let outCount = plan.counts[id]
                 macs += outCount * (p.inChannels / max(p.groups, 1)) * p.kernelH * p.kernelW
@@ -190,16 +234,44 @@ package final class Engine: @unchecked Sendable {
             case let .tam(_, blending, _):
                 macs += plan.counts[id] * blending
                 detail = dims.map(String.init).joined(separator: "x")
-            case let .linear(_, _, inF, outF):
+            case let .linear(w, _, inF, outF):
                 macs += (dims.first ?? 0) * inF * outF
                 detail = "\(inF)->\(outF)"
+                kind = "linear"
+                if case .prepared(let cw) = w { path = cw.path.description }
             default:
                 if detail.isEmpty { detail = dims.map(String.init).joined(separator: "x") }
             }
         }
         let origin = (nodes.first { graph.nodes[$0].origin != nil }).flatMap { graph.nodes[$0].origin }
         return StepTiming(node: step.node, nodes: nodes, op: name, seconds: seconds, macs: macs,
-                          origin: origin, detail: detail)
+                          origin: origin, detail: detail, kind: kind, path: path)
+    }
+
+    /// How one convolution (or linear layer) was prepared at bind.
+    package struct LayerPath: Sendable, Equatable {
+        package var node: Int
+        package var origin: String?
+        package var params: Conv2DParams
+        package var path: ConvWeights.Path
+        /// Probe errors of the Winograd tiles tried (tile -> relative error).
+        package var winogradErrors: [Int: Double]
+        /// Bytes of the packed (or transformed) weights.
+        package var packedBytes: Int
+    }
+
+    /// The kernel path of every convolution and linear layer, in graph order.
+    package var layerPaths: [LayerPath] {
+        graph.nodes.compactMap { node -> LayerPath? in
+            let w: ConvWeights
+            switch bound[node.id] {
+            case .conv(_, .prepared(let cw), _, _): w = cw
+            case .linear(.prepared(let cw), _, _, _): w = cw
+            default: return nil
+            }
+            return LayerPath(node: node.id, origin: node.origin, params: w.params, path: w.path,
+                             winogradErrors: w.winogradErrors, packedBytes: w.packedBytes)
+        }
     }
 
     /// Bytes of the arena (activations and scratch) planned for an input of `batch` clips of
@@ -326,6 +398,27 @@ package final class Engine: @unchecked Sendable {
 
     // MARK: - Steps
 
+    /// One convolution with its bound weights: prepared (the kernel they were prepared for), or
+    /// converted per use into the weight scratch (im2col path).
+    private func conv(_ input: UnsafeMutablePointer<Float>, dims d: [Int], params p: Conv2DParams, weight w: WeightRef,
+                      bias: FloatData?, residual: UnsafeMutablePointer<Float>?, relu: Bool,
+                      output: UnsafeMutablePointer<Float>, plan: ExecutionPlan, base: UnsafeMutablePointer<Float>) throws {
+        let convScratch = plan.convScratchFloats > 0 ? base + plan.convScratchOffset : nil
+        let residual = residual.map { UnsafePointer($0) }
+        switch w {
+        case .prepared(let cw):
+            try Kernels.conv2d(input, frames: d[0], height: d[2], width: d[3], weights: cw, bias: bias?.pointer,
+                               residual: residual, relu: relu, output: output, scratch: convScratch,
+                               scratchCount: plan.convScratchFloats, context: context)
+        case .ready, .deferred:
+            let weightScratch = plan.weightScratchFloats > 0 ? base + plan.weightScratchOffset : nil
+            try Kernels.conv2dIm2col(input, frames: d[0], height: d[2], width: d[3],
+                                     weight: try w.resolve(scratch: weightScratch, context: context), bias: bias?.pointer,
+                                     params: p, residual: residual, relu: relu, output: output,
+                                     scratch: convScratch, scratchCount: plan.convScratchFloats, context: context)
+        }
+    }
+
     private func execute(_ step: Step, plan: ExecutionPlan, base: UnsafeMutablePointer<Float>) throws {
         let id = step.node
         let node = graph.nodes[id]
@@ -347,10 +440,8 @@ package final class Engine: @unchecked Sendable {
         case let .convAdd(c, r, relu):
             guard case let .conv(p, w, bias, _) = bound[c] else { throw mismatch(c) }
             let xin = graph.nodes[c].inputs[0], d = plan.dims[xin]
-            try Kernels.conv2d(value(xin), frames: d[0], height: d[2], width: d[3],
-                               weight: try w.resolve(scratch: weightScratch, context: context), bias: bias?.pointer, params: p,
-                               residual: value(r), relu: relu, output: value(id),
-                               scratch: convScratch, scratchCount: plan.convScratchFloats, context: context)
+            try conv(value(xin), dims: d, params: p, weight: w, bias: bias, residual: value(r), relu: relu,
+                     output: value(id), plan: plan, base: base)
             return
         case let .resizeAdd(z, a, relu):
             let xin = graph.nodes[z].inputs[0], d = plan.dims[xin], o = plan.dims[id]
@@ -379,10 +470,8 @@ package final class Engine: @unchecked Sendable {
         case .input, .alias:
             return
         case let .conv(p, w, bias, relu):
-            try Kernels.conv2d(value(node.inputs[0]), frames: d[0], height: d[2], width: d[3],
-                               weight: try w.resolve(scratch: weightScratch, context: context), bias: bias?.pointer, params: p,
-                               residual: nil, relu: relu, output: value(id),
-                               scratch: convScratch, scratchCount: plan.convScratchFloats, context: context)
+            try conv(value(node.inputs[0]), dims: d, params: p, weight: w, bias: bias, residual: nil, relu: relu,
+                     output: value(id), plan: plan, base: base)
         case let .scaleShift(scale, shift):
             try Kernels.scaleShift(value(node.inputs[0]), planes: d[0] * d[1], channels: d[1], planeSize: d[2] * d[3],
                                    scale: scale.pointer, shift: shift.pointer, output: value(id), context: context)
@@ -418,8 +507,16 @@ package final class Engine: @unchecked Sendable {
             try Kernels.globalAvgPool(value(node.inputs[0]), planes: d[0] * d[1], height: d[2], width: d[3],
                                       output: value(id), context: context)
         case let .linear(w, bias, inF, outF):
-            try Kernels.linear(value(node.inputs[0]), rows: d[0], inFeatures: inF, outFeatures: outF,
-                               weight: try w.resolve(scratch: weightScratch, context: context), bias: bias.pointer, output: value(id))
+            if case .prepared(let cw) = w {
+                // [rows, In] as rows frames of [In, 1, 1] (bfloat16 compute).
+                try Kernels.conv2d(value(node.inputs[0]), frames: d[0], height: 1, width: 1, weights: cw,
+                                   bias: bias.pointer, output: value(id), scratch: convScratch,
+                                   scratchCount: plan.convScratchFloats, context: context)
+            } else {
+                try Kernels.linear(value(node.inputs[0]), rows: d[0], inFeatures: inF, outFeatures: outF,
+                                   weight: try w.resolve(scratch: weightScratch, context: context), bias: bias.pointer,
+                                   output: value(id))
+            }
         case .temporalMean(let frames):
             try Kernels.temporalMean(value(node.inputs[0]), clips: d[0] / frames, framesPerClip: frames,
                                      features: d[1], output: value(id))

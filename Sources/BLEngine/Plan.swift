@@ -275,10 +275,20 @@ struct ExecutionPlan {
             switch bound[node.id] {
             case let .conv(p, w, _, _):
                 let x = dims[node.inputs[0]]
-                convScratch = max(convScratch, try Kernels.conv2dScratchCount(p, frames: x[0], height: x[2], width: x[3],
-                                                                              context: context))
+                let need: Int
+                if case .prepared(let cw) = w {
+                    need = try Kernels.conv2dScratchCount(cw, frames: x[0], height: x[2], width: x[3], context: context)
+                } else {
+                    need = try Kernels.conv2dIm2colScratchCount(p, frames: x[0], height: x[2], width: x[3], context: context)
+                }
+                convScratch = max(convScratch, need)
                 if case .deferred = w { weightScratch = max(weightScratch, w.count) }
             case let .linear(w, _, _, _):
+                if case .prepared(let cw) = w {
+                    let rows = dims[node.inputs[0]][0]
+                    convScratch = max(convScratch, try Kernels.conv2dScratchCount(cw, frames: rows, height: 1, width: 1,
+                                                                                  context: context))
+                }
                 if case .deferred = w { weightScratch = max(weightScratch, w.count) }
             default:
                 break

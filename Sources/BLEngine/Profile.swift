@@ -14,6 +14,11 @@ package struct StepTiming: Sendable, Equatable {
     package var origin: String?
     /// Short shape description: `C->K kHxW sS FxHxW` for convolutions, the output dims otherwise.
     package var detail: String
+    /// For convolutions: `stem` (reading the input frames), `1x1`, `3x3 s1`, `strided` or
+    /// `other`, with ` Winograd` appended when Winograd ran it; `linear` for the classifier.
+    package var kind: String? = nil
+    /// The kernel path (`GEMM`, `GEMM bf16`, `Winograd F(4x4)`, ...), when prepared.
+    package var path: String? = nil
 
     /// Achieved GFLOP/s (2 x MACs / time); 0 without MACs.
     package var gflops: Double { seconds > 0 ? 2 * Double(macs) / seconds / 1e9 : 0 }
@@ -31,6 +36,17 @@ package struct EngineProfile: Sendable, Equatable {
         var sums = [String: Double]()
         for s in steps { sums[s.op, default: 0] += s.seconds }
         return sums
+    }
+
+    /// Seconds and multiply-accumulates per kind of convolution (`StepTiming.kind`).
+    package var byKind: [(kind: String, seconds: Double, macs: Int)] {
+        var sums = [String: (Double, Int)]()
+        for s in steps {
+            guard let k = s.kind else { continue }
+            let v = sums[k] ?? (0, 0)
+            sums[k] = (v.0 + s.seconds, v.1 + s.macs)
+        }
+        return sums.map { (kind: $0.key, seconds: $0.value.0, macs: $0.value.1) }.sorted { $0.seconds > $1.seconds }
     }
 
     /// The `count` slowest steps, slowest first.

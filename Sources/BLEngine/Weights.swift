@@ -40,6 +40,14 @@ final class FloatData: @unchecked Sendable {
         owned = nil
     }
 
+    /// Drops the resident pages of borrowed values from a memory-mapped file (they are read back
+    /// if used again); no effect on owned copies.
+    func releasePages() {
+        guard let storage, let base = storage.bytes.baseAddress else { return }
+        let start = UnsafeRawPointer(pointer) - UnsafeRawPointer(base)
+        storage.releasePages(start..<(start + count * 4))
+    }
+
     /// The float32 values of `tensor` (any floating dtype); no copy for aligned contiguous float32.
     static func from(_ tensor: Tensor, name: String) throws -> FloatData {
         try requireFloat(tensor, name: name)
@@ -63,17 +71,45 @@ final class FloatData: @unchecked Sendable {
     deinit { owned?.deallocate() }
 }
 
-/// A large weight (convolution or linear matrix): float32 now, or half-precision converted at each use.
+/// How a layer's weights are bound: what binding prepares and how it computes.
+struct BindOptions: Sendable {
+    var conversion: WeightConversion = .atBind
+    var precision: ComputePrecision = .float32
+    var winograd: WinogradPolicy = .off
+    var context: KernelContext = .serial
+}
+
+/// A large weight (convolution or linear matrix): float32 now, half-precision converted at each
+/// use, or prepared for its kernel (packed, transformed).
 enum WeightRef: @unchecked Sendable {
     case ready(FloatData)
     /// A contiguous float16 or bfloat16 tensor, converted into scratch before each use.
     case deferred(Tensor)
+    /// Packed (or transformed and packed) for the kernel that runs the layer.
+    case prepared(ConvWeights)
 
     var count: Int {
         switch self {
         case .ready(let d): return d.count
         case .deferred(let t): return t.elementCount
+        case .prepared(let w): return w.params.weightCount
         }
+    }
+
+    /// A convolution's (or, as a 1x1 convolution, a linear layer's) weights prepared for
+    /// `options`; half-precision tensors stay deferred under `.perUse` with float32 compute.
+    /// Float32 weights borrowed from a mapped file are released from memory once packed.
+    static func prepare(_ tensor: Tensor, name: String, params: Conv2DParams, options: BindOptions) throws -> WeightRef {
+        try FloatData.requireFloat(tensor, name: name)
+        if options.conversion == .perUse, options.precision == .float32,
+           tensor.dtype == .float16 || tensor.dtype == .bfloat16 {
+            return .deferred(try tensor.converted(to: tensor.dtype))
+        }
+        let data = try FloatData.from(tensor, name: name)
+        let w = try ConvWeights.prepare(data.pointer, owner: data, params: params, precision: options.precision,
+                                        winograd: options.winograd, context: options.context)
+        if !w.keepsFloat32 { data.releasePages() }
+        return .prepared(w)
     }
 
     static func bind(_ tensor: Tensor, name: String, mode: WeightConversion) throws -> WeightRef {
@@ -90,6 +126,8 @@ enum WeightRef: @unchecked Sendable {
         switch self {
         case .ready(let d):
             return d.pointer
+        case .prepared:
+            throw BLError.invariant("prepared weights are read by their kernel, not as float32")
         case .deferred(let t):
             guard let scratch else { throw BLError(.invalidArgument, "no scratch planned for a half-precision weight") }
             let n = t.elementCount
@@ -133,7 +171,8 @@ enum BoundOp: @unchecked Sendable {
     }
 
     /// Binds one node's weights. `tensors` was checked against the graph's declared shapes.
-    static func bind(_ node: Node, tensors: [String: Tensor], mode: WeightConversion) throws -> BoundOp {
+    static func bind(_ node: Node, tensors: [String: Tensor], options: BindOptions) throws -> BoundOp {
+        let mode = options.conversion
         func tensor(_ name: String) throws -> Tensor {
             guard let t = tensors[name] else {
                 throw BLError(.mismatch, "weight '\(name)' of node \(node.id) is missing")
@@ -148,7 +187,7 @@ enum BoundOp: @unchecked Sendable {
         case .conv2d(let c):
             let p = Conv2DParams(inChannels: c.inChannels, outChannels: c.outChannels, kernel: (c.kernel, c.kernel),
                                  stride: (c.stride, c.stride), padding: (c.padding, c.padding), groups: c.groups)
-            let w = try WeightRef.bind(try tensor(c.weight), name: c.weight, mode: mode)
+            let w = try WeightRef.prepare(try tensor(c.weight), name: c.weight, params: p, options: options)
             let b = try c.bias.map { try FloatData.from(try tensor($0), name: $0) }
             return .conv(p, weight: w, bias: b, relu: c.relu)
         case .batchNorm(let bn):
@@ -192,7 +231,12 @@ enum BoundOp: @unchecked Sendable {
         case .globalAvgPool:
             return .globalAvgPool
         case .linear(let l):
-            let w = try WeightRef.bind(try tensor(l.weight), name: l.weight, mode: mode)
+            // bfloat16 compute runs the layer as a 1x1 convolution of [rows, In, 1, 1].
+            let w = options.precision == .bfloat16
+                ? try WeightRef.prepare(try tensor(l.weight), name: l.weight,
+                                        params: Conv2DParams(inChannels: l.inFeatures, outChannels: l.outFeatures, kernel: (1, 1)),
+                                        options: options)
+                : try WeightRef.bind(try tensor(l.weight), name: l.weight, mode: mode)
             let b = try FloatData.from(try tensor(l.bias), name: l.bias)
             return .linear(weight: w, bias: b, inFeatures: l.inFeatures, outFeatures: l.outFeatures)
         case .temporalMean(let f):

@@ -79,7 +79,7 @@ struct ConvTile: Sendable {
 
 /// How `conv2d` tiles its work; derived only from the shapes and the context so that
 /// `conv2dScratchCount` and `conv2d` agree.
-struct ConvPlan: Sendable {
+struct ConvPlan: Sendable, RowFrameTiling {
     var frames = 0, oh = 0, ow = 0, ohw = 0
     /// C * kh * kw: the GEMM inner dimension.
     var ck = 0
@@ -148,6 +148,19 @@ struct ConvPlan: Sendable {
 
     func roundUp(_ a: Int, _ b: Int) -> Int { (a + b - 1) / b * b }
 
+}
+
+/// A convolution cut into tiles of whole output rows of one frame, or of several whole frames.
+protocol RowFrameTiling {
+    var frames: Int { get }
+    var oh: Int { get }
+    var framesPerTile: Int { get }
+    var rowsPerTile: Int { get }
+    var rowTilesPerFrame: Int { get }
+}
+
+extension RowFrameTiling {
+    /// Tile `i`: frames `f0..<f0+fCount`, output rows `r0..<r0+rCount`.
     func tile(_ i: Int) -> ConvTile {
         if framesPerTile > 1 {
             let f0 = i * framesPerTile
@@ -159,13 +172,15 @@ struct ConvPlan: Sendable {
 }
 
 extension Kernels {
-    /// Floats of scratch `conv2d` needs for these shapes and this context (0 when none).
-    package static func conv2dScratchCount(_ params: Conv2DParams, frames: Int, height: Int, width: Int,
-                                          context: KernelContext) throws -> Int {
+    /// Floats of scratch `conv2dIm2col` needs for these shapes and this context (0 when none).
+    package static func conv2dIm2colScratchCount(_ params: Conv2DParams, frames: Int, height: Int, width: Int,
+                                                context: KernelContext) throws -> Int {
         try ConvPlan(params, frames: frames, height: height, width: width, context: context).scratchCount
     }
 
-    /// 2-D convolution with fused epilogue, float32 NCHW.
+    /// 2-D convolution through im2col tiles and a row-major SGEMM, float32 NCHW (the path of
+    /// ``ConvWeights/Path/blas`` and ``ConvWeights/Path/grouped``, and of weights converted per
+    /// use; `conv2d` describes the semantics).
     ///
     ///     input    [F, C, H, W]
     ///     weight   [K, C/groups, kh, kw]
@@ -187,13 +202,13 @@ extension Kernels {
     /// slot; with `.blas` OpenBLAS threads each GEMM. Other groups use direct loops (no scratch).
     /// `scratch` must hold `conv2dScratchCount(...)` floats for the same shapes and context (may be
     /// nil when that is 0). `output` must not overlap `input`, `residual` or `scratch`.
-    package static func conv2d(_ input: UnsafePointer<Float>, frames: Int, height: Int, width: Int,
-                              weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                              params p: Conv2DParams,
-                              residual: UnsafePointer<Float>? = nil, relu: Bool = false,
-                              output: UnsafeMutablePointer<Float>,
-                              scratch: UnsafeMutablePointer<Float>?, scratchCount: Int,
-                              context: KernelContext) throws {
+    package static func conv2dIm2col(_ input: UnsafePointer<Float>, frames: Int, height: Int, width: Int,
+                                    weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                                    params p: Conv2DParams,
+                                    residual: UnsafePointer<Float>? = nil, relu: Bool = false,
+                                    output: UnsafeMutablePointer<Float>,
+                                    scratch: UnsafeMutablePointer<Float>?, scratchCount: Int,
+                                    context: KernelContext) throws {
         let plan = try ConvPlan(p, frames: frames, height: height, width: width, context: context)
         guard scratchCount >= plan.scratchCount, plan.scratchCount == 0 || scratch != nil else {
             throw BLError(.invalidArgument,

@@ -64,13 +64,19 @@ package struct KernelContext: Sendable, Equatable {
     package var minGemmColumns: Int
     /// Loops touching fewer elements than this stay on the calling thread.
     package var minParallelElements: Int
+    /// Winograd tiles per block a worker takes whole (its transforms and GEMMs stay on one core).
+    package var winogradBlockTiles: Int
+    /// Upper bound, in floats, of the scratch of one Winograd block shared by the workers (layers
+    /// with fewer than two blocks per worker).
+    package var winogradScratchBudget: Int
 
     package init(threads: Int = ProcessInfo.processInfo.activeProcessorCount,
                 im2colBudget: Int = 1 << 20,
                 outputTileBudget: Int = 1 << 22,
                 minGemmColumns: Int = 160,
                 minParallelElements: Int = 1 << 15, convParallelism: ConvParallelism = .tiles,
-                gemm: GemmBackend = .fromEnvironment) {
+                gemm: GemmBackend = .fromEnvironment, winogradBlockTiles: Int = 96,
+                winogradScratchBudget: Int = 1 << 22) {
         self.threads = max(1, threads)
         self.gemm = gemm
         self.convParallelism = convParallelism
@@ -78,6 +84,8 @@ package struct KernelContext: Sendable, Equatable {
         self.outputTileBudget = max(1, outputTileBudget)
         self.minGemmColumns = max(1, minGemmColumns)
         self.minParallelElements = max(1, minParallelElements)
+        self.winogradBlockTiles = max(16, winogradBlockTiles)
+        self.winogradScratchBudget = max(1, winogradScratchBudget)
     }
 
     /// Threads OpenBLAS should run: 1 with `.tiles` (the kernels parallelize around single-threaded
@@ -102,6 +110,8 @@ package struct KernelContext: Sendable, Equatable {
     package var serialized: KernelContext {
         var s = KernelContext.serial
         s.gemm = gemm
+        s.winogradBlockTiles = winogradBlockTiles
+        s.winogradScratchBudget = winogradScratchBudget
         return s
     }
 }

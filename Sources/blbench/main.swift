@@ -252,9 +252,10 @@ do {
         let (label, path, size): (String, String?, Int) = !options.mini && FileManager.default.fileExists(atPath: r50)
             ? ("r50", r50, 224)
             : ("mini", mini.first { FileManager.default.fileExists(atPath: $0) }, 64)
-        if let path, wanted("clip") {
+        if let path, wanted("clip") || wanted("paths") {
             // Loaded through the library's public API; the engines below get blbench's own kernel context.
-            let model = try BLVNetModel(checkpoint: URL(fileURLWithPath: path), options: RuntimeOptions(threads: options.threads))
+            let model = try BLVNetModel(checkpoint: URL(fileURLWithPath: path), frames: label == "r50" ? 16 : 8,
+                                        options: RuntimeOptions(threads: options.threads))
             let cost = try model.cost(height: size, width: size)
             let shape = [1, model.configuration.frames * model.configuration.inputChannels, size, size]
             let count = shape.reduce(1, *)
@@ -264,6 +265,16 @@ do {
             }
             values.deallocate()
             let flops = 2.0 * Double(cost.multiplyAccumulates)
+            if wanted("paths") {
+                for policy in [WinogradPolicy.tile(2), .tile(4), .tile(6), .standard] {
+                    let engine = try Engine(graph: model.graph, weights: model.weights, context: context, winograd: policy)
+                    print("winograd \(policy):")
+                    for l in engine.layerPaths where ConvWeights.winogradApplies(l.params) {
+                        let errs = l.winogradErrors.sorted { $0.key < $1.key }.map { "F\($0.key) \(String(format: "%.2e", $0.value))" }
+                        print("  \(l.node) \(l.params) \(l.path) \(errs.joined(separator: " ")) \(l.origin ?? "")")
+                    }
+                }
+            }
             do {
                 let engine = try Engine(graph: model.graph, weights: model.weights, context: context)
                 try measure("clip_\(label)_f32", "1x\(shape[1])x\(size)x\(size), float32 weights", flops: flops) {

@@ -236,14 +236,30 @@ struct ConvCase: CustomStringConvertible {
             try Conv2DParams(inChannels: 1, outChannels: 1, kernel: (1, 1), stride: (0, 1)).outputSize(height: 3, width: 3)
         }
         let p = Conv2DParams(inChannels: 2, outChannels: 2, kernel: (3, 3), padding: (1, 1))
-        let need = try Kernels.conv2dScratchCount(p, frames: 1, height: 4, width: 4, context: ctx)
+        // The im2col path needs its column tiles; one float short is refused.
+        let need = try Kernels.conv2dIm2colScratchCount(p, frames: 1, height: 4, width: 4, context: ctx)
         #expect(need > 0)
         let x = [Float](repeating: 1, count: 32), w = [Float](repeating: 1, count: 36)
         var out = [Float](repeating: 0, count: 32)
         var scratch = [Float](repeating: 0, count: need)
         #expect(throws: BLError.self) {
-            try Kernels.conv2d(x, frames: 1, height: 4, width: 4, weight: w, bias: nil, params: p, output: &out,
-                               scratch: &scratch, scratchCount: need - 1, context: ctx)
+            try Kernels.conv2dIm2col(x, frames: 1, height: 4, width: 4, weight: w, bias: nil, params: p, output: &out,
+                                     scratch: &scratch, scratchCount: need - 1, context: ctx)
+        }
+        // The packed GEMM reads the image through the convolution's geometry: no column buffer.
+        var own = ctx
+        own.gemm = .auto
+        #expect(try Kernels.conv2dScratchCount(p, frames: 1, height: 4, width: 4, context: own) == (Gemm.avx512 ? 0 : need))
+        // Winograd needs its transform scratch; one float short is refused.
+        if Gemm.avx512 {
+            let wino = try ConvWeights.prepare(w, owner: nil, params: p, winograd: .tile(2), context: own)
+            let n = try Kernels.conv2dScratchCount(wino, frames: 1, height: 4, width: 4, context: own)
+            #expect(n > 0)
+            var s = [Float](repeating: 0, count: n)
+            #expect(throws: BLError.self) {
+                try Kernels.conv2d(x, frames: 1, height: 4, width: 4, weights: wino, bias: nil, output: &out,
+                                   scratch: &s, scratchCount: n - 1, context: own)
+            }
         }
         // 1x1 stride-1 runs straight on the input: no scratch at all for large planes.
         let q = Conv2DParams(inChannels: 64, outChannels: 64, kernel: (1, 1))
@@ -251,7 +267,7 @@ struct ConvCase: CustomStringConvertible {
         // Tiled im2col stays within its budget per worker.
         let big = Conv2DParams(inChannels: 64, outChannels: 64, kernel: (3, 3), padding: (1, 1))
         let c2 = KernelContext(threads: 2)
-        let tiled = try Kernels.conv2dScratchCount(big, frames: 8, height: 56, width: 56, context: c2)
+        let tiled = try Kernels.conv2dIm2colScratchCount(big, frames: 8, height: 56, width: 56, context: c2)
         #expect(tiled > 0 && tiled <= 2 * c2.im2colBudget && tiled < 8 * 64 * 9 * 56 * 56 / 2)
     }
 

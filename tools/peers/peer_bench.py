@@ -1,13 +1,15 @@
-"""Peer baselines for blconvert: onnxruntime, PyTorch eager and torch.compile on one bLVNet-TAM clip.
+"""Peer baselines for blconvert: onnxruntime, OpenVINO (f32 forced, and its default, bf16 on CPUs
+with AVX512_BF16 or AMX), PyTorch eager and torch.compile on one bLVNet-TAM clip.
 
 Runs locally only (never downloads anything). Needs a Python with torch, onnxruntime, numpy and
-safetensors, and the reference bLVNet-TAM code (the IBM/bLVNet-TAM repository) on disk.
+safetensors (and openvino for ov-f32 / ov-default), and the reference bLVNet-TAM code (the
+IBM/bLVNet-TAM repository) on disk. The OpenVINO engines read the exported ONNX model.
 
 usage:
   peer_bench.py export  --ref DIR --checkpoint FILE --onnx OUT [model options]
-  peer_bench.py time    ort|eager|compile --clip FILE [--onnx FILE | --ref DIR --checkpoint FILE]
+  peer_bench.py time    ort|ov-f32|ov-default|eager|compile --clip FILE [--onnx FILE | --ref DIR --checkpoint FILE]
                         [--runs 10] [--warmup 2] [--threads 2] [model options]
-  peer_bench.py once    ort|eager --clip FILE [...]     load the model, run the clip once, print top-5
+  peer_bench.py once    ort|ov-f32|ov-default|eager --clip FILE [...]     load the model, run the clip once, print top-5
 model options (defaults: bLVNet-TAM-50 a2 b4 f8x2, Something-Something v2 head):
   --depth 50 --alpha 2 --beta 4 --frames 16 --blending 3 --classes 174
 `time` prints one JSON line: engine, seconds (all runs), median, min, cpu seconds per run (median,
@@ -31,7 +33,7 @@ warnings.filterwarnings("ignore")
 def parse():
     p = argparse.ArgumentParser()
     p.add_argument("mode", choices=["export", "time", "once"])
-    p.add_argument("engine", nargs="?", default="ort", choices=["ort", "eager", "compile"])
+    p.add_argument("engine", nargs="?", default="ort", choices=["ort", "ov-f32", "ov-default", "eager", "compile"])
     p.add_argument("--ref", default=os.environ.get("BLVNET_REF"))
     p.add_argument("--checkpoint")
     p.add_argument("--onnx")
@@ -88,6 +90,19 @@ def runner(a, engine):
         so.inter_op_num_threads = 1
         sess = ort.InferenceSession(a.onnx, so, providers=["CPUExecutionProvider"])
         return lambda: sess.run(None, {"input": x})[0], f"onnxruntime {ort.__version__}"
+    if engine.startswith("ov-"):
+        import openvino as ov
+        if not a.onnx or not os.path.exists(a.onnx):
+            sys.exit("peer_bench: --onnx must name an exported model (see `export`)")
+        core = ov.Core()
+        config = {"INFERENCE_NUM_THREADS": a.threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+        if engine == "ov-f32":
+            config["INFERENCE_PRECISION_HINT"] = "f32"
+        compiled = core.compile_model(core.read_model(a.onnx), "CPU", config)
+        precision = compiled.get_property("INFERENCE_PRECISION_HINT")
+        request = compiled.create_infer_request()
+        return (lambda: request.infer({0: x})[compiled.output(0)],
+                f"OpenVINO {ov.get_version().split('-')[0]} CPU, precision {precision}")
     import torch
     torch.set_num_threads(a.threads)
     model = torch_model(a)
@@ -136,14 +151,19 @@ def main():
         ts.append(time.perf_counter() - t0)
         cs.append(time.process_time() - c0)
     _, ref = load_clip(a)
-    err = None
+    err = rel = None
+    top5 = None
     if ref is not None:
         import numpy as np
-        err = float(np.abs(np.asarray(out, dtype=np.float64) - ref).max())
+        o = np.asarray(out, dtype=np.float64)
+        err = float(np.abs(o - ref).max())
+        rel = err / float(np.abs(ref).max())
+        top5 = [int(i) for i in np.argsort(-o[0])[:5]]
     print(json.dumps({"engine": a.engine, "note": note, "threads": a.threads, "seconds": ts,
                       "median": statistics.median(ts), "min": min(ts), "cpu": statistics.median(cs),
+                      "cpu_all": cs,
                       "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-                      "max_abs_error_vs_f64": err}), flush=True)
+                      "max_abs_error_vs_f64": err, "max_rel_error_vs_f64": rel, "top5": top5}), flush=True)
 
 
 if __name__ == "__main__":

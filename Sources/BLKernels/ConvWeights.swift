@@ -1,0 +1,262 @@
+import BLCore
+import CGemm
+import Foundation
+
+/// The arithmetic of convolutions and linear layers.
+package enum ComputePrecision: String, Sendable, Equatable, CaseIterable {
+    /// float32 products and sums (the default; parity with PyTorch's float64 within 1e-5).
+    case float32 = "f32"
+    /// bfloat16 products, float32 sums: weights rounded to bfloat16 once, each layer's input
+    /// rounded to bfloat16 as it is packed (round to nearest even), through AVX512_BF16
+    /// `vdpbf16ps`. Needs a CPU with AVX512_BF16.
+    case bfloat16 = "bf16"
+
+    /// Whether this CPU runs the bfloat16 kernels (AVX512_BF16, checked once).
+    package static let bfloat16Available: Bool = cgemm_bf16_available() != 0
+
+    /// Throws `.unsupported` when this CPU cannot compute in `self`.
+    package func checkAvailable() throws {
+        if self == .bfloat16 && !Self.bfloat16Available {
+            throw BLError(.unsupported, "bf16 compute needs a CPU with AVX512_BF16 (vdpbf16ps), which this one lacks; use the default f32 compute")
+        }
+    }
+}
+
+/// Whether and how 3x3 stride-1 convolutions use Winograd F(m x m, 3 x 3).
+package enum WinogradPolicy: Sendable, Equatable {
+    /// Never (im2col GEMM).
+    case off
+    /// Per layer, the largest tile in `tiles` whose error on a probe input, measured at bind
+    /// against float64 direct convolution, is at most `maxError` (relative to the largest
+    /// output); the GEMM path when none is.
+    case auto(tiles: [Int], maxError: Double)
+    /// This output tile (2, 4 or 6) for every layer that qualifies (tests and benchmarks).
+    case tile(Int)
+
+    /// The default: F(4x4) where its probe error is within 2e-6, else F(2x2) within 1e-6.
+    package static let standard = WinogradPolicy.auto(tiles: [4, 2], maxError: 1.5e-6)
+
+    /// `BLCONVERT_WINOGRAD`: `off`, `2`, `4`, `6`, or unset / `auto` for `.standard`.
+    package static let environmentVariable = "BLCONVERT_WINOGRAD"
+
+    package static let fromEnvironment: WinogradPolicy = {
+        switch ProcessInfo.processInfo.environment[environmentVariable]?.lowercased() {
+        case "off": return .off
+        case "2": return .tile(2)
+        case "4": return .tile(4)
+        case "6": return .tile(6)
+        default: return .standard
+        }
+    }()
+}
+
+/// 64-byte aligned memory owned by a prepared weight.
+final class AlignedBuffer: @unchecked Sendable {
+    let raw: UnsafeMutableRawPointer
+    let bytes: Int
+
+    init(bytes: Int) {
+        self.bytes = max(bytes, 64)
+        raw = UnsafeMutableRawPointer.allocate(byteCount: self.bytes, alignment: 64)
+    }
+
+    var floats: UnsafeMutablePointer<Float> { raw.assumingMemoryBound(to: Float.self) }
+
+    deinit { raw.deallocate() }
+}
+
+/// A convolution's weights in the form its kernel runs: packed once (at bind) into the GEMM's
+/// panel layout (float32 or bfloat16), or transformed for Winograd and packed, or kept as given
+/// for the BLAS and grouped paths.
+package final class ConvWeights: @unchecked Sendable {
+    /// Which kernel runs the convolution.
+    package enum Path: Sendable, Equatable, CustomStringConvertible {
+        /// im2col tiles and `cblas_sgemm` (no AVX-512, or `BLCONVERT_GEMM=blas`).
+        case blas
+        /// Grouped / depthwise: direct loops.
+        case grouped
+        /// The packed AVX-512 GEMM, B straight from the image, fused epilogue.
+        case gemm
+        /// The same with bfloat16 operands (`vdpbf16ps`).
+        case gemmBF16
+        /// Winograd F(tile x tile, 3 x 3) with GEMMs on the packed kernel.
+        case winograd(tile: Int)
+
+        package var description: String {
+            switch self {
+            case .blas: return "im2col+BLAS"
+            case .grouped: return "grouped"
+            case .gemm: return "GEMM"
+            case .gemmBF16: return "GEMM bf16"
+            case .winograd(let m): return "Winograd F(\(m)x\(m))"
+            }
+        }
+    }
+
+    package let params: Conv2DParams
+    package let path: Path
+    /// The float32 weights `[K, C/groups, kh, kw]` when a path (or the caller) still needs them.
+    let raw: UnsafePointer<Float>?
+    private let rawOwner: AnyObject?
+    /// Packed A (float32 or bfloat16) or the packed Winograd matrices.
+    let packed: AlignedBuffer?
+    /// K rounded up to the microkernel's rows, and the depth slice the packing used.
+    let mpad: Int
+    let kc: Int
+    /// The probe errors measured for each Winograd tile tried (empty when none was).
+    package let winogradErrors: [Int: Double]
+
+    /// Bytes of the packed form (0 for the BLAS and grouped paths).
+    package var packedBytes: Int { packed?.bytes ?? 0 }
+    /// Whether the float32 weights are still held.
+    package var keepsFloat32: Bool { raw != nil }
+
+    private init(params: Conv2DParams, path: Path, raw: UnsafePointer<Float>?, rawOwner: AnyObject?,
+                 packed: AlignedBuffer?, mpad: Int, kc: Int, winogradErrors: [Int: Double]) {
+        self.params = params
+        self.path = path
+        self.raw = raw
+        self.rawOwner = rawOwner
+        self.packed = packed
+        self.mpad = mpad
+        self.kc = kc
+        self.winogradErrors = winogradErrors
+    }
+
+    /// Whether the shape is one the Winograd kernels take: 3x3, stride 1, padding 1, no groups.
+    package static func winogradApplies(_ p: Conv2DParams) -> Bool {
+        p.kernelH == 3 && p.kernelW == 3 && p.strideH == 1 && p.strideW == 1 && p.padH == 1 && p.padW == 1
+            && p.groups == 1
+    }
+
+    /// The path `prepare` takes for these arguments, before any Winograd probe (a Winograd
+    /// candidate reports `.gemm` unless the policy forces a tile).
+    package static func basePath(_ p: Conv2DParams, precision: ComputePrecision, winograd: WinogradPolicy,
+                                 context: KernelContext) -> Path {
+        if p.groups != 1 { return .grouped }
+        if precision == .bfloat16 && ComputePrecision.bfloat16Available { return .gemmBF16 }
+        guard Gemm.usesOwnKernel(context) else { return .blas }
+        if case .tile(let m) = winograd, [2, 4, 6].contains(m), winogradApplies(p) { return .winograd(tile: m) }
+        return .gemm
+    }
+
+    /// Prepares `weight` (`[K, C/groups, kh, kw]` float32, as the caller keeps it) for `context`.
+    ///
+    /// - Parameters:
+    ///   - owner: keeps `weight`'s memory alive while these weights hold it.
+    ///   - keepFloat32: hold `weight` even when the chosen path does not read it.
+    package static func prepare(_ weight: UnsafePointer<Float>, owner: AnyObject?, params p: Conv2DParams,
+                                precision: ComputePrecision = .float32, winograd: WinogradPolicy = .off,
+                                context: KernelContext, keepFloat32: Bool = false) throws -> ConvWeights {
+        try precision.checkAvailable()
+        _ = try p.outputSize(height: p.kernelH, width: p.kernelW)  // checks every field
+        let base = basePath(p, precision: precision, winograd: winograd, context: context)
+        let K = p.outChannels, depth = try Check.product([p.inChannels / p.groups, p.kernelH, p.kernelW], in: "conv2d")
+        let mpad = (K + 7) / 8 * 8
+        let blocking = cgemm_get_blocking()
+        func keep(_ needed: Bool) -> (UnsafePointer<Float>?, AnyObject?) {
+            needed || keepFloat32 ? (weight, owner) : (nil, nil)
+        }
+        switch base {
+        case .blas, .grouped:
+            return ConvWeights(params: p, path: base, raw: weight, rawOwner: owner, packed: nil, mpad: mpad, kc: 0,
+                               winogradErrors: [:])
+        case .gemmBF16:
+            let kc = blocking.kc_bf16
+            let buffer = AlignedBuffer(bytes: Int(cgemm_packed_a_bf16_count(K, depth, kc)) * 2)
+            cgemm_pack_a_bf16(K, depth, weight, depth, kc, buffer.raw.assumingMemoryBound(to: UInt16.self))
+            let (r, o) = keep(false)
+            return ConvWeights(params: p, path: .gemmBF16, raw: r, rawOwner: o, packed: buffer, mpad: mpad, kc: kc,
+                               winogradErrors: [:])
+        case .gemm, .winograd:
+            let kc = blocking.kc
+            var tiles: [Int] = []
+            var maxError = Double.infinity
+            switch winograd {
+            case .tile(let m) where winogradApplies(p) && [2, 4, 6].contains(m): tiles = [m]
+            case .auto(let candidates, let bound) where winogradApplies(p):
+                tiles = candidates.filter { [2, 4, 6].contains($0) }
+                maxError = bound
+            default: break
+            }
+            var errors: [Int: Double] = [:]
+            for m in tiles {
+                let u = try winogradPack(weight, params: p, tile: m, kc: kc)
+                let candidate = ConvWeights(params: p, path: .winograd(tile: m), raw: nil, rawOwner: nil, packed: u,
+                                            mpad: mpad, kc: kc, winogradErrors: [:])
+                if maxError.isFinite {
+                    let e = try candidate.probeError(weight)
+                    errors[m] = e
+                    if e > maxError { continue }
+                }
+                let (r, o) = keep(false)
+                return ConvWeights(params: p, path: .winograd(tile: m), raw: r, rawOwner: o, packed: u, mpad: mpad,
+                                   kc: kc, winogradErrors: errors)
+            }
+            let buffer = AlignedBuffer(bytes: Int(cgemm_packed_a_floats(K, depth)) * 4)
+            cgemm_pack_a(K, depth, weight, depth, kc, buffer.floats)
+            let (r, o) = keep(false)
+            return ConvWeights(params: p, path: .gemm, raw: r, rawOwner: o, packed: buffer, mpad: mpad, kc: kc,
+                               winogradErrors: errors)
+        }
+    }
+
+    /// U = G g G^T of every (output, input) channel pair, packed per position.
+    static func winogradPack(_ weight: UnsafePointer<Float>, params p: Conv2DParams, tile m: Int, kc: Int) throws -> AlignedBuffer {
+        let K = p.outChannels, C = p.inChannels, a = m + 2
+        let buffer = AlignedBuffer(bytes: Int(cgemm_wino_packed_u_floats(Int32(m), K, C)) * 4)
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: a * a * K * C)
+        defer { scratch.deallocate() }
+        guard cgemm_wino_pack_u(Int32(m), K, C, weight, kc, buffer.floats, scratch) == 0 else {
+            throw BLError(.internal, "Winograd F(\(m)x\(m)) weight transform failed for conv(\(p))")
+        }
+        return buffer
+    }
+
+    /// The relative error (max |d| / max |reference|) of this Winograd convolution on a probe
+    /// input, one 12x12 frame of values in [0, 1) (as after a ReLU), against float64 direct
+    /// convolution, over up to 8 evenly spaced output channels.
+    func probeError(_ weight: UnsafePointer<Float>) throws -> Double {
+        let p = params, C = p.inChannels, K = p.outChannels, s = 12
+        var rng: UInt64 = 0x2545_f491_4f6c_dd1d
+        let x = (0..<(C * s * s)).map { _ -> Float in
+            rng = rng &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Float(rng >> 40) / Float(1 << 24)
+        }
+        var out = [Float](repeating: 0, count: K * s * s)
+        var serial = KernelContext.serial
+        serial.gemm = .auto
+        try x.withUnsafeBufferPointer { xp in
+            try out.withUnsafeMutableBufferPointer { op in
+                let need = try Kernels.conv2dScratchCount(self, frames: 1, height: s, width: s, context: serial)
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(need, 1))
+                defer { scratch.deallocate() }
+                try Kernels.conv2d(xp.baseAddress!, frames: 1, height: s, width: s, weights: self, bias: nil,
+                                   output: op.baseAddress!, scratch: scratch, scratchCount: need, context: serial)
+            }
+        }
+        let picks = Array(Set((0..<min(8, K)).map { $0 * K / min(8, K) })).sorted()
+        var diff = 0.0, scale = 0.0
+        for k in picks {
+            for y in 0..<s {
+                for xo in 0..<s {
+                    var acc = 0.0
+                    for c in 0..<C {
+                        for i in 0..<3 {
+                            let iy = y - 1 + i
+                            if iy < 0 || iy >= s { continue }
+                            for j in 0..<3 {
+                                let ix = xo - 1 + j
+                                if ix < 0 || ix >= s { continue }
+                                acc += Double(weight[((k * C + c) * 3 + i) * 3 + j]) * Double(x[(c * s + iy) * s + ix])
+                            }
+                        }
+                    }
+                    diff = max(diff, abs(Double(out[(k * s + y) * s + xo]) - acc))
+                    scale = max(scale, abs(acc))
+                }
+            }
+        }
+        return scale > 0 ? diff / scale : diff
+    }
+}

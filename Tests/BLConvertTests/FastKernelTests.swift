@@ -1,0 +1,212 @@
+import Foundation
+import Testing
+import BLTestSupport
+@testable import BLCore
+@testable import BLKernels
+import BLEngine
+import BLGraph
+import CGemm
+
+/// The prepared-weight kernels against their naive oracles: Winograd F(2x2), F(4x4), F(6x6)
+/// and the packed GEMM (float32 and bfloat16) against `conv2dNaive` (float64 sums).
+@Suite struct FastKernelTests {
+    static let ownKernel = Gemm.avx512
+    static let bf16 = ComputePrecision.bfloat16Available
+
+    /// Contexts that drive each Winograd split: serial; per-worker blocks (many small blocks);
+    /// one block shared by the workers in three phases (a large block budget); several shared
+    /// blocks (a small scratch budget).
+    static let winogradContexts: [KernelContext] = [
+        KernelContext(threads: 1, gemm: .auto),
+        KernelContext(threads: 2, minParallelElements: 1, gemm: .auto, winogradBlockTiles: 16),
+        KernelContext(threads: 2, minParallelElements: 1, gemm: .auto, winogradBlockTiles: 4096),
+        KernelContext(threads: 3, minParallelElements: 1, gemm: .auto, winogradBlockTiles: 4096,
+                      winogradScratchBudget: 20_000),
+    ]
+
+    /// Shapes for Winograd: edge tiles sticking out (odd sizes), K and C off the microkernel's
+    /// multiples, C over one depth slice, frames batched, and the fused epilogue.
+    static let winogradCases: [ConvCase] = [
+        ConvCase(frames: 1, height: 5, width: 7,
+                 params: Conv2DParams(inChannels: 3, outChannels: 5, kernel: (3, 3), padding: (1, 1))),
+        ConvCase(frames: 3, height: 13, width: 11,
+                 params: Conv2DParams(inChannels: 19, outChannels: 21, kernel: (3, 3), padding: (1, 1)),
+                 residual: true, relu: true),
+        ConvCase(frames: 2, height: 14, width: 14,
+                 params: Conv2DParams(inChannels: 300, outChannels: 40, kernel: (3, 3), padding: (1, 1)),
+                 bias: false, relu: true),
+        ConvCase(frames: 4, height: 28, width: 28,
+                 params: Conv2DParams(inChannels: 64, outChannels: 64, kernel: (3, 3), padding: (1, 1)),
+                 residual: true, relu: true),
+        ConvCase(frames: 1, height: 1, width: 1,
+                 params: Conv2DParams(inChannels: 8, outChannels: 8, kernel: (3, 3), padding: (1, 1))),
+    ]
+
+    /// Runs `weights` on the case under every context; returns the worst relative error against
+    /// the float64 oracle (computed on `oracleInput` / `oracleWeight` when given, e.g. rounded).
+    static func worstError(_ c: ConvCase, seed: UInt64, contexts: [KernelContext],
+                           prepare: (UnsafePointer<Float>, KernelContext) throws -> ConvWeights,
+                           round: ((Float) -> Float)? = nil) throws -> Double {
+        var rng = SeededRandom(state: seed)
+        let p = c.params
+        let (oh, ow) = try p.outputSize(height: c.height, width: c.width)
+        // Inputs as after a ReLU (non-negative), weights signed: what the network feeds the kernels.
+        let x = rng.floats(c.frames * p.inChannels * c.height * c.width, 0, 1)
+        let w = rng.floats(p.weightCount, -1, 1)
+        let b = rng.floats(p.outChannels, -1, 1)
+        let outCount = c.frames * p.outChannels * oh * ow
+        let r = rng.floats(outCount, -1, 1)
+        let ox = round.map { f in x.map(f) } ?? x, ow8 = round.map { f in w.map(f) } ?? w
+        var oracle = [Float](repeating: .nan, count: outCount)
+        var worst = 0.0
+        try x.withUnsafeBufferPointer { xp in
+            try b.withUnsafeBufferPointer { bp in
+                try r.withUnsafeBufferPointer { rp in
+                    let bias = c.bias ? bp.baseAddress : nil, residual = c.residual ? rp.baseAddress : nil
+                    try ox.withUnsafeBufferPointer { oxp in
+                        try ow8.withUnsafeBufferPointer { owp in
+                            try Kernels.conv2dNaive(oxp.baseAddress!, frames: c.frames, height: c.height, width: c.width,
+                                                    weight: owp.baseAddress!, bias: bias, params: p, residual: residual,
+                                                    relu: c.relu, output: &oracle)
+                        }
+                    }
+                    try w.withUnsafeBufferPointer { wp in
+                        for (ci, context) in contexts.enumerated() {
+                            let prepared = try prepare(wp.baseAddress!, context)
+                            let need = try Kernels.conv2dScratchCount(prepared, frames: c.frames, height: c.height,
+                                                                      width: c.width, context: context)
+                            var scratch = [Float](repeating: .nan, count: max(need, 1))
+                            var fast = [Float](repeating: .nan, count: outCount)
+                            try Kernels.conv2d(xp.baseAddress!, frames: c.frames, height: c.height, width: c.width,
+                                               weights: prepared, bias: bias, residual: residual, relu: c.relu,
+                                               output: &fast, scratch: &scratch, scratchCount: need, context: context)
+                            #expect(!fast.contains { $0.isNaN }, "\(c) context \(ci): output left unwritten")
+                            worst = max(worst, maxRelativeError(fast, oracle))
+                        }
+                    }
+                }
+            }
+        }
+        return worst
+    }
+
+    /// Winograd against direct float64 convolution. F(2x2) and F(4x4) stay within the parity
+    /// bound (1e-5); F(6x6), whose transforms have larger coefficients, within 1e-4.
+    @Test(.enabled(if: ownKernel), arguments: [2, 4, 6])
+    func winogradMatchesDirectFloat64(tile: Int) throws {
+        var worst = 0.0
+        for (i, c) in Self.winogradCases.enumerated() {
+            let e = try Self.worstError(c, seed: UInt64(100 * tile + i), contexts: Self.winogradContexts) { w, ctx in
+                let prepared = try ConvWeights.prepare(w, owner: nil, params: c.params, winograd: .tile(tile), context: ctx)
+                #expect(prepared.path == .winograd(tile: tile))
+                return prepared
+            }
+            #expect(e <= (tile == 6 ? 1e-4 : 1e-5), "F(\(tile)x\(tile)) \(c): relative error \(e)")
+            worst = max(worst, e)
+        }
+        print("WINOGRAD F(\(tile)x\(tile)): worst relative error vs float64 direct \(String(format: "%.2e", worst))")
+    }
+
+    /// The transform matrices satisfy the Winograd identity: for a 1-D signal d of alpha values and
+    /// a kernel g of 3, A^T ((G g) . (B^T d)) equals the m outputs of the correlation (float64).
+    @Test(arguments: [2, 4, 6]) func winogradMatricesComputeACorrelation(tile m: Int) throws {
+        let a = m + 2
+        var bt = [Double](repeating: 0, count: a * a), g = [Double](repeating: 0, count: a * 3)
+        var at = [Double](repeating: 0, count: m * a)
+        #expect(cgemm_wino_matrices(Int32(m), &bt, &g, &at) == 0)
+        var rng = SeededRandom(state: UInt64(m))
+        let d = (0..<a).map { _ in rng.uniform(-1, 1) }, k = (0..<3).map { _ in rng.uniform(-1, 1) }
+        let u = (0..<a).map { r in (0..<3).reduce(0.0) { $0 + g[r * 3 + $1] * k[$1] } }
+        let v = (0..<a).map { r in (0..<a).reduce(0.0) { $0 + bt[r * a + $1] * d[$1] } }
+        for i in 0..<m {
+            let y = (0..<a).reduce(0.0) { $0 + at[i * a + $1] * u[$1] * v[$1] }
+            let direct = (0..<3).reduce(0.0) { $0 + k[$1] * d[i + $1] }
+            #expect(abs(y - direct) <= 1e-12, "F(\(m)) output \(i): \(y) vs \(direct)")
+        }
+    }
+
+    /// Shapes for the packed GEMM: the stem (7x7 stride 2 on 3 channels), strided 3x3, 1x1 with
+    /// few channels, K off the multiple of 8, a depth over several slices, frames batched.
+    static let gemmCases: [ConvCase] = [
+        ConvCase(frames: 2, height: 37, width: 29,
+                 params: Conv2DParams(inChannels: 3, outChannels: 64, kernel: (7, 7), stride: (2, 2), padding: (3, 3)),
+                 bias: false, relu: true),
+        ConvCase(frames: 3, height: 15, width: 16,
+                 params: Conv2DParams(inChannels: 32, outChannels: 29, kernel: (3, 3), stride: (2, 2), padding: (1, 1)),
+                 residual: true, relu: true),
+        ConvCase(frames: 4, height: 9, width: 9,
+                 params: Conv2DParams(inChannels: 32, outChannels: 64, kernel: (1, 1)), residual: true),
+        ConvCase(frames: 1, height: 12, width: 10,
+                 params: Conv2DParams(inChannels: 700, outChannels: 17, kernel: (1, 1)), relu: true),
+        ConvCase(frames: 2, height: 11, width: 13,
+                 params: Conv2DParams(inChannels: 67, outChannels: 40, kernel: (3, 3), padding: (1, 1)),
+                 residual: true, relu: true),
+        ConvCase(frames: 6, height: 1, width: 1,
+                 params: Conv2DParams(inChannels: 130, outChannels: 174, kernel: (1, 1))),
+    ]
+
+    static let gemmContexts: [KernelContext] = [
+        KernelContext(threads: 1, gemm: .auto),
+        KernelContext(threads: 2, minGemmColumns: 1, minParallelElements: 1, gemm: .auto),
+        KernelContext(threads: 3, minGemmColumns: 1 << 20, minParallelElements: 1, gemm: .auto),
+    ]
+
+    /// Weights packed once into the panel layout, then run on every context, against float64.
+    @Test(.enabled(if: ownKernel)) func packedGemmMatchesOracle() throws {
+        for (i, c) in Self.gemmCases.enumerated() {
+            let e = try Self.worstError(c, seed: UInt64(7 + i), contexts: Self.gemmContexts) { w, ctx in
+                let prepared = try ConvWeights.prepare(w, owner: nil, params: c.params, context: ctx)
+                #expect(prepared.path == .gemm, "\(c): path \(prepared.path)")
+                return prepared
+            }
+            #expect(e <= 1e-5, "packed GEMM \(c): relative error \(e)")
+        }
+    }
+
+    /// bfloat16 operands, float32 sums: equal to the float64 convolution of the bf16-rounded input
+    /// and weights within float32 summation error.
+    @Test(.enabled(if: bf16)) func bfloat16GemmMatchesOracleOfRoundedOperands() throws {
+        let round = { (f: Float) in HalfConversion.bfloat16ToFloat(HalfConversion.floatToBFloat16(f)) }
+        for (i, c) in Self.gemmCases.enumerated() {
+            let e = try Self.worstError(c, seed: UInt64(50 + i), contexts: Self.gemmContexts, prepare: { w, ctx in
+                let prepared = try ConvWeights.prepare(w, owner: nil, params: c.params, precision: .bfloat16, context: ctx)
+                #expect(prepared.path == .gemmBF16)
+                return prepared
+            }, round: round)
+            #expect(e <= 1e-5, "bf16 GEMM \(c): relative error \(e) against the rounded operands")
+            // Against the unrounded operands the error is bfloat16's (8 significant bits).
+            let unrounded = try Self.worstError(c, seed: UInt64(50 + i), contexts: [Self.gemmContexts[0]]) { w, ctx in
+                try ConvWeights.prepare(w, owner: nil, params: c.params, precision: .bfloat16, context: ctx)
+            }
+            #expect(unrounded > 1e-6 && unrounded <= 2e-2, "bf16 GEMM \(c): \(unrounded) against float32 operands")
+        }
+    }
+
+    /// Without AVX512_BF16, asking for bfloat16 is a typed error, not a crash.
+    @Test(.enabled(if: !bf16)) func bfloat16IsRefusedWithoutTheInstructions() throws {
+        let w = [Float](repeating: 1, count: 8)
+        #expect(throws: BLError.self) {
+            try ConvWeights.prepare(w, owner: nil, params: Conv2DParams(inChannels: 1, outChannels: 8, kernel: (1, 1)),
+                                    precision: .bfloat16, context: .serial)
+        }
+    }
+
+    /// The automatic policy probes each 3x3 stride-1 layer and keeps a tile only within its bound.
+    @Test(.enabled(if: ownKernel)) func automaticPolicyRecordsItsProbe() throws {
+        var rng = SeededRandom(state: 3)
+        let p = Conv2DParams(inChannels: 64, outChannels: 32, kernel: (3, 3), padding: (1, 1))
+        let w = rng.floats(p.weightCount, -0.1, 0.1)
+        let auto = try ConvWeights.prepare(w, owner: nil, params: p, winograd: .standard,
+                                           context: KernelContext(threads: 1, gemm: .auto))
+        #expect(!auto.winogradErrors.isEmpty)
+        if case .winograd(let m) = auto.path {
+            #expect((auto.winogradErrors[m] ?? 1) <= 1.5e-6)
+        } else {
+            #expect(auto.path == .gemm && auto.winogradErrors.values.allSatisfy { $0 > 1.5e-6 })
+        }
+        let strided = try ConvWeights.prepare(w, owner: nil, params: Conv2DParams(inChannels: 64, outChannels: 32, kernel: (3, 3),
+                                                                                  stride: (2, 2), padding: (1, 1)),
+                                              winograd: .standard, context: KernelContext(threads: 1, gemm: .auto))
+        #expect(strided.path == .gemm && strided.winogradErrors.isEmpty)
+    }
+}
