@@ -181,14 +181,14 @@ package final class ConvWeights: @unchecked Sendable {
             }
             var errors: [Int: Double] = [:]
             for m in tiles {
-                let u = try winogradPack(weight, params: p, tile: m, kc: kc)
-                let candidate = ConvWeights(params: p, path: .winograd(tile: m), raw: nil, rawOwner: nil, packed: u,
-                                            mpad: mpad, kc: kc, winogradErrors: [:])
                 if maxError.isFinite {
-                    let e = try candidate.probeError(weight)
+                    // The probe transforms only the channels it checks: a tile that fails costs no
+                    // full transform.
+                    let e = try probeError(weight, params: p, tile: m, kc: kc)
                     errors[m] = e
                     if e > maxError { continue }
                 }
+                let u = try winogradPack(weight, params: p, tile: m, kc: kc)
                 let (r, o) = keep(false)
                 return ConvWeights(params: p, path: .winograd(tile: m), raw: r, rawOwner: o, packed: u, mpad: mpad,
                                    kc: kc, winogradErrors: errors)
@@ -213,11 +213,34 @@ package final class ConvWeights: @unchecked Sendable {
         return buffer
     }
 
-    /// The relative error (max |d| / max |reference|) of this Winograd convolution on a probe
-    /// input, one 12x12 frame of values in [0, 1) (as after a ReLU), against float64 direct
-    /// convolution, over up to 8 evenly spaced output channels.
-    func probeError(_ weight: UnsafePointer<Float>) throws -> Double {
-        let p = params, C = p.inChannels, K = p.outChannels, s = 12
+    /// The relative error (max |d| / max |reference|) of Winograd F(`m` x `m`) for this layer on a
+    /// probe input, one 12x12 frame of values in [0, 1) (as after a ReLU), against float64 direct
+    /// convolution, over up to 8 evenly spaced output channels. Only those channels' weights are
+    /// transformed; each output channel's arithmetic does not depend on the others, so the error is
+    /// the one the whole layer's transform gives on those channels.
+    static func probeError(_ fullWeight: UnsafePointer<Float>, params full: Conv2DParams, tile m: Int, kc: Int) throws -> Double {
+        let C = full.inChannels, fullK = full.outChannels, s = 12
+        let picks = Array(Set((0..<min(8, fullK)).map { $0 * fullK / min(8, fullK) })).sorted()
+        let perChannel = C * 9
+        var subset = [Float](repeating: 0, count: picks.count * perChannel)
+        for (i, k) in picks.enumerated() {
+            for j in 0..<perChannel { subset[i * perChannel + j] = fullWeight[k * perChannel + j] }
+        }
+        var p = full
+        p.outChannels = picks.count
+        let K = picks.count
+        return try subset.withUnsafeBufferPointer { wp -> Double in
+            guard let weight = wp.baseAddress else { return 0 }
+            let u = try winogradPack(weight, params: p, tile: m, kc: kc)
+            let candidate = ConvWeights(params: p, path: .winograd(tile: m), raw: nil, rawOwner: nil, packed: u,
+                                        mpad: (K + 7) / 8 * 8, kc: kc, winogradErrors: [:])
+            return try candidate.probeError(weight, input: s)
+        }
+    }
+
+    /// `probeError` for every output channel of these (subset) weights.
+    private func probeError(_ weight: UnsafePointer<Float>, input s: Int) throws -> Double {
+        let p = params, C = p.inChannels, K = p.outChannels
         var rng: UInt64 = 0x2545_f491_4f6c_dd1d
         let x = (0..<(C * s * s)).map { _ -> Float in
             rng = rng &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
@@ -228,16 +251,16 @@ package final class ConvWeights: @unchecked Sendable {
         serial.gemm = .auto
         try x.withUnsafeBufferPointer { xp in
             try out.withUnsafeMutableBufferPointer { op in
+                guard let xb = xp.baseAddress, let ob = op.baseAddress else { return }
                 let need = try Kernels.conv2dScratchCount(self, frames: 1, height: s, width: s, context: serial)
                 let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(need, 1))
                 defer { scratch.deallocate() }
-                try Kernels.conv2d(xp.baseAddress!, frames: 1, height: s, width: s, weights: self, bias: nil,
-                                   output: op.baseAddress!, scratch: scratch, scratchCount: need, context: serial)
+                try Kernels.conv2d(xb, frames: 1, height: s, width: s, weights: self, bias: nil,
+                                   output: ob, scratch: scratch, scratchCount: need, context: serial)
             }
         }
-        let picks = Array(Set((0..<min(8, K)).map { $0 * K / min(8, K) })).sorted()
         var diff = 0.0, scale = 0.0
-        for k in picks {
+        for k in 0..<K {
             for y in 0..<s {
                 for xo in 0..<s {
                     var acc = 0.0

@@ -209,4 +209,50 @@ import CGemm
                                               winograd: .standard, context: KernelContext(threads: 1, gemm: .auto))
         #expect(strided.path == .gemm && strided.winogradErrors.isEmpty)
     }
+
+    /// The probe transforms only the channels it checks: its error equals what the whole layer's
+    /// transform gives on those channels (same probe input, float64 direct convolution).
+    @Test(.enabled(if: ownKernel)) func probeOfTheCheckedChannelsEqualsTheWholeLayer() throws {
+        var rng = SeededRandom(state: 11)
+        let p = Conv2DParams(inChannels: 40, outChannels: 37, kernel: (3, 3), padding: (1, 1))
+        let w = rng.floats(p.weightCount, -0.2, 0.2)
+        let serial = KernelContext(threads: 1, gemm: .auto)
+        for m in [2, 4, 6] {
+            let probe = try ConvWeights.probeError(w, params: p, tile: m, kc: Int(cgemm_get_blocking().kc))
+            // The whole layer, transformed and run on the same 12x12 probe input.
+            let whole = try ConvWeights.prepare(w, owner: nil, params: p, winograd: .tile(m), context: serial)
+            #expect(whole.path == .winograd(tile: m))
+            let s = 12, C = p.inChannels, K = p.outChannels
+            var state: UInt64 = 0x2545_f491_4f6c_dd1d
+            let x = (0..<(C * s * s)).map { _ -> Float in
+                state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                return Float(state >> 40) / Float(1 << 24)
+            }
+            var out = [Float](repeating: 0, count: K * s * s)
+            let need = try Kernels.conv2dScratchCount(whole, frames: 1, height: s, width: s, context: serial)
+            var scratch = [Float](repeating: 0, count: max(need, 1))
+            try Kernels.conv2d(x, frames: 1, height: s, width: s, weights: whole, bias: nil, output: &out,
+                               scratch: &scratch, scratchCount: need, context: serial)
+            let picks = Array(Set((0..<8).map { $0 * K / 8 })).sorted()
+            var diff = 0.0, scale = 0.0
+            for k in picks {
+                for y in 0..<s {
+                    for xo in 0..<s {
+                        var acc = 0.0  // float64 direct convolution, padding 1
+                        for c in 0..<C {
+                            for i in 0..<3 where (0..<s).contains(y - 1 + i) {
+                                for j in 0..<3 where (0..<s).contains(xo - 1 + j) {
+                                    acc += Double(w[((k * C + c) * 3 + i) * 3 + j]) * Double(x[(c * s + y - 1 + i) * s + xo - 1 + j])
+                                }
+                            }
+                        }
+                        diff = max(diff, abs(Double(out[(k * s + y) * s + xo]) - acc))
+                        scale = max(scale, abs(acc))
+                    }
+                }
+            }
+            #expect(probe > 0)
+            #expect(abs(probe - diff / scale) <= 1e-3 * probe, "F(\(m)x\(m)): probe \(probe), whole layer \(diff / scale)")
+        }
+    }
 }
