@@ -36,7 +36,7 @@ public struct Clip: Sendable {
         let t = try bridged { () throws -> Tensor in
             let file = try MappedFile(path: path)
             let b = file.bytes
-            if b.count >= 6 && b[0] == 0x93 && b[1] == UInt8(ascii: "N") && b[2] == UInt8(ascii: "U") {
+            if NPYReader.looksLikeNPY(b) {
                 return try NPYReader.load(path: path)
             }
             guard SafetensorsFile.looksLikeSafetensors(b) else {
@@ -59,8 +59,7 @@ public struct Clip: Sendable {
     package static func isTensorFile(_ path: String) -> Bool {
         guard let file = try? MappedFile(path: path) else { return false }
         let b = file.bytes
-        if b.count >= 6 && b[0] == 0x93 && b[1] == UInt8(ascii: "N") && b[2] == UInt8(ascii: "U") { return true }
-        return SafetensorsFile.looksLikeSafetensors(b)
+        return NPYReader.looksLikeNPY(b) || SafetensorsFile.looksLikeSafetensors(b)
     }
 
     package init(tensor: Tensor) throws(BLConvertError) {
@@ -81,15 +80,6 @@ public struct Logits: Sendable {
     public let classes: Int
     /// Every value, row-major: sample `s`, class `c` at `s * classes + c`.
     public let values: [Float]
-
-    /// Whether `path` starts as a clip tensor file does (`.npy` magic, or a safetensors header);
-    /// anything else that is a file is taken for a video.
-    package static func isTensorFile(_ path: String) -> Bool {
-        guard let file = try? MappedFile(path: path) else { return false }
-        let b = file.bytes
-        if b.count >= 6 && b[0] == 0x93 && b[1] == UInt8(ascii: "N") && b[2] == UInt8(ascii: "U") { return true }
-        return SafetensorsFile.looksLikeSafetensors(b)
-    }
 
     package init(tensor: Tensor) throws(BLConvertError) {
         guard tensor.rank == 2 else {

@@ -7,6 +7,14 @@ import BLCore
 /// the file. Anything else (other dtypes, Fortran order, big-endian, object arrays, a size that
 /// does not match the file) is a `BLError` naming the file.
 package enum NPYReader {
+    /// The six bytes every `.npy` file starts with: `\x93NUMPY`.
+    static let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]
+
+    /// Whether `bytes` start with the `.npy` magic string.
+    package static func looksLikeNPY(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        bytes.count >= magic.count && bytes.prefix(magic.count).elementsEqual(magic)
+    }
+
     /// The array as a contiguous float32 tensor of the file's shape.
     package static func load(path: String) throws -> Tensor {
         let file: MappedFile
@@ -29,7 +37,7 @@ package enum NPYReader {
     static func parseHeader(_ bytes: UnsafeRawBufferPointer) throws -> Header {
         var r = ByteReader(bytes, context: "npy header")
         let magic = try r.array(6, "the magic string")
-        guard magic == [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59] else {
+        guard magic == Self.magic else {
             throw BLError.format("not a .npy file (missing \\x93NUMPY magic)", offset: 0)
         }
         let major = try r.u8()
