@@ -4,6 +4,7 @@ import BLCore
 import BLEngine
 import BLKernels
 import BLSafetensors
+import BLVerify
 import Foundation
 
 struct Bench: ParsableCommand {
@@ -135,15 +136,9 @@ struct Bench: ParsableCommand {
                              batch: batch, shape: tensor.shape, plan: plan, prof: prof, paths: engine.layerPaths,
                              config: Self.short(c))
             let logits = first.floats(), classes = first.shape.last ?? 1
-            m.top5 = Array((0..<classes).sorted { logits[$0] != logits[$1] ? logits[$0] > logits[$1] : $0 < $1 }.prefix(5))
+            m.top5 = Ranking.topK(logits.prefix(classes), 5)
             if let reference, reference.elementCount == first.elementCount {
-                let ref = reference.doubles()
-                var diff = 0.0, scale = 0.0
-                for (a, b) in zip(logits, ref) {
-                    diff = max(diff, abs(Double(a) - b))
-                    scale = max(scale, abs(b))
-                }
-                m.errorVsF64 = scale > 0 ? diff / scale : diff
+                m.errorVsF64 = Agreement.measure(logits, reference.doubles()).maxRelError
             }
             return m
         }

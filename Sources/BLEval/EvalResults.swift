@@ -17,9 +17,9 @@ package struct VideoResult: Sendable, Equatable {
         self.entry = entry
         self.logits = logits
         self.views = views
-        let p = Self.softmax(logits)
+        let p = Ranking.softmax(logits[...])
         probs = p
-        top5 = Self.topK(p, 5)
+        top5 = Ranking.topK(p[...], 5)
     }
 
     package init(entry: VideoEntry, error: String) {
@@ -37,17 +37,6 @@ package struct VideoResult: Sendable, Equatable {
         guard let top5 else { return false }
         let top = top5.prefix(k)
         return entry.labels.contains { top.contains($0) }
-    }
-
-    static func softmax(_ x: [Double]) -> [Double] {
-        let m = x.max() ?? 0
-        let e = x.map { Foundation.exp($0 - m) }
-        let s = e.reduce(0, +)
-        return e.map { $0 / s }
-    }
-
-    static func topK(_ x: [Double], _ k: Int) -> [Int] {
-        Array(x.indices.sorted { x[$0] != x[$1] ? x[$0] > x[$1] : $0 < $1 }.prefix(k))
     }
 }
 

@@ -46,23 +46,3 @@ package struct Agreement: Sendable, Equatable {
         nonFinite == 0 && maxAbsError <= atol + rtol * refScale
     }
 }
-
-/// Class rankings.
-package enum Ranking {
-    /// Indices of the `k` largest values, largest first; ties keep the lower index first (as a stable sort does).
-    package static func topK<T: BinaryFloatingPoint>(_ values: ArraySlice<T>, _ k: Int) -> [Int] {
-        let base = values.startIndex
-        let idx = values.indices.sorted { a, b in
-            values[a] != values[b] ? values[a] > values[b] : a < b
-        }
-        return idx.prefix(k).map { $0 - base }
-    }
-
-    package static func softmax(_ logits: ArraySlice<Float>) -> [Double] {
-        let m = Double(logits.max() ?? 0)
-        let e = logits.map { exp(Double($0) - m) }
-        let s = e.reduce(0, +)
-        return e.map { $0 / s }
-    }
-}
-
