@@ -92,7 +92,7 @@ struct GraphCommand: ParsableCommand {
         s += "\(Format.fixed(Double(cost.convMACs) / 1e9, 3)) G, TAM depthwise 1x1 \(Format.fixed(Double(cost.tamMACs) / 1e9, 3)) G, "
         s += "linear \(Format.fixed(Double(cost.linearMACs) / 1e9, 3)) G\n"
         s += "parameters: \(Format.grouped(cost.parameters))\n"
-        s += "activations: \(Format.bytes(cost.totalActivationBytes)) in all, \(Format.bytes(cost.peakActivationBytes)) live at the peak\n"
+        s += "activations: \(Format.bytes(cost.totalActivationBytes)) in all, \(Format.bytes(cost.peakActivationBytes)) live at the peak (one value per IR node; the engine's fusions and in-place steps plan less: see `bench`)\n"
         Console.out(s)
     }
 

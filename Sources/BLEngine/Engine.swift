@@ -18,6 +18,10 @@ package struct MemoryPlanSummary: Sendable, Equatable {
     /// Convolutions fused into a following residual add, and nearest resizes fused into an add.
     package var fusedConvAdds: Int
     package var fusedResizeAdds: Int
+    /// Convolutions whose ReLU node runs as their epilogue.
+    package var fusedConvRelus: Int
+    /// TAM splits written over their source's memory.
+    package var inPlaceTAMSplits: Int
     /// TAMs reading a duplicated input without the copy, and TAMs writing the big/little frame
     /// selections directly.
     package var fusedDuplicateTAMs: Int
@@ -195,6 +199,9 @@ package final class Engine: @unchecked Sendable {
         case let .convAdd(c, _, _):
             name = "conv2d+add"
             nodes = [c, step.node]
+        case let .convRelu(c):
+            name = "conv2d+relu"
+            nodes = [c, step.node]
         case let .resizeAdd(z, _, _):
             name = "resizeNearest+add"
             nodes = [z, step.node]
@@ -222,7 +229,8 @@ package final class Engine: @unchecked Sendable {
                     kind = "other"
                 }
                 if case .prepared(let cw) = w {
-                    path = cw.path.description
+                    let x = plan.dims[graph.nodes[id].inputs[0]]
+                    path = cw.kernelDescription(height: x[2], width: x[3])
                     if case .winograd = cw.path { kind = (kind ?? "") + " Winograd" }
                 }
                 // MACs: output elements x (C/groups) x kh x kw.
@@ -283,10 +291,11 @@ package final class Engine: @unchecked Sendable {
     /// Details of the memory plan for an input size.
     package func memoryPlan(batch: Int, height: Int, width: Int) throws -> MemoryPlanSummary {
         let p = try state.withLock { try plan(batch: batch, height: height, width: width, capture: [], state: &$0) }
-        var convAdds = 0, resizeAdds = 0, dupTAMs = 0, splits = 0, views = 0
+        var convAdds = 0, convRelus = 0, resizeAdds = 0, dupTAMs = 0, splits = 0, views = 0
         for s in p.steps {
             switch s.kind {
             case .convAdd: convAdds += 1
+            case .convRelu: convRelus += 1
             case .resizeAdd: resizeAdds += 1
             case let .tam(_, duplicated, even, _):
                 if duplicated { dupTAMs += 1 }
@@ -298,7 +307,8 @@ package final class Engine: @unchecked Sendable {
         return MemoryPlanSummary(activationBytes: p.activationFloats * 4,
                                  scratchBytes: (p.convScratchFloats + p.weightScratchFloats) * 4,
                                  unsharedActivationBytes: p.unsharedFloats * 4, blockCount: p.blockCount,
-                                 stepCount: p.steps.count, fusedConvAdds: convAdds, fusedResizeAdds: resizeAdds,
+                                 stepCount: p.steps.count, fusedConvAdds: convAdds, fusedResizeAdds: resizeAdds, fusedConvRelus: convRelus,
+                                 inPlaceTAMSplits: p.tamInPlace.count,
                                  fusedDuplicateTAMs: dupTAMs, splitTAMs: splits, views: views)
     }
 
@@ -443,6 +453,12 @@ package final class Engine: @unchecked Sendable {
             try conv(value(xin), dims: d, params: p, weight: w, bias: bias, residual: value(r), relu: relu,
                      output: value(id), plan: plan, base: base)
             return
+        case let .convRelu(c):
+            guard case let .conv(p, w, bias, _) = bound[c] else { throw mismatch(c) }
+            let xin = graph.nodes[c].inputs[0], d = plan.dims[xin]
+            try conv(value(xin), dims: d, params: p, weight: w, bias: bias, residual: nil, relu: true,
+                     output: value(id), plan: plan, base: base)
+            return
         case let .resizeAdd(z, a, relu):
             let xin = graph.nodes[z].inputs[0], d = plan.dims[xin], o = plan.dims[id]
             try Kernels.resizeNearest(value(xin), planes: d[0] * d[1], inHeight: d[2], inWidth: d[3],
@@ -452,12 +468,16 @@ package final class Engine: @unchecked Sendable {
         case let .tam(source, duplicated, even, odd):
             guard case let .tam(weights, b, duration) = bound[id] else { throw mismatch(id) }
             let d = plan.dims[id]
-            // A TAM split into the big/little selections writes them and has no value of its own.
+            // A TAM split into the big/little selections writes them and has no value of its own;
+            // planned in place, it writes them over its source.
             let output = try even.map(value) ?? value(id)
+            let inPlace = plan.tamInPlace.contains(id)
             try Kernels.tam(value(source), clips: d[0] / duration, framesPerClip: duration, channels: d[1],
                             height: d[2], width: d[3], weights: weights.pointer, blending: b,
                             inputDuplicated: duplicated, output: output,
-                            oddOutput: try odd.map(value), context: context)
+                            oddOutput: try odd.map(value),
+                            inPlaceScratch: inPlace ? convScratch : nil,
+                            scratchCount: inPlace ? plan.convScratchFloats : 0, context: context)
             return
         case .view:
             return

@@ -9,6 +9,8 @@ enum StepKind: Equatable {
     /// An `add` node computed as the epilogue of the convolution `conv` (which gets no step of its own):
     /// `act(conv(x) + residual)`.
     case convAdd(conv: Int, residual: Int, relu: Bool)
+    /// A `relu` node computed as the epilogue of the convolution `conv` (no step of its own).
+    case convRelu(conv: Int)
     /// An `add` node computed by the nearest resize `resize` with `addend` fused in:
     /// `act(resize(x) + addend)`.
     case resizeAdd(resize: Int, addend: Int, relu: Bool)
@@ -40,6 +42,7 @@ struct Fusion {
     var absorbed = Set<Int>()
 
     /// - A conv (without its own ReLU) or a nearest resize is fused into the `add` that is its only consumer.
+    /// - A conv (without its own ReLU) is fused into the `relu` that is its only consumer.
     /// - A `duplicateFrames` read only by a `tam` is folded into the TAM's reads.
     /// - A `tam` read only by a big and a little `selectFrames` writes their two values directly.
     /// - A `selectFrames` of a `duplicateFrames` is a view of the duplicated value.
@@ -83,6 +86,12 @@ struct Fusion {
                 }
                 if duplicated || even != nil {
                     kinds[node.id] = .tam(source: source, duplicated: duplicated, even: even, odd: odd)
+                }
+            case .relu:
+                let x = node.inputs[0]
+                if case .conv(_, weight: _, bias: _, relu: false) = bound[x], single(x) {
+                    kinds[node.id] = .convRelu(conv: x)
+                    absorbed.insert(x)
                 }
             case .add(let relu):
                 guard node.inputs[0] != node.inputs[1] else { break }
@@ -152,8 +161,12 @@ struct ExecutionPlan {
     /// Floats are placed on 64-byte boundaries.
     static func aligned(_ n: Int) -> Int { (n + 15) & ~15 }
 
+    /// TAM split steps that write their selections over their source (`Kernels.tam`'s in-place split).
+    let tamInPlace: Set<Int>
+
+    /// - Parameter inPlaceTAM: let TAM splits write over a source that dies at them.
     init(graph: Graph, bound: [BoundOp], fusion: Fusion, batch: Int, height: Int, width: Int,
-         context: KernelContext) throws {
+         context: KernelContext, inPlaceTAM: Bool = true) throws {
         guard batch > 0 else { throw BLError(.invalidArgument, "batch \(batch) must be positive") }
         let shapes = try graph.inferShapes(height: height, width: width)
         self.batch = batch
@@ -177,6 +190,8 @@ struct ExecutionPlan {
             switch kind {
             case let .convAdd(c, r, _):
                 (outputs, reads) = ([node.id], [graph.nodes[c].inputs[0], r])
+            case let .convRelu(c):
+                (outputs, reads) = ([node.id], [graph.nodes[c].inputs[0]])
             case let .resizeAdd(z, a, _):
                 (outputs, reads) = ([node.id], [graph.nodes[z].inputs[0], a])
             case let .tam(source, _, even, odd):
@@ -208,16 +223,42 @@ struct ExecutionPlan {
         }
         lastUse[graph.output] = n
 
-        // Storage groups: values sharing memory (views, in-place results).
-        var group = [Int](repeating: -1, count: n)
+        // Storage groups: values sharing memory (views, in-place results). A TAM split whose
+        // source dies at it writes its two selections over the source (little frames first):
+        // the group then has two halves, each free once its selection dies.
+        var group = [Int](repeating: -1, count: n), within = [Int](repeating: 0, count: n)
         var gSize = [Int](), gStart = [Int](), gEnd = [Int]()
+        var gSplit = [Int: (at: Int, firstEnd: Int, secondEnd: Int)]()
+        var tamInPlace = Set<Int>()
+        /// Value `v` joins the group of `x` at the same place (a view, an in-place result).
+        func join(_ v: Int, _ x: Int) {
+            let g = group[x]
+            group[v] = g
+            within[v] = within[x]
+            gEnd[g] = max(gEnd[g], lastUse[v])
+            if var sp = gSplit[g] {
+                if within[x] < sp.at { sp.firstEnd = max(sp.firstEnd, lastUse[v]) } else { sp.secondEnd = max(sp.secondEnd, lastUse[v]) }
+                gSplit[g] = sp
+            }
+        }
         for step in steps {
             let id = step.node
             if case .view(let of) = step.kind {
-                let g = group[of]
-                group[id] = g
-                gEnd[g] = max(gEnd[g], lastUse[id])
+                join(id, of)
                 continue
+            }
+            if case let .tam(source, false, even?, odd?) = step.kind, inPlaceTAM {
+                let g = group[source]
+                if g >= 0, gEnd[g] == id, gSplit[g] == nil, within[source] == 0,
+                   counts[even] + counts[odd] == counts[source] {
+                    group[even] = g
+                    group[odd] = g
+                    within[odd] = counts[even]
+                    gSplit[g] = (at: counts[even], firstEnd: lastUse[even], secondEnd: lastUse[odd])
+                    gEnd[g] = max(lastUse[even], lastUse[odd])
+                    tamInPlace.insert(id)
+                    continue
+                }
             }
             var candidates: [Int]
             switch step.kind {
@@ -229,11 +270,10 @@ struct ExecutionPlan {
                 var chosen: Int? = nil
                 for x in candidates {
                     let g = group[x]
-                    if g >= 0, gEnd[g] == id, counts[x] == counts[o] { chosen = g; break }
+                    if g >= 0, gEnd[g] == id, counts[x] == counts[o] { chosen = x; break }
                 }
-                if let g = chosen {
-                    group[o] = g
-                    gEnd[g] = max(gEnd[g], lastUse[o])
+                if let x = chosen {
+                    join(o, x)
                 } else {
                     group[o] = gSize.count
                     gSize.append(ExecutionPlan.aligned(counts[o]))
@@ -243,25 +283,32 @@ struct ExecutionPlan {
             }
         }
 
-        // Offsets: largest blocks first, each at the lowest-waste gap among blocks alive at the same time.
+        // Offsets: largest blocks first, each at the lowest-waste gap among the memory alive at the
+        // same time (a split group's halves each for their own lifetime).
+        func parts(_ g: Int) -> [(lo: Int, hi: Int, start: Int, end: Int)] {
+            guard let sp = gSplit[g] else { return [(0, gSize[g], gStart[g], gEnd[g])] }
+            return [(0, sp.at, gStart[g], sp.firstEnd), (sp.at, gSize[g], gStart[g], sp.secondEnd)]
+        }
         var gOffset = [Int](repeating: 0, count: gSize.count)
         var placed = [Int]()
         let order = gSize.indices.sorted { gSize[$0] != gSize[$1] ? gSize[$0] > gSize[$1] : gStart[$0] < gStart[$1] }
         var total = 0
         for g in order {
-            let live = placed.filter { gStart[$0] <= gEnd[g] && gStart[g] <= gEnd[$0] }
-                .sorted { gOffset[$0] < gOffset[$1] }
+            let live = placed.flatMap { p in
+                parts(p).filter { $0.start <= gEnd[g] && gStart[g] <= $0.end }.map { (lo: gOffset[p] + $0.lo, hi: gOffset[p] + $0.hi) }
+            }.sorted { $0.lo < $1.lo }
             var best: Int? = nil, bestGap = Int.max, cursor = 0
-            for p in live {
-                let gap = gOffset[p] - cursor
+            for r in live {
+                let gap = r.lo - cursor
                 if gap >= gSize[g] && gap < bestGap { best = cursor; bestGap = gap }
-                cursor = max(cursor, gOffset[p] + gSize[p])
+                cursor = max(cursor, r.hi)
             }
             gOffset[g] = best ?? cursor
             total = max(total, gOffset[g] + gSize[g])
             placed.append(g)
         }
-        offsets = (0..<n).map { group[$0] >= 0 ? gOffset[group[$0]] : -1 }
+        offsets = (0..<n).map { group[$0] >= 0 ? gOffset[group[$0]] + within[$0] : -1 }
+        self.tamInPlace = tamInPlace
         activationFloats = total
         blockCount = gSize.count
         unsharedFloats = steps.reduce(0) { acc, s in
@@ -290,6 +337,12 @@ struct ExecutionPlan {
                                                                                   context: context))
                 }
                 if case .deferred = w { weightScratch = max(weightScratch, w.count) }
+            case .tam where tamInPlace.contains(node.id):
+                let d = dims[node.id]
+                guard case let .tam(_, _, duration) = bound[node.id], duration > 0 else { break }
+                convScratch = max(convScratch, try Kernels.tamInPlaceScratchCount(
+                    clips: d[0] / duration, framesPerClip: duration, height: d[2], width: d[3], channels: d[1],
+                    context: context))
             default:
                 break
             }

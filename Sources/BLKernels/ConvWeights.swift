@@ -175,7 +175,10 @@ package final class ConvWeights: @unchecked Sendable {
             switch winograd {
             case .tile(let m) where winogradApplies(p) && [2, 4, 6].contains(m): tiles = [m]
             case .auto(let candidates, let bound) where winogradApplies(p):
-                tiles = candidates.filter { [2, 4, 6].contains($0) }
+                // With at most 32 output channels F(2x2)'s transforms cost more than it saves: the
+                // GEMM path's direct kernel (see cgemm.h) ran 64 -> 32 at 112x112 in 20 ms
+                // against F(2x2)'s 25 on Zen 4. F(4x4) amortises them and stays a candidate.
+                tiles = candidates.filter { [2, 4, 6].contains($0) && !($0 == 2 && p.outChannels <= 32) }
                 maxError = bound
             default: break
             }

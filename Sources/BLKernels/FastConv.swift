@@ -93,6 +93,21 @@ private final class FailureFlag: Sendable {
     var isSet: Bool { failed.withLock { $0 } }
 }
 
+extension ConvWeights {
+    /// The kernel these weights run with on frames of `height` x `width`: the path's name, and
+    /// for the packed GEMM "GEMM direct" when its direct kernel reads B in place (see cgemm.h).
+    package func kernelDescription(height: Int, width: Int) -> String {
+        guard path == .gemm, let (_, ow) = try? params.outputSize(height: height, width: width) else {
+            return path.description
+        }
+        let p = params
+        var src = cgemm_src(x: nil, C: p.inChannels, H: height, W: width, kh: p.kernelH, kw: p.kernelW,
+                            sh: p.strideH, sw: p.strideW, ph: p.padH, pw: p.padW, OW: ow,
+                            f0: 0, fcount: 1, r0: 0, rows: 1)
+        return cgemm_conv_is_direct(mpad, kc, &src) == 1 ? "GEMM direct" : path.description
+    }
+}
+
 extension Kernels {
     /// Floats of scratch `conv2d` needs for these shapes and this context (0 when none). The
     /// raw-weight `conv2d` runs the path `ConvWeights.basePath(params, precision: .float32,

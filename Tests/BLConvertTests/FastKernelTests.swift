@@ -163,6 +163,66 @@ import CGemm
         }
     }
 
+    /// Stride-1 shapes the direct kernel (B read in place) takes: segments of 48 columns plus
+    /// narrower tails (45, 100 = 48 + 48 + 4, 33), depths over several slices with a slice ending
+    /// mid-channel, a row stride of 2, a 5x3 kernel, rows with every input row outside the image
+    /// but one, and M off the multiple of 8.
+    static let directCases: [ConvCase] = [
+        ConvCase(frames: 2, height: 6, width: 45,
+                 params: Conv2DParams(inChannels: 19, outChannels: 21, kernel: (3, 3), padding: (1, 1)),
+                 residual: true, relu: true),
+        ConvCase(frames: 1, height: 5, width: 100,
+                 params: Conv2DParams(inChannels: 67, outChannels: 64, kernel: (3, 3), padding: (1, 1)),
+                 residual: true),
+        ConvCase(frames: 3, height: 9, width: 33,
+                 params: Conv2DParams(inChannels: 5, outChannels: 8, kernel: (5, 3), stride: (2, 1), padding: (2, 1)),
+                 relu: true),
+        ConvCase(frames: 2, height: 1, width: 30,
+                 params: Conv2DParams(inChannels: 40, outChannels: 12, kernel: (3, 3), padding: (1, 1)),
+                 bias: false),
+        ConvCase(frames: 1, height: 3, width: 64,
+                 params: Conv2DParams(inChannels: 9, outChannels: 3, kernel: (1, 3), padding: (0, 1)),
+                 residual: true, relu: true),
+    ]
+
+    /// The direct kernel against float64 on every context (the tiling splits rows and, with
+    /// three workers on one tile, output channels); each case is one it takes.
+    @Test(.enabled(if: ownKernel)) func directConvolutionMatchesOracle() throws {
+        let kc = Int(cgemm_get_blocking().kc)
+        for (i, c) in Self.directCases.enumerated() {
+            let p = c.params
+            let (_, ow) = try p.outputSize(height: c.height, width: c.width)
+            let x = [Float](repeating: 0, count: 1)
+            let taken = x.withUnsafeBufferPointer { xp in
+                var src = cgemm_src(x: xp.baseAddress, C: p.inChannels, H: c.height, W: c.width, kh: p.kernelH, kw: p.kernelW,
+                                    sh: p.strideH, sw: p.strideW, ph: p.padH, pw: p.padW, OW: ow,
+                                    f0: 0, fcount: 1, r0: 0, rows: 1)
+                return cgemm_conv_is_direct((p.outChannels + 7) / 8 * 8, kc, &src)
+            }
+            #expect(taken == 1, "\(c): not a direct-kernel shape")
+            let e = try Self.worstError(c, seed: UInt64(90 + i), contexts: Self.gemmContexts) { w, ctx in
+                let prepared = try ConvWeights.prepare(w, owner: nil, params: p, context: ctx)
+                #expect(prepared.path == .gemm, "\(c): path \(prepared.path)")
+                return prepared
+            }
+            #expect(e <= 1e-5, "direct kernel \(c): relative error \(e)")
+        }
+        // Not taken: stride 2 across, pointwise, more than 64 rows of output channels, short rows.
+        let x = [Float](repeating: 0, count: 1)
+        x.withUnsafeBufferPointer { xp in
+            func direct(kw: Int, sw: Int, pw: Int, rows: Int, ow: Int) -> Int32 {
+                var src = cgemm_src(x: xp.baseAddress, C: 8, H: 56, W: 56, kh: kw, kw: kw, sh: sw, sw: sw, ph: pw, pw: pw,
+                                    OW: ow, f0: 0, fcount: 1, r0: 0, rows: 1)
+                return cgemm_conv_is_direct(rows, kc, &src)
+            }
+            #expect(direct(kw: 3, sw: 1, pw: 1, rows: 64, ow: 56) == 1)
+            #expect(direct(kw: 3, sw: 2, pw: 1, rows: 64, ow: 28) == 0)
+            #expect(direct(kw: 1, sw: 1, pw: 0, rows: 64, ow: 56) == 0)
+            #expect(direct(kw: 3, sw: 1, pw: 1, rows: 72, ow: 56) == 0)
+            #expect(direct(kw: 3, sw: 1, pw: 1, rows: 64, ow: 14) == 0)
+        }
+    }
+
     /// bfloat16 operands, float32 sums: equal to the float64 convolution of the bf16-rounded input
     /// and weights within float32 summation error.
     @Test(.enabled(if: bf16)) func bfloat16GemmMatchesOracleOfRoundedOperands() throws {

@@ -339,6 +339,52 @@ struct ConvCase: CustomStringConvertible {
             }
             #expect(maxRelativeError(even2, refEven) <= 1e-6 && maxRelativeError(odd2, refOdd) <= 1e-6)
         }
+        // Plain input split in place (odd T too: T0 = T1 + 1): the buffer ends as [even | odd], on
+        // one and on three workers, the same values as the out-of-place split.
+        for (n, t, c, h, w, b) in [(2, 4, 3, 5, 7, 3), (3, 5, 4, 2, 3, 3), (1, 16, 7, 6, 5, 3), (2, 6, 1, 4, 4, 5)] {
+            var rng = KernelRNG(UInt64(n * 13 + t * 3 + c))
+            let hw = h * w, frameSize = c * hw, t0 = (t + 1) / 2
+            let full = rng.array(n * t * frameSize), wts = rng.array(b * c)
+            var ref = [Float](repeating: 0, count: full.count)
+            Kernels.tamNaive(full, clips: n, framesPerClip: t, channels: c, height: h, width: w, weights: wts,
+                             blending: b, output: &ref)
+            var refEven = [Float](repeating: 0, count: n * t0 * frameSize)
+            var refOdd = [Float](repeating: 0, count: n * (t - t0) * frameSize)
+            try Kernels.selectFrames(ref, clips: n, framesPerClip: t, frameSize: frameSize, parity: 0, output: &refEven)
+            try Kernels.selectFrames(ref, clips: n, framesPerClip: t, frameSize: frameSize, parity: 1, output: &refOdd)
+            for ctx in [KernelContext.serial, KernelContext(threads: 3, minParallelElements: 1)] {
+                var buffer = full
+                let need = try Kernels.tamInPlaceScratchCount(clips: n, framesPerClip: t, height: h, width: w,
+                                                              channels: c, context: ctx)
+                var scratch = [Float](repeating: .nan, count: need)
+                try buffer.withUnsafeMutableBufferPointer { bp in
+                    let base = bp.baseAddress!
+                    try Kernels.tam(base, clips: n, framesPerClip: t, channels: c, height: h, width: w, weights: wts,
+                                    blending: b, output: base, oddOutput: base + n * t0 * frameSize,
+                                    inPlaceScratch: &scratch, scratchCount: need, context: ctx)
+                }
+                #expect(maxRelativeError(Array(buffer[..<(n * t0 * frameSize)]), refEven) <= 1e-6, "in place \(n)x\(t) c\(c)")
+                #expect(maxRelativeError(Array(buffer[(n * t0 * frameSize)...]), refOdd) <= 1e-6, "in place \(n)x\(t) c\(c)")
+                // Wrong layouts and short scratch are refused.
+                var other = full
+                #expect(throws: BLError.self) {
+                    try buffer.withUnsafeMutableBufferPointer { bp in
+                        let base = bp.baseAddress!
+                        try Kernels.tam(base, clips: n, framesPerClip: t, channels: c, height: h, width: w, weights: wts,
+                                        blending: b, output: &other, oddOutput: base + n * t0 * frameSize,
+                                        inPlaceScratch: &scratch, scratchCount: need, context: ctx)
+                    }
+                }
+                #expect(throws: BLError.self) {
+                    try buffer.withUnsafeMutableBufferPointer { bp in
+                        let base = bp.baseAddress!
+                        try Kernels.tam(base, clips: n, framesPerClip: t, channels: c, height: h, width: w, weights: wts,
+                                        blending: b, output: base, oddOutput: base + n * t0 * frameSize,
+                                        inPlaceScratch: &scratch, scratchCount: need - 1, context: ctx)
+                    }
+                }
+            }
+        }
         var out = [Float](repeating: 0, count: 9)
         #expect(throws: BLError.self) {
             try Kernels.tam([Float](repeating: 0, count: 9), clips: 1, framesPerClip: 3, channels: 1, height: 1, width: 1,
