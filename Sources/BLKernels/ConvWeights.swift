@@ -111,7 +111,7 @@ package final class ConvWeights: @unchecked Sendable {
     /// Whether the float32 weights are still held.
     package var keepsFloat32: Bool { raw != nil }
 
-    private init(params: Conv2DParams, path: Path, raw: UnsafePointer<Float>?, rawOwner: AnyObject?,
+    fileprivate init(params: Conv2DParams, path: Path, raw: UnsafePointer<Float>?, rawOwner: AnyObject?,
                  packed: AlignedBuffer?, mpad: Int, kc: Int, winogradErrors: [Int: Double]) {
         self.params = params
         self.path = path
@@ -183,11 +183,14 @@ package final class ConvWeights: @unchecked Sendable {
             default: break
             }
             var errors: [Int: Double] = [:]
+            var probe: WinogradProbe? = nil
             for m in tiles {
                 if maxError.isFinite {
                     // The probe transforms only the channels it checks: a tile that fails costs no
-                    // full transform.
-                    let e = try probeError(weight, params: p, tile: m, kc: kc)
+                    // full transform. Its float64 reference serves every tile.
+                    let checks = probe ?? WinogradProbe(weight, params: p)
+                    probe = checks
+                    let e = try checks.error(tile: m, kc: kc)
                     errors[m] = e
                     if e > maxError { continue }
                 }
@@ -222,7 +225,23 @@ package final class ConvWeights: @unchecked Sendable {
     /// transformed; each output channel's arithmetic does not depend on the others, so the error is
     /// the one the whole layer's transform gives on those channels.
     static func probeError(_ fullWeight: UnsafePointer<Float>, params full: Conv2DParams, tile m: Int, kc: Int) throws -> Double {
-        let C = full.inChannels, fullK = full.outChannels, s = 12
+        try WinogradProbe(fullWeight, params: full).error(tile: m, kc: kc)
+    }
+}
+
+/// `ConvWeights.probeError`'s input, checked channels and float64 reference, computed once per
+/// layer for every tile tried.
+struct WinogradProbe {
+    static let size = 12
+    /// The checked output channels' weights `[picks, C, 3, 3]` and the subset's parameters.
+    let subset: [Float]
+    let params: Conv2DParams
+    /// The probe input `[C, 12, 12]` and the float64 convolution of it `[picks, 12, 12]`.
+    let input: [Float]
+    let reference: [Double]
+
+    init(_ fullWeight: UnsafePointer<Float>, params full: Conv2DParams) {
+        let C = full.inChannels, fullK = full.outChannels, s = Self.size
         let picks = Array(Set((0..<min(8, fullK)).map { $0 * fullK / min(8, fullK) })).sorted()
         let perChannel = C * 9
         var subset = [Float](repeating: 0, count: picks.count * perChannel)
@@ -231,58 +250,61 @@ package final class ConvWeights: @unchecked Sendable {
         }
         var p = full
         p.outChannels = picks.count
-        let K = picks.count
-        return try subset.withUnsafeBufferPointer { wp -> Double in
-            guard let weight = wp.baseAddress else { return 0 }
-            let u = try winogradPack(weight, params: p, tile: m, kc: kc)
-            let candidate = ConvWeights(params: p, path: .winograd(tile: m), raw: nil, rawOwner: nil, packed: u,
-                                        mpad: (K + 7) / 8 * 8, kc: kc, winogradErrors: [:])
-            return try candidate.probeError(weight, input: s)
-        }
-    }
-
-    /// `probeError` for every output channel of these (subset) weights.
-    private func probeError(_ weight: UnsafePointer<Float>, input s: Int) throws -> Double {
-        let p = params, C = p.inChannels, K = p.outChannels
         var rng: UInt64 = 0x2545_f491_4f6c_dd1d
         let x = (0..<(C * s * s)).map { _ -> Float in
             rng = rng &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
             return Float(rng >> 40) / Float(1 << 24)
         }
-        var out = [Float](repeating: 0, count: K * s * s)
-        var serial = KernelContext.serial
-        serial.gemm = .auto
-        try x.withUnsafeBufferPointer { xp in
-            try out.withUnsafeMutableBufferPointer { op in
-                guard let xb = xp.baseAddress, let ob = op.baseAddress else { return }
-                let need = try Kernels.conv2dScratchCount(self, frames: 1, height: s, width: s, context: serial)
-                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(need, 1))
-                defer { scratch.deallocate() }
-                try Kernels.conv2d(xb, frames: 1, height: s, width: s, weights: self, bias: nil,
-                                   output: ob, scratch: scratch, scratchCount: need, context: serial)
-            }
-        }
-        var diff = 0.0, scale = 0.0
-        for k in 0..<K {
-            for y in 0..<s {
-                for xo in 0..<s {
-                    var acc = 0.0
-                    for c in 0..<C {
-                        for i in 0..<3 {
-                            let iy = y - 1 + i
-                            if iy < 0 || iy >= s { continue }
-                            for j in 0..<3 {
-                                let ix = xo - 1 + j
-                                if ix < 0 || ix >= s { continue }
-                                acc += Double(weight[((k * C + c) * 3 + i) * 3 + j]) * Double(x[(c * s + iy) * s + ix])
-                            }
+        // Direct convolution (3x3, padding 1) in float64, tap by tap over contiguous row runs.
+        var ref = [Double](repeating: 0, count: picks.count * s * s)
+        let xd = x.map(Double.init)
+        for k in 0..<picks.count {
+            for c in 0..<C {
+                for i in 0..<3 {
+                    for j in 0..<3 {
+                        let w = Double(subset[((k * C + c) * 3 + i) * 3 + j])
+                        let x0 = max(0, 1 - j), x1 = min(s, s + 1 - j)
+                        for y in max(0, 1 - i)..<min(s, s + 1 - i) {
+                            let o = (k * s + y) * s, r = (c * s + y - 1 + i) * s - 1 + j
+                            for xo in x0..<x1 { ref[o + xo] += w * xd[r + xo] }
                         }
                     }
-                    diff = max(diff, abs(Double(out[(k * s + y) * s + xo]) - acc))
-                    scale = max(scale, abs(acc))
                 }
             }
         }
-        return scale > 0 ? diff / scale : diff
+        self.subset = subset
+        self.params = p
+        self.input = x
+        self.reference = ref
+    }
+
+    /// Max |Winograd F(m) - reference| / max |reference| over the checked channels.
+    func error(tile m: Int, kc: Int) throws -> Double {
+        let s = Self.size, K = params.outChannels
+        return try subset.withUnsafeBufferPointer { wp -> Double in
+            guard let weight = wp.baseAddress else { return 0 }
+            let u = try ConvWeights.winogradPack(weight, params: params, tile: m, kc: kc)
+            let candidate = ConvWeights(params: params, path: .winograd(tile: m), raw: nil, rawOwner: nil, packed: u,
+                                        mpad: (K + 7) / 8 * 8, kc: kc, winogradErrors: [:])
+            var out = [Float](repeating: 0, count: K * s * s)
+            var serial = KernelContext.serial
+            serial.gemm = .auto
+            try input.withUnsafeBufferPointer { xp in
+                try out.withUnsafeMutableBufferPointer { op in
+                    guard let xb = xp.baseAddress, let ob = op.baseAddress else { return }
+                    let need = try Kernels.conv2dScratchCount(candidate, frames: 1, height: s, width: s, context: serial)
+                    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(need, 1))
+                    defer { scratch.deallocate() }
+                    try Kernels.conv2d(xb, frames: 1, height: s, width: s, weights: candidate, bias: nil,
+                                       output: ob, scratch: scratch, scratchCount: need, context: serial)
+                }
+            }
+            var diff = 0.0, scale = 0.0
+            for (o, r) in zip(out, reference) {
+                diff = max(diff, abs(Double(o) - r))
+                scale = max(scale, abs(r))
+            }
+            return scale > 0 ? diff / scale : diff
+        }
     }
 }
