@@ -469,6 +469,41 @@ TARGET_BF16 static void panels_to_bf16(const float *Bp, long kcs, long panels, u
     }
 }
 
+/// `pack_b_conv` into bfloat16 pair panels for pointwise geometries (1x1, stride 1, no padding,
+/// whole rows), without staging: per pair of depth rows (channels c, c+1) and 16 columns, two
+/// loads, one `vcvtne2ps2bf16` and one interleaving permute, stored as 16 (c, c+1) pairs.
+TARGET_BF16 static void pack_b_pointwise_bf16(const cgemm_src *s, long k0, long kcs, long n0, long nc, uint16_t *Bh) {
+    static const short inter[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                    8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    __m512i idx = _mm512_loadu_si512(inter);
+    long npf = s->rows * s->OW, plane = s->H * s->W, kp = round_up(kcs, 2);
+    for (long q0 = 0; q0 < nc; q0 += NR) {
+        long width = min_l(NR, nc - q0);
+        uint16_t *panel = Bh + (q0 / NR) * kp * NR;
+        for (long q = 0; q < width;) {
+            long n = n0 + q0 + q, p = n % npf;
+            long len = min_l(width - q, npf - p);
+            const float *src = s->x + ((s->f0 + n / npf) * s->C + k0) * plane + s->r0 * s->W + p;
+            for (long kk = 0; kk < kcs; kk += 2, src += 2 * plane) {
+                uint16_t *d = panel + kk * NR + 2 * q;
+                int pair = kk + 1 < kcs;
+                _mm_prefetch((const char *)(src + 2 * NR), _MM_HINT_T0);
+                for (long t = 0; t < len; t += 16) {
+                    __mmask16 m = lanes(len - t);
+                    __m512 a = _mm512_maskz_loadu_ps(m, src + t);
+                    __m512 b = pair ? _mm512_maskz_loadu_ps(m, src + plane + t) : _mm512_setzero_ps();
+                    __m512i ab = _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+                    __mmask32 m2 = len - t >= 16 ? 0xFFFFFFFFu : (__mmask32)((1ull << (2 * (len - t))) - 1);
+                    _mm512_mask_storeu_epi16(d + 2 * t, m2, ab);
+                }
+            }
+            q += len;
+        }
+        if (width < NR)
+            for (long kk = 0; kk < kp; kk += 2) memset(panel + kk * NR + 2 * width, 0, (size_t)(NR - width) * 4);
+    }
+}
+
 // MARK: - Microkernels
 
 /// How a microkernel stores its MR x NR tile.
@@ -776,6 +811,8 @@ TARGET_BF16 static int driver_bf16(long m0, long m1, long N, long K, const uint1
     if (!bufs) return -1;
     long ncap = min_l(NC, round_up(N, NR));
     float stage[BF16_STAGE_ROWS * NR] __attribute__((aligned(64)));
+    int pointwise = src->kh == 1 && src->kw == 1 && src->sh == 1 && src->sw == 1 && src->ph == 0 && src->pw == 0 &&
+                    src->OW == src->W;
     uint16_t *Bh = ensure((void **)&bufs->bh, &bufs->capBH, (size_t)round_up(kc, 2) * ncap * sizeof(uint16_t));
     if (!Bh) return -1;
     float spill[MR * NR] __attribute__((aligned(64)));
@@ -786,7 +823,8 @@ TARGET_BF16 static int driver_bf16(long m0, long m1, long N, long K, const uint1
             const uint16_t *slice = Ap;
             for (long pc = 0; pc < K; pc += kc) {
                 long kcs = min_l(kc, K - pc), kp = round_up(kcs, 2);
-                pack_b_conv(src, pc, kcs, jc, nc, stage, Bh);
+                if (pointwise) pack_b_pointwise_bf16(src, pc, kcs, jc, nc, Bh);
+                else pack_b_conv(src, pc, kcs, jc, nc, stage, Bh);
                 int first = pc == 0, last = pc + kcs == K;
                 int mode = last ? 2 : first ? 0 : 1;
                 for (long jr = 0; jr < nc; jr += NR) {

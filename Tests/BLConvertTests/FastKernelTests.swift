@@ -143,6 +143,9 @@ import CGemm
                  residual: true, relu: true),
         ConvCase(frames: 6, height: 1, width: 1,
                  params: Conv2DParams(inChannels: 130, outChannels: 174, kernel: (1, 1))),
+        // An odd depth (the last bf16 pair half zero) and panels spanning frames of 35 columns.
+        ConvCase(frames: 3, height: 5, width: 7,
+                 params: Conv2DParams(inChannels: 67, outChannels: 20, kernel: (1, 1)), relu: true),
     ]
 
     static let gemmContexts: [KernelContext] = [
