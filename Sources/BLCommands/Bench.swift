@@ -27,7 +27,9 @@ struct Bench: ParsableCommand {
         Winograd off or forces one tile on every 3x3 stride-1 layer (unset: each
         layer keeps F(4x4) or F(2x2) only where its error, measured at load against
         float64, is within 1.5e-6); BLCONVERT_GEMM=blas runs every convolution
-        through OpenBLAS (im2col) instead of the packed AVX-512 kernels.
+        through OpenBLAS (im2col) instead of the packed AVX-512 kernels;
+        BLCONVERT_DIRECT=off packs B for the stride-1 layers of at most 64 output
+        channels that otherwise read it in place ("GEMM direct" in --profile).
 
         Examples:
           blconvert bench r50.blc --input 224x224 --threads 2 --runs 10 --peak

@@ -50,6 +50,20 @@ package enum WinogradPolicy: Sendable, Equatable {
     }()
 }
 
+/// The direct convolution kernel's switch (see `cgemm_set_direct_conv`): `BLCONVERT_DIRECT=off`
+/// packs B for every convolution, for comparing the kernels; read once, before the first
+/// weights are prepared.
+package enum DirectConvolution {
+    package static let environmentVariable = "BLCONVERT_DIRECT"
+
+    /// Whether the environment turned the direct kernel off (applied to the kernels on first use).
+    package static let turnedOff: Bool = {
+        let off = ProcessInfo.processInfo.environment[environmentVariable]?.lowercased() == "off"
+        if off { cgemm_set_direct_conv(0) }
+        return off
+    }()
+}
+
 /// 64-byte aligned memory owned by a prepared weight.
 final class AlignedBuffer: @unchecked Sendable {
     let raw: UnsafeMutableRawPointer
@@ -149,6 +163,7 @@ package final class ConvWeights: @unchecked Sendable {
                                 precision: ComputePrecision = .float32, winograd: WinogradPolicy = .off,
                                 context: KernelContext, keepFloat32: Bool = false) throws -> ConvWeights {
         try precision.checkAvailable()
+        _ = DirectConvolution.turnedOff
         _ = try p.outputSize(height: p.kernelH, width: p.kernelW)  // checks every field
         let base = basePath(p, precision: precision, winograd: winograd, context: context)
         let K = p.outChannels, depth = try Check.product([p.inChannels / p.groups, p.kernelH, p.kernelW], in: "conv2d")

@@ -11,6 +11,7 @@ import BLGraph
 import BLVNet
 @testable import BLVerify
 @testable import BLCommands
+@testable import BLKernels
 
 // End-to-end tests of the command-line tool: in-process through BLConvertCommand.parseAsRoot (fast,
 // output captured) and, for what only the process shows (exit status of usage errors, clean
@@ -613,6 +614,18 @@ import BLVNet
         let bench = try CLI.spawn(["bench", pkg, "--input", "32x32", "--runs", "1", "--warmup", "0", "--json", "--threads", "1"])
         #expect(bench.status == 0 && bench.stderr.isEmpty, "\(bench.stderr)")
         #expect((bench.json?["gflop_per_clip"] as? Double ?? 0) > 0)
+        // With Winograd off, the little branch's first 3x3 (64 -> 32 at 32x32) runs on the direct
+        // kernel, and BLCONVERT_DIRECT=off packs it instead; `--profile --json` names each layer's kernel.
+        if Gemm.avx512 {
+            for (extra, direct) in [([String: String](), true), (["BLCONVERT_DIRECT": "off"], false)] {
+                let env = extra.merging(["BLCONVERT_WINOGRAD": "off"]) { $1 }
+                let r = try CLI.spawn(["bench", pkg, "--input", "64x64", "--runs", "1", "--warmup", "0", "--json",
+                                       "--threads", "1", "--profile"], environment: env)
+                let paths = (r.json?["profile_steps"] as? [[String: Any]] ?? []).compactMap { $0["path"] as? String }
+                #expect(r.status == 0 && paths.contains("GEMM"), "\(r.stderr)")
+                #expect(paths.contains("GEMM direct") == direct, "\(env): \(Set(paths))")
+            }
+        }
     }
 }
 
@@ -713,8 +726,9 @@ enum CLI {
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
     }()
 
-    /// Runs the executable with stdout and stderr captured in files (stdin empty).
-    static func spawn(_ args: [String]) throws -> CLIResult {
+    /// Runs the executable with stdout and stderr captured in files (stdin empty), with
+    /// `environment` added to this process's.
+    static func spawn(_ args: [String], environment: [String: String] = [:]) throws -> CLIResult {
         let path = try #require(binary, "the blconvert executable was not built (swift build --product blconvert)")
         let dir = try TestData.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -729,6 +743,9 @@ enum CLI {
         p.standardOutput = out
         p.standardError = err
         p.standardInput = FileHandle.nullDevice
+        if !environment.isEmpty {
+            p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         try p.run()
         p.waitUntilExit()
         try out.close()
