@@ -164,9 +164,8 @@ struct ExecutionPlan {
     /// TAM split steps that write their selections over their source (`Kernels.tam`'s in-place split).
     let tamInPlace: Set<Int>
 
-    /// - Parameter inPlaceTAM: let TAM splits write over a source that dies at them.
     init(graph: Graph, bound: [BoundOp], fusion: Fusion, batch: Int, height: Int, width: Int,
-         context: KernelContext, inPlaceTAM: Bool = true) throws {
+         context: KernelContext) throws {
         guard batch > 0 else { throw BLError(.invalidArgument, "batch \(batch) must be positive") }
         let shapes = try graph.inferShapes(height: height, width: width)
         self.batch = batch
@@ -247,7 +246,7 @@ struct ExecutionPlan {
                 join(id, of)
                 continue
             }
-            if case let .tam(source, false, even?, odd?) = step.kind, inPlaceTAM {
+            if case let .tam(source, false, even?, odd?) = step.kind {
                 let g = group[source]
                 if g >= 0, gEnd[g] == id, gSplit[g] == nil, within[source] == 0,
                    counts[even] + counts[odd] == counts[source] {
@@ -337,9 +336,8 @@ struct ExecutionPlan {
                                                                                   context: context))
                 }
                 if case .deferred = w { weightScratch = max(weightScratch, w.count) }
-            case .tam where tamInPlace.contains(node.id):
+            case let .tam(_, _, duration) where tamInPlace.contains(node.id) && duration > 0:
                 let d = dims[node.id]
-                guard case let .tam(_, _, duration) = bound[node.id], duration > 0 else { break }
                 convScratch = max(convScratch, try Kernels.tamInPlaceScratchCount(
                     clips: d[0] / duration, framesPerClip: duration, height: d[2], width: d[3], channels: d[1],
                     context: context))

@@ -327,6 +327,12 @@ TARGET static inline void prefetch_run(const float *p, long n) {
     for (long t = 0; t < n; t += 16) _mm_prefetch((const char *)(p + t), _MM_HINT_T0);
 }
 
+/// Whether `s` is a pointwise geometry: 1x1, stride 1, no padding, whole rows (OW == W), so that
+/// B's rows are the input's channel planes.
+static inline int is_pointwise(const cgemm_src *s) {
+    return s->kh == 1 && s->kw == 1 && s->sh == 1 && s->sw == 1 && s->ph == 0 && s->pw == 0 && s->OW == s->W;
+}
+
 /// A run of panel columns within one output row (or, for pointwise convolutions, one frame).
 typedef struct {
     long lane, len;
@@ -355,7 +361,7 @@ TARGET static void pack_b_conv(const cgemm_src *s, long k0, long kcs, long n0, l
     long npf = s->rows * s->OW, plane = s->H * s->W, W = s->W;
     long sh = s->sh, sw = s->sw, ph = s->ph, pw = s->pw, kw = s->kw, khw = s->kh * s->kw;
     long ahead = prefetchChannels > 0 ? 2 * NR : 0;
-    int pointwise = s->kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && s->OW == W;
+    int pointwise = is_pointwise(s);
     // Valid output columns per kernel column j: xo*sw + j - pw in [0, W).
     long xlo[MAX_KW], xhi[MAX_KW];
     int table = kw <= MAX_KW;
@@ -754,8 +760,7 @@ TARGET static int driver_f32(long m0, long m1, long N, long K, const float *Ap, 
     }
     long Npad = round_up(N, NR);
     float spill[MR * NR] __attribute__((aligned(64)));
-    int direct = directB && src && src->fcount == 1 && src->kh == 1 && src->kw == 1 && src->sh == 1 &&
-                 src->sw == 1 && src->ph == 0 && src->pw == 0 && src->OW == src->W;
+    int direct = directB && src && src->fcount == 1 && is_pointwise(src);
     long plane = src ? src->H * src->W : 0;
     for (long ic = m0; ic < m1; ic += MC) {
         long mc = min_l(MC, m1 - ic);
@@ -811,8 +816,7 @@ TARGET_BF16 static int driver_bf16(long m0, long m1, long N, long K, const uint1
     if (!bufs) return -1;
     long ncap = min_l(NC, round_up(N, NR));
     float stage[BF16_STAGE_ROWS * NR] __attribute__((aligned(64)));
-    int pointwise = src->kh == 1 && src->kw == 1 && src->sh == 1 && src->sw == 1 && src->ph == 0 && src->pw == 0 &&
-                    src->OW == src->W;
+    int pointwise = is_pointwise(src);
     uint16_t *Bh = ensure((void **)&bufs->bh, &bufs->capBH, (size_t)round_up(kc, 2) * ncap * sizeof(uint16_t));
     if (!Bh) return -1;
     float spill[MR * NR] __attribute__((aligned(64)));
@@ -870,8 +874,7 @@ void cgemm_set_direct_conv(int mode) { __atomic_store_n(&directConv, mode < 0 ? 
 static int direct_conv_applies(long Mpad, long kc, const cgemm_src *s) {
     int mode = __atomic_load_n(&directConv, __ATOMIC_RELAXED);
     if (!mode) return 0;
-    int pointwise = s->kh == 1 && s->kw == 1 && s->sh == 1 && s->ph == 0 && s->pw == 0;
-    if (pointwise || s->sw != 1 || s->sh < 1 || s->kw > MAX_KW || kc > DIRECT_MAX_KC) return 0;
+    if (is_pointwise(s) || s->sw != 1 || s->sh < 1 || s->kw > MAX_KW || kc > DIRECT_MAX_KC) return 0;
     if (mode == 2) return 1;
     return Mpad <= 64 && s->OW >= 28;
 }
