@@ -93,6 +93,8 @@ package final class Engine: @unchecked Sendable {
         let options = BindOptions(conversion: weightConversion, precision: precision, winograd: winograd,
                                   context: context)
         let nodes = graph.nodes
+        // Before the threads below: with our kernels, this also stops OpenBLAS's idle spinning.
+        context.activate()
         let results = Locked([Int: Result<BoundOp, Error>]())
         let next = Locked(0)
         // Convolutions pack (and probe) independently: bind nodes on the context's threads.

@@ -1,3 +1,4 @@
+import BLCore
 #if canImport(COpenBLAS)
 import COpenBLAS
 #elseif canImport(Accelerate)
@@ -27,7 +28,15 @@ package enum BLAS {
         #endif
     }
 
-    /// Threads the BLAS runs inside each call (OpenBLAS; Accelerate decides itself).
+    /// Whether a thread count above 1 was ever set (then OpenBLAS's server is never stopped again:
+    /// a call on another thread could be using it).
+    private static let threadedUse = Locked(false)
+
+    /// Threads the BLAS runs inside each call (OpenBLAS; Accelerate decides itself). Setting 1
+    /// before any larger value was set also stops OpenBLAS's worker threads: started with the
+    /// library and idle, they spin on `sched_yield` for about 0.1 s, taking a core from our own
+    /// kernels (a third of a one-clip `run`'s weight preparation on two cores). A larger value
+    /// starts them again.
     package static var threads: Int {
         get {
             #if canImport(COpenBLAS)
@@ -38,9 +47,29 @@ package enum BLAS {
         }
         set {
             #if canImport(COpenBLAS)
-            openblas_set_num_threads(Int32(clamping: newValue))
+            threadedUse.withLock { threaded in
+                if newValue <= 1 {
+                    openblas_set_num_threads(1)
+                    if !threaded { _ = blconvert_openblas_stop_server() }
+                } else {
+                    threaded = true
+                    blconvert_openblas_start_server()
+                    openblas_set_num_threads(Int32(clamping: newValue))
+                }
+            }
             #endif
         }
+    }
+
+    /// Whether OpenBLAS's worker threads are running (nil without them: Accelerate, or an OpenBLAS
+    /// built without its thread server).
+    package static var serverRunning: Bool? {
+        #if canImport(COpenBLAS)
+        let r = blconvert_openblas_server_running()
+        return r < 0 ? nil : r == 1
+        #else
+        return nil
+        #endif
     }
 
     /// The kernel family the BLAS runs, e.g. "Haswell" or "SkylakeX" ("Accelerate" on Darwin).

@@ -224,11 +224,9 @@ package final class ConvWeights: @unchecked Sendable {
 
     /// U = G g G^T of every (output, input) channel pair, packed per position.
     static func winogradPack(_ weight: UnsafePointer<Float>, params p: Conv2DParams, tile m: Int, kc: Int) throws -> AlignedBuffer {
-        let K = p.outChannels, C = p.inChannels, a = m + 2
+        let K = p.outChannels, C = p.inChannels
         let buffer = AlignedBuffer(bytes: Int(cgemm_wino_packed_u_floats(Int32(m), K, C)) * 4)
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: a * a * K * C)
-        defer { scratch.deallocate() }
-        guard cgemm_wino_pack_u(Int32(m), K, C, weight, kc, buffer.floats, scratch) == 0 else {
+        guard cgemm_wino_pack_u(Int32(m), K, C, weight, kc, buffer.floats) == 0 else {
             throw BLError(.internal, "Winograd F(\(m)x\(m)) weight transform failed for conv(\(p))")
         }
         return buffer

@@ -82,27 +82,83 @@ long cgemm_wino_packed_u_floats(int m, long K, long C) {
     return a * a * round_up(K, CGEMM_MR) * C;
 }
 
-int cgemm_wino_pack_u(int m, long K, long C, const float *w, long kc, float *Up, float *scratch) {
-    if (!valid_m(m) || K <= 0 || C <= 0 || kc <= 0) return -1;
+/// cgemm_wino_pack_u for one panel of 8 rows at a time: lane r is row i + r, its 9 taps gathered
+/// (rows past K masked, their U stored as +0), the same double products and sums in the
+/// same order as the scalar loop below (explicit multiplies and adds, no fused ones: the results
+/// are bit-identical), each position's 8 rows stored as the panel's 8 contiguous floats.
+TARGET static void wino_pack_u_avx(int m, long K, long C, const float *w, long kc, float *Up) {
     int a = m + 2;
     double Gm[8][3];
     cgemm_wino_matrices(m, 0, &Gm[0][0], 0);
-    long Mpad = round_up(K, CGEMM_MR);
-    // scratch: [alpha^2][K][C] unpacked U, float.
-    for (long k = 0; k < K; k++) {
-        for (long c = 0; c < C; c++) {
-            const float *g = w + (k * C + c) * 9;
-            double t[8][3];  // G g
-            for (int i = 0; i < a; i++)
-                for (int j = 0; j < 3; j++) t[i][j] = Gm[i][0] * g[0 * 3 + j] + Gm[i][1] * g[1 * 3 + j] + Gm[i][2] * g[2 * 3 + j];
-            for (int i = 0; i < a; i++)
-                for (int j = 0; j < a; j++) {
-                    double u = t[i][0] * Gm[j][0] + t[i][1] * Gm[j][1] + t[i][2] * Gm[j][2];
-                    scratch[((long)(i * a + j) * K + k) * C + c] = (float)u;
-                }
+    long Mpad = round_up(K, CGEMM_MR), plane = Mpad * C;
+    __m256i rows = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)(C * 9)));
+    for (long c0 = 0; c0 < C; c0 += kc) {
+        long kcs = C - c0 < kc ? C - c0 : kc;
+        for (long i = 0; i < Mpad; i += CGEMM_MR) {
+            float *panel = Up + c0 * Mpad + i * kcs;
+            __mmask8 valid = (__mmask8)(K - i >= 8 ? 0xff : (1u << (K - i)) - 1);
+            for (long c = c0; c < c0 + kcs; c++) {
+                const float *g = w + (i * C + c) * 9;
+                __m512d gv[9], t[8][3];
+                for (int j = 0; j < 9; j++)
+                    gv[j] = _mm512_cvtps_pd(_mm256_mmask_i32gather_ps(_mm256_setzero_ps(), valid, rows, g + j, 4));
+                for (int y = 0; y < a; y++)
+                    for (int j = 0; j < 3; j++)
+                        t[y][j] = _mm512_add_pd(_mm512_add_pd(_mm512_mul_pd(_mm512_set1_pd(Gm[y][0]), gv[j]),
+                                                              _mm512_mul_pd(_mm512_set1_pd(Gm[y][1]), gv[3 + j])),
+                                                _mm512_mul_pd(_mm512_set1_pd(Gm[y][2]), gv[6 + j]));
+                float *dst = panel + (c - c0) * CGEMM_MR;
+                for (int y = 0; y < a; y++)
+                    for (int x = 0; x < a; x++) {
+                        __m512d u = _mm512_add_pd(_mm512_add_pd(_mm512_mul_pd(t[y][0], _mm512_set1_pd(Gm[x][0])),
+                                                                _mm512_mul_pd(t[y][1], _mm512_set1_pd(Gm[x][1]))),
+                                                  _mm512_mul_pd(t[y][2], _mm512_set1_pd(Gm[x][2])));
+                        // Rows past K: +0 as cgemm_pack_a pads (their products may give -0).
+                        _mm256_storeu_ps(dst + (y * a + x) * plane, _mm512_cvtpd_ps(_mm512_maskz_mov_pd(valid, u)));
+                    }
+            }
         }
     }
-    for (int xi = 0; xi < a * a; xi++) cgemm_pack_a(K, C, scratch + (long)xi * K * C, C, kc, Up + (long)xi * Mpad * C);
+}
+
+int cgemm_wino_pack_u(int m, long K, long C, const float *w, long kc, float *Up) {
+    if (!valid_m(m) || K <= 0 || C <= 0 || kc <= 0) return -1;
+    // The gather's offsets (7 rows of C * 9 floats) must fit int32.
+    if (CGEMM_MR == 8 && C <= (1L << 24) && cgemm_available()) {
+        wino_pack_u_avx(m, K, C, w, kc, Up);
+        return 0;
+    }
+    int a = m + 2;
+    double Gm[8][3];
+    cgemm_wino_matrices(m, 0, &Gm[0][0], 0);
+    long Mpad = round_up(K, CGEMM_MR), plane = Mpad * C;
+    // Up + xi * plane is U at position xi ([K][C]) in cgemm_pack_a's layout, written in place: per
+    // depth slice c0 (kc wide), per panel of MR rows, kcs x MR floats; rows past K are zero. Per
+    // (slice, panel) the 9-float weights of MR rows are read in order and each position's panel is
+    // written front to back (no [alpha^2][K][C] intermediate: 16 MB and its page faults per
+    // 512 x 512 layer).
+    for (long c0 = 0; c0 < C; c0 += kc) {
+        long kcs = C - c0 < kc ? C - c0 : kc;
+        for (long i = 0; i < Mpad; i += CGEMM_MR) {
+            float *panel = Up + c0 * Mpad + i * kcs;
+            for (long c = c0; c < c0 + kcs; c++) {
+                for (long r = 0; r < CGEMM_MR; r++) {
+                    long k = i + r, at = (c - c0) * CGEMM_MR + r;
+                    if (k >= K) {
+                        for (int xi = 0; xi < a * a; xi++) panel[xi * plane + at] = 0.0f;
+                        continue;
+                    }
+                    const float *g = w + (k * C + c) * 9;
+                    double t[8][3];  // G g
+                    for (int y = 0; y < a; y++)
+                        for (int j = 0; j < 3; j++) t[y][j] = Gm[y][0] * g[0 * 3 + j] + Gm[y][1] * g[1 * 3 + j] + Gm[y][2] * g[2 * 3 + j];
+                    for (int y = 0; y < a; y++)
+                        for (int x = 0; x < a; x++)
+                            panel[(y * a + x) * plane + at] = (float)(t[y][0] * Gm[x][0] + t[y][1] * Gm[x][1] + t[y][2] * Gm[x][2]);
+                }
+            }
+        }
+    }
     return 0;
 }
 
@@ -340,8 +396,8 @@ int cgemm_wino_matrices(int m, double *bt, double *g, double *at) {
     return -1;
 }
 
-int cgemm_wino_pack_u(int m, long K, long C, const float *w, long kc, float *Up, float *scratch) {
-    (void)m; (void)K; (void)C; (void)w; (void)kc; (void)Up; (void)scratch;
+int cgemm_wino_pack_u(int m, long K, long C, const float *w, long kc, float *Up) {
+    (void)m; (void)K; (void)C; (void)w; (void)kc; (void)Up;
     return -1;
 }
 

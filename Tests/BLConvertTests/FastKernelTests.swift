@@ -107,6 +107,42 @@ import CGemm
         print("WINOGRAD F(\(tile)x\(tile)): worst relative error vs float64 direct \(String(format: "%.2e", worst))")
     }
 
+    /// The packed Winograd weights (vectorised, written straight into the panels) equal their
+    /// definition bit for bit: U = G g G^T per (output, input) channel pair in float64, rounded once,
+    /// each position's [K, C] packed by `cgemm_pack_a`, rows past K +0. Depth slices end mid-way
+    /// (kc 64 on 300 channels) and K is off the multiple of 8.
+    @Test(arguments: [2, 4, 6]) func winogradWeightTransformMatchesItsDefinition(tile m: Int) throws {
+        let a = m + 2
+        var g = [Double](repeating: 0, count: a * 3)
+        #expect(cgemm_wino_matrices(Int32(m), nil, &g, nil) == 0)
+        for (K, C, kc) in [(13, 5, 64), (37, 300, 64), (64, 96, Int(cgemm_get_blocking().kc)), (8, 1, 512)] {
+            var rng = SeededRandom(state: UInt64(K * 1000 + C + m))
+            let w = (0..<(K * C * 9)).map { _ in Float(rng.uniform(-1, 1)) }
+            let mpad = (K + 7) / 8 * 8, plane = mpad * C
+            var want = [Float](repeating: .nan, count: a * a * plane)
+            var u = [Float](repeating: 0, count: K * C)
+            for xi in 0..<(a * a) {
+                let (y, x) = (xi / a, xi % a)
+                for k in 0..<K {
+                    for c in 0..<C {
+                        let tap = (k * C + c) * 9
+                        let t = (0..<3).map { j in
+                            g[y * 3] * Double(w[tap + j]) + g[y * 3 + 1] * Double(w[tap + 3 + j]) + g[y * 3 + 2] * Double(w[tap + 6 + j])
+                        }
+                        u[k * C + c] = Float(t[0] * g[x * 3] + t[1] * g[x * 3 + 1] + t[2] * g[x * 3 + 2])
+                    }
+                }
+                want.withUnsafeMutableBufferPointer { cgemm_pack_a(K, C, u, C, kc, $0.baseAddress! + xi * plane) }
+            }
+            var got = [Float](repeating: .nan, count: Int(cgemm_wino_packed_u_floats(Int32(m), K, C)))
+            #expect(got.count == want.count)
+            #expect(cgemm_wino_pack_u(Int32(m), K, C, w, kc, &got) == 0)
+            let differing = zip(got, want).filter { $0.bitPattern != $1.bitPattern }.count
+            #expect(differing == 0, "F(\(m)) K \(K) C \(C) kc \(kc): \(differing) of \(got.count) floats differ")
+        }
+        #expect(cgemm_wino_pack_u(Int32(m), 0, 5, [], 64, nil) == -1)
+    }
+
     /// The transform matrices satisfy the Winograd identity: for a 1-D signal d of alpha values and
     /// a kernel g of 3, A^T ((G g) . (B^T d)) equals the m outputs of the correlation (float64).
     @Test(arguments: [2, 4, 6]) func winogradMatricesComputeACorrelation(tile m: Int) throws {

@@ -164,6 +164,19 @@ struct ConvCase: CustomStringConvertible {
         }
     }
 
+    /// `a[m, k] x b[k, n]` in float64 loops, rounded once, rows `ldc` apart (columns past n zero).
+    static func naiveGemm(m: Int, n: Int, k: Int, a: [Float], lda: Int, b: [Float], ldb: Int, ldc: Int) -> [Float] {
+        var want = [Float](repeating: 0, count: m * ldc)
+        for i in 0..<m {
+            for j in 0..<n {
+                var acc = 0.0
+                for p in 0..<k { acc += Double(a[i * lda + p]) * Double(b[p * ldb + j]) }
+                want[i * ldc + j] = Float(acc)
+            }
+        }
+        return want
+    }
+
     /// The SGEMM behind conv2d against Double loops, on odd shapes and leading dimensions wider
     /// than the matrices, with both backends; `.auto` must pick the AVX-512 kernel exactly when present.
     @Test func gemmMatchesNaive() throws {
@@ -179,14 +192,7 @@ struct ConvCase: CustomStringConvertible {
         for (m, n, k) in [(1, 1, 1), (7, 47, 5), (9, 49, 193), (17, 600, 40), (264, 97, 385), (3, 5, 0)] {
             let lda = k + 3, ldb = n + 5, ldc = n + 2
             let a = rng.array(m * lda), b = rng.array(max(k, 1) * ldb)
-            var want = [Float](repeating: 0, count: m * ldc)
-            for i in 0..<m {
-                for j in 0..<n {
-                    var acc = 0.0
-                    for p in 0..<k { acc += Double(a[i * lda + p]) * Double(b[p * ldb + j]) }
-                    want[i * ldc + j] = Float(acc)
-                }
-            }
+            let want = Self.naiveGemm(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, ldc: ldc)
             for backend in [KernelContext.GemmBackend.auto, .blas] {
                 var c = [Float](repeating: .nan, count: m * ldc)
                 Gemm.sgemm(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: &c, ldc: ldc,
@@ -201,6 +207,38 @@ struct ConvCase: CustomStringConvertible {
                 #expect(maxRelativeError(got, exp) <= 1e-5, "\(m)x\(n)x\(k) \(backend)")
             }
         }
+    }
+
+    /// OpenBLAS's thread setting: 1 stops its idle spinning threads (unless a threaded call was ever
+    /// set up), a larger count, even above the cores, starts them again, and the products stay
+    /// right through stop, restart and back.
+    @Test func blasThreadSettingStopsAndRestartsTheServer() throws {
+        var rng = KernelRNG(5)
+        let (m, n, k) = (256, 384, 320)
+        let a = rng.array(m * k), b = rng.array(k * n)
+        let want = Self.naiveGemm(m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, ldc: n)
+        func product() -> [Float] {
+            var c = [Float](repeating: .nan, count: m * n)
+            a.withUnsafeBufferPointer { pa in
+                b.withUnsafeBufferPointer { pb in
+                    c.withUnsafeMutableBufferPointer { pc in
+                        BLAS.sgemm(m: m, n: n, k: k, a: pa.baseAddress!, lda: k, b: pb.baseAddress!, ldb: n,
+                                   c: pc.baseAddress!, ldc: n)
+                    }
+                }
+            }
+            return c
+        }
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        for threads in [1, cores + 1, 1, 2, 1] {
+            BLAS.threads = threads
+            #expect(BLAS.threads == threads)
+            if threads > 1, let running = BLAS.serverRunning { #expect(running, "no OpenBLAS threads after setting \(threads)") }
+            let err = maxRelativeError(product(), want)
+            #expect(err <= 1e-5, "\(threads) OpenBLAS threads: relative error \(err)")
+        }
+        // A threaded call was set up above: the server now stays up (another thread may be in a call).
+        if let running = BLAS.serverRunning { #expect(running) }
     }
 
     /// The oracle itself against a hand-computed case: 1 channel 3x3 image, 2x2 kernel, pad 1, stride 2.

@@ -120,8 +120,8 @@ int cgemm_wino_matrices(int m, double *bt, double *g, double *at);
 /// Floats of the transformed, packed weights: (m+2)^2 matrices U_xi [K, C], each packed as A.
 long cgemm_wino_packed_u_floats(int m, long K, long C);
 /// Transforms w [K, C, 3, 3] (U = G g G^T in double, rounded once) and packs each U_xi with depth
-/// slice kc; `scratch` holds (m+2)^2 * K * C floats.
-int cgemm_wino_pack_u(int m, long K, long C, const float *w, long kc, float *Up, float *scratch);
+/// slice kc, as cgemm_pack_a would pack it, straight into Up (no intermediate).
+int cgemm_wino_pack_u(int m, long K, long C, const float *w, long kc, float *Up);
 /// Floats of scratch for a block of `tiles` tiles: V [(m+2)^2][C][tiles'] and M [(m+2)^2][K'][tiles'].
 long cgemm_wino_scratch_floats(int m, long K, long C, long tiles);
 /// Tiles t0..<t0+tcount (tile t: frame t / (TH*TW), row (t / TW) % TH, column t % TW, with
