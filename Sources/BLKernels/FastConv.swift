@@ -97,14 +97,23 @@ extension ConvWeights {
     /// The kernel these weights run with on frames of `height` x `width`: the path's name, and
     /// for the packed GEMM "GEMM direct" when its direct kernel reads B in place (see cgemm.h).
     package func kernelDescription(height: Int, width: Int) -> String {
-        guard path == .gemm, let (_, ow) = try? params.outputSize(height: height, width: width) else {
-            return path.description
+        switch path {
+        case .gemm where runsDirect(height: height, width: width, mpad: mpad, kc: kc): return "GEMM direct"
+        case .gemmBF16 where directF32 != nil && runsDirect(height: height, width: width, mpad: mpad, kc: directKC):
+            return "GEMM direct (f32)"
+        default: return path.description
         }
+    }
+
+    /// Whether `cgemm_conv` on frames of `height` x `width`, A packed with `mpad` rows and depth
+    /// slice `kc`, runs the direct kernel.
+    func runsDirect(height: Int, width: Int, mpad: Int, kc: Int) -> Bool {
+        guard let (_, ow) = try? params.outputSize(height: height, width: width) else { return false }
         let p = params
         var src = cgemm_src(x: nil, C: p.inChannels, H: height, W: width, kh: p.kernelH, kw: p.kernelW,
                             sh: p.strideH, sw: p.strideW, ph: p.padH, pw: p.padW, OW: ow,
                             f0: 0, fcount: 1, r0: 0, rows: 1)
-        return cgemm_conv_is_direct(mpad, kc, &src) == 1 ? "GEMM direct" : path.description
+        return cgemm_conv_is_direct(mpad, kc, &src) == 1
     }
 }
 
@@ -204,12 +213,17 @@ extension Kernels {
                          output: UnsafeMutablePointer<Float>, context: KernelContext) throws {
         let p = w.params
         let t = try GemmTiling(p, frames: frames, height: height, width: width, context: context)
-        guard let packed = w.packed else { throw BLError.invariant("conv2d(\(p)): weights not packed") }
+        // A bf16 layer the float32 direct kernel takes on these frames runs it (see ConvWeights).
+        let f32Direct = w.path == .gemmBF16 && w.directF32 != nil
+            && w.runsDirect(height: height, width: width, mpad: w.mpad, kc: w.directKC)
+        guard let packed = f32Direct ? w.directF32 : w.packed else {
+            throw BLError.invariant("conv2d(\(p)): weights not packed")
+        }
         let K = p.outChannels, depth = p.inChannels * p.kernelH * p.kernelW
         let xs = SharedPointer(input), os = SharedPointer(output)
         let bs = bias.map { SharedPointer($0) }, rs = residual.map { SharedPointer($0) }
         let ap = SharedPointer(packed.raw.assumingMemoryBound(to: UInt8.self))
-        let bf16 = w.path == .gemmBF16, mpad = w.mpad, kc = w.kc
+        let bf16 = w.path == .gemmBF16 && !f32Direct, mpad = w.mpad, kc = f32Direct ? w.directKC : w.kc
         let failed = FailureFlag()
         @Sendable func run(_ tile: ConvTile, _ mLo: Int, _ mHi: Int) {
             var src = cgemm_src(x: xs.p, C: p.inChannels, H: height, W: width, kh: p.kernelH, kw: p.kernelW,

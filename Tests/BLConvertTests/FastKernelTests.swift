@@ -281,6 +281,31 @@ import CGemm
         }
     }
 
+    /// Under bf16 compute the layers the float32 direct kernel takes run it: float32 error against
+    /// the unrounded operands, reported as "GEMM direct (f32)". The same weights on rows too short
+    /// for it run the bf16 GEMM, with bfloat16's error.
+    @Test(.enabled(if: bf16)) func bfloat16KeepsFloat32WhereTheDirectKernelRuns() throws {
+        for (i, c) in Self.directCases.enumerated() {
+            var narrow = c
+            narrow.width = 9
+            for (shape, direct) in [(c, true), (narrow, false)] {
+                var described: [String] = []
+                let e = try Self.worstError(shape, seed: UInt64(70 + i), contexts: Self.gemmContexts) { w, ctx in
+                    let prepared = try ConvWeights.prepare(w, owner: nil, params: c.params, precision: .bfloat16, context: ctx)
+                    #expect(prepared.path == .gemmBF16)
+                    described.append(prepared.kernelDescription(height: shape.height, width: shape.width))
+                    return prepared
+                }
+                #expect(Set(described) == [direct ? "GEMM direct (f32)" : "GEMM bf16"], "\(shape): \(described)")
+                if direct {
+                    #expect(e <= 1e-5, "bf16 compute, direct \(shape): relative error \(e)")
+                } else {
+                    #expect(e > 1e-6 && e <= 2e-2, "bf16 GEMM \(shape): relative error \(e)")
+                }
+            }
+        }
+    }
+
     /// Without AVX512_BF16, asking for bfloat16 is a typed error, not a crash.
     @Test(.enabled(if: !bf16)) func bfloat16IsRefusedWithoutTheInstructions() throws {
         let w = [Float](repeating: 1, count: 8)
