@@ -8,8 +8,9 @@
 # rounds, and over all rounds too when some were busy. Prints, per thread count, the medians over rounds of each engine's
 # median wall and CPU seconds per clip (CPU = all threads), GFLOP/s, blconvert's ratio to each
 # peer in wall and CPU time, the error against the clip's logits_f64 and the top-5, then the
-# whole-process figures (start, load, one clip, top-5) from /usr/bin/time -v. Nothing is
-# downloaded.
+# whole-process figures (start, load, one clip, top-5) from /usr/bin/time -v: blconvert `run` and a
+# Python process running onnxruntime, alternated --whole-runs times, medians and the ratio. Nothing
+# is downloaded.
 #
 # usage: tools/compare_peers.sh --venv DIR --ref DIR [options]
 #   --venv DIR        Python environment with torch, onnxruntime, openvino, numpy, safetensors
@@ -25,6 +26,7 @@
 #   --runs N --warmup N   timed / warm-up runs per measurement (default 8 / 2)
 #   --threads "N ..." thread counts, each a full set of rounds (default "2 1")
 #   --no-whole        skip the whole-process comparison
+#   --whole-runs N    whole-process runs of each, alternated (default 5)
 #   --keep DIR        keep every measurement's JSON in DIR (default: a temporary directory, removed)
 #   --model-args "..."        peer model options (default: bLVNet-TAM-50 a2 b4 f8x2, 174 classes; see
 #                             tools/peers/peer_bench.py)
@@ -39,7 +41,7 @@ CLIP=$root/../shared/fixtures/r50-a2b4-f8x2-ssv2/clip0.safetensors
 ONNX=""
 PKG=/tmp/compare_peers.blc
 BLC=$root/.build/release/blconvert
-ROUNDS=6 RUNS=8 WARMUP=2 THREADS="2 1" WHOLE=1 MODEL_ARGS="" KEEP=""
+ROUNDS=6 RUNS=8 WARMUP=2 THREADS="2 1" WHOLE=1 WHOLE_RUNS=5 MODEL_ARGS="" KEEP=""
 ENGINES="blc blc-bf16 ort ov-f32 ov-default eager"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -56,6 +58,7 @@ while [ $# -gt 0 ]; do
     --warmup) WARMUP=$2; shift ;;
     --threads) THREADS=$2; shift ;;
     --no-whole) WHOLE=0 ;;
+    --whole-runs) WHOLE_RUNS=$2; shift ;;
     --keep) KEEP=$2; shift ;;
     --model-args) MODEL_ARGS=$2; shift ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d'; exit 0 ;;
@@ -103,19 +106,23 @@ for t in $THREADS; do
   done
 done
 
-# Whole process: start, load the model, run the clip once, print the top-5.
-whole() {  # name, command...
-  local name=$1; shift
-  /usr/bin/time -v "$@" > /dev/null 2> "$out/time.$name" || true
+# Whole process: start, load the model, run the clip once, print the top-5; one line per run.
+whole() {  # name, run, command...
+  local name=$1 r=$2; shift 2
+  /usr/bin/time -v "$@" > /dev/null 2> "$out/time.$name.$r" || true
   local wall rss
-  wall=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$out/time.$name")
-  rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$out/time.$name")
-  echo "{\"engine\": \"$name\", \"wall\": \"$wall\", \"rss_kib\": ${rss:-0}}" > "$out/whole.$name.json"
+  wall=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$out/time.$name.$r")
+  rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$out/time.$name.$r")
+  echo "{\"engine\": \"$name\", \"wall\": \"$wall\", \"rss_kib\": ${rss:-0}}" >> "$out/whole.$name.json"
 }
 t1=${THREADS%% *}
 if [ "$WHOLE" = 1 ]; then
-  whole blconvert "$BLC" run "$PKG" "$CLIP" --threads "$t1"
-  whole ort "$PY" "$PB" once ort --onnx "$ONNX" --clip "$CLIP" --threads "$t1"
+  echo "whole process: $WHOLE_RUNS runs each, alternated (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+  rm -f "$out/whole.blconvert.json" "$out/whole.ort.json"
+  for r in $(seq 1 "$WHOLE_RUNS"); do
+    whole blconvert "$r" "$BLC" run "$PKG" "$CLIP" --threads "$t1"
+    whole ort "$r" "$PY" "$PB" once ort --onnx "$ONNX" --clip "$CLIP" --threads "$t1"
+  done
 fi
 
 python3 - "$out" "$ROUNDS" "$THREADS" "$ENGINES" "$cpu" <<'PYEOF'
@@ -176,9 +183,21 @@ for t in threads:
     q = [i for i in range(rounds) if quiet[i]]
     if q: table(f"medians over the {len(q)} quiet rounds; GFLOP per clip {gflop or 0:.2f}", q, per, gflop)
     if len(q) < rounds: table(f"medians over all {rounds} rounds (busy ones included)", list(range(rounds)), per, gflop)
-print("\nwhole process (start, load, one clip, top-5), /usr/bin/time -v:")
-for n in ("blconvert", "ort"):
-    j = load(f"{d}/whole.{n}.json")
-    if j and j["wall"]:
-        print(f"  {n:10s} wall {secs(j['wall']):6.2f} s  max RSS {j['rss_kib'] / 1024:6.0f} MiB")
+def whole_runs(n):
+    try:
+        with open(f"{d}/whole.{n}.json") as f:
+            return [j for j in (json.loads(line) for line in f if line.strip()) if j["wall"]]
+    except OSError:
+        return []
+runs = {n: whole_runs(n) for n in ("blconvert", "ort")}
+if any(runs.values()):
+    print("\nwhole process (start, load, one clip, top-5), /usr/bin/time -v, runs alternated:")
+    med = {}
+    for n, js in runs.items():
+        if not js: continue
+        walls = sorted(secs(j["wall"]) for j in js)
+        med[n] = statistics.median(walls)
+        print(f"  {n:10s} wall median {med[n]:5.2f} s (min {walls[0]:.2f}, max {walls[-1]:.2f}, {len(js)} runs)"
+              f"  max RSS {max(j['rss_kib'] for j in js) / 1024:6.0f} MiB")
+    if len(med) == 2: print(f"  blconvert / ort (wall, medians): {med['blconvert'] / med['ort']:.2f}")
 PYEOF
