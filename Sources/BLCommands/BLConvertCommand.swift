@@ -1,4 +1,5 @@
 import ArgumentParser
+import BLKernels
 import BLConvert
 import BLCore
 /// The `blconvert` command: bLVNet-TAM checkpoints in, a verified Swift-native model out.
@@ -35,6 +36,9 @@ package struct BLConvertCommand: ParsableCommand {
     /// 0 success (and `--help`, `--version`), 1 a verification failed, 2 any bad input, usage
     /// errors included (ArgumentParser alone would use 64 for those).
     package static func main() {
+        // This process runs OpenBLAS single-threaded (our kernels parallelise around it): its idle
+        // worker threads would only spin on a core the kernels need.
+        BLASRuntime.stopIdleThreads()
         do {
             var command = try parseAsRoot()
             try command.run()

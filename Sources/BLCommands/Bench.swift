@@ -191,6 +191,7 @@ struct Bench: ParsableCommand {
                 ("planned_scratch_bytes", .int(Int64(r.plan.scratchBytes))),
                 ("peak_rss_bytes", .int(Int64(rss))),
                 ("openblas_core", .string(BLASRuntime.coreName)),
+                ("openblas_server", .string(BLASRuntime.serverState)),
                 ("convolution_gemm", .string(gemm)),
                 ("layer_paths", .object(pathCounts.sorted { $0.key < $1.key }.map { ($0.key, .int(Int64($0.value))) })),
                 ("top5", r.top5.map { .array($0.map { .int(Int64($0)) }) } ?? .null),

@@ -93,7 +93,6 @@ package final class Engine: @unchecked Sendable {
         let options = BindOptions(conversion: weightConversion, precision: precision, winograd: winograd,
                                   context: context)
         let nodes = graph.nodes
-        // Before the threads below: with our kernels, this also stops OpenBLAS's idle spinning.
         context.activate()
         let results = Locked([Int: Result<BoundOp, Error>]())
         let next = Locked(0)

@@ -28,15 +28,11 @@ package enum BLAS {
         #endif
     }
 
-    /// Whether a thread count above 1 was ever set (then OpenBLAS's server is never stopped again:
-    /// a call on another thread could be using it).
-    private static let threadedUse = Locked(false)
+    /// Whether `stopIdleThreads()` stopped OpenBLAS's server (then it is started again before a
+    /// thread count above 1 takes effect).
+    private static let serverStopped = Locked(false)
 
-    /// Threads the BLAS runs inside each call (OpenBLAS; Accelerate decides itself). Setting 1
-    /// before any larger value was set also stops OpenBLAS's worker threads: started with the
-    /// library and idle, they spin on `sched_yield` for about 0.1 s, taking a core from our own
-    /// kernels (a third of a one-clip `run`'s weight preparation on two cores). A larger value
-    /// starts them again.
+    /// Threads the BLAS runs inside each call (OpenBLAS; Accelerate decides itself).
     package static var threads: Int {
         get {
             #if canImport(COpenBLAS)
@@ -47,18 +43,35 @@ package enum BLAS {
         }
         set {
             #if canImport(COpenBLAS)
-            threadedUse.withLock { threaded in
-                if newValue <= 1 {
-                    openblas_set_num_threads(1)
-                    if !threaded { _ = blconvert_openblas_stop_server() }
-                } else {
-                    threaded = true
+            let n = Int32(clamping: max(1, newValue))
+            serverStopped.withLock { stopped in
+                // Only a change: OpenBLAS 0.3.21's setter starts a stopped server again even for 1.
+                guard openblas_get_num_threads() != n else { return }
+                if n > 1 && stopped {
+                    // Raising the count on a stopped server would start some threads twice.
                     blconvert_openblas_start_server()
-                    openblas_set_num_threads(Int32(clamping: newValue))
+                    stopped = false
                 }
+                openblas_set_num_threads(n)
+                if n == 1 && stopped { _ = blconvert_openblas_stop_server() }
             }
             #endif
         }
+    }
+
+    /// For a process that runs OpenBLAS single-threaded only, before its first BLAS call: sets 1
+    /// thread and stops OpenBLAS's worker threads. They start with the library and, idle, spin on
+    /// `sched_yield` for about 0.1 s (2^28 TSC cycles) before sleeping, taking a core from our own
+    /// kernels: a third of the weight preparation's CPU time of a one-clip `run` on two cores.
+    /// Not for a library to call: another thread of the host process may be inside a threaded
+    /// OpenBLAS call. Setting `threads` above 1 later starts them again.
+    package static func stopIdleThreads() {
+        #if canImport(COpenBLAS)
+        serverStopped.withLock { stopped in
+            openblas_set_num_threads(1)
+            if blconvert_openblas_stop_server() == 1 { stopped = true }
+        }
+        #endif
     }
 
     /// Whether OpenBLAS's worker threads are running (nil without them: Accelerate, or an OpenBLAS

@@ -11,6 +11,19 @@ package enum BLASRuntime {
     /// The kernel family OpenBLAS runs, e.g. "Haswell" or "SkylakeX".
     package static var coreName: String { BLAS.coreName }
 
+    /// Stops OpenBLAS's idle spinning worker threads; see `BLAS.stopIdleThreads()` (the command
+    /// line calls this first: it never runs OpenBLAS threaded).
+    package static func stopIdleThreads() { BLAS.stopIdleThreads() }
+
+    /// "running" or "stopped" (OpenBLAS's worker threads), "none" without them.
+    package static var serverState: String {
+        switch BLAS.serverRunning {
+        case .some(true): return "running"
+        case .some(false): return "stopped"
+        case .none: return "none"
+        }
+    }
+
     /// The environment variable that overrides OpenBLAS's choice (read only when it loads).
     package static let coreTypeVariable = "OPENBLAS_CORETYPE"
 

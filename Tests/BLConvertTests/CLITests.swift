@@ -614,6 +614,10 @@ import BLVNet
         let bench = try CLI.spawn(["bench", pkg, "--input", "32x32", "--runs", "1", "--warmup", "0", "--json", "--threads", "1"])
         #expect(bench.status == 0 && bench.stderr.isEmpty, "\(bench.stderr)")
         #expect((bench.json?["gflop_per_clip"] as? Double ?? 0) > 0)
+        // The command stops OpenBLAS's idle (spinning) worker threads before it loads anything.
+        #if os(Linux)
+        #expect(["stopped", "none"].contains(bench.json?["openblas_server"] as? String ?? "?"), "\(bench.stdout)")
+        #endif
         // With Winograd off, the little branch's first 3x3 (64 -> 32 at 32x32) runs on the direct
         // kernel, and BLCONVERT_DIRECT=off packs it instead; `--profile --json` names each layer's kernel.
         if Gemm.avx512 {
