@@ -20,6 +20,7 @@ import PackageDescription
 //   BLEngine          executes the IR with the kernels
 //   BLMedia           frame folders: PNG/JPEG decoding and the reference preprocessing
 //   CFFmpeg           libavformat/libavcodec/libswscale/libavutil (FFmpeg 5.1) through a shim header
+//   CFFmpegLoader     loads those libraries on the first video (dlopen), trampolines to their functions
 //   BLVideo           video files: demux, decode and scale as the reference ffmpeg extraction does
 //   BLVerify          parity of an engine against reference clips
 //   BLEval            whole-list evaluation as the reference test.py (the model behind a closure)
@@ -50,8 +51,11 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CImageIO", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev", "libjpeg62-turbo-dev"])]),
-        .systemLibrary(name: "CFFmpeg", pkgConfig: "libavformat",
-                       providers: [.apt(["libavformat-dev", "libavcodec-dev", "libswscale-dev", "libavutil-dev"])]),
+        // FFmpeg's headers (libavformat-dev, libavcodec-dev, libswscale-dev, libavutil-dev; `make
+        // deps`) on the default include path; the libraries are loaded at run time by CFFmpegLoader,
+        // not linked (a pkgConfig here would link them).
+        .systemLibrary(name: "CFFmpeg"),
+        .target(name: "CFFmpegLoader", linkerSettings: [.linkedLibrary("dl")]),
 
         .target(name: "CSHA256"),
         .target(name: "CGemm"),
@@ -73,7 +77,7 @@ let package = Package(
                 linkerSettings: [.linkedFramework("Accelerate", .when(platforms: [.macOS]))]),
         .target(name: "BLEngine", dependencies: ["BLCore", "BLGraph", "BLKernels"]),
         .target(name: "BLMedia", dependencies: ["BLCore", "CImageIO"]),
-        .target(name: "BLVideo", dependencies: ["BLCore", "BLMedia", "CFFmpeg"]),
+        .target(name: "BLVideo", dependencies: ["BLCore", "BLMedia", "CFFmpeg", "CFFmpegLoader"]),
         .target(name: "BLVerify", dependencies: ["BLCore", "BLGraph", "BLEngine", "BLSafetensors"]),
         .target(name: "BLEval", dependencies: ["BLCore", "BLMedia"]),
         .target(name: "BLConvert",

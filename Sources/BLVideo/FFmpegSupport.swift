@@ -1,5 +1,6 @@
 import BLCore
 import CFFmpeg
+import CFFmpegLoader
 
 /// Small helpers around the FFmpeg C API: error text with the library's own message, and
 /// owners that free frames, packets and codec contexts.
@@ -7,7 +8,15 @@ enum FF {
     /// Installed once: libav* messages are kept with their demuxer or decoder, never printed.
     private static let logCapture: Void = { blv_install_log_capture() }()
 
-    static func prepare() { _ = logCapture }
+    /// Loads FFmpeg's libraries (once; they are not linked, see CFFmpegLoader) and installs the log
+    /// capture. Every way into the FFmpeg API starts here: throws `.unsupported`, naming the
+    /// libraries and how to install them, when they cannot be loaded.
+    static func prepare(file: String? = nil) throws {
+        guard blv_ffmpeg_load() == 0 else {
+            throw BLError(.unsupported, String(cString: blv_ffmpeg_load_error()), file: file)
+        }
+        _ = logCapture
+    }
 
     /// The last error-level message recorded in `m`, if any.
     static func lastMessage(_ m: UnsafeMutablePointer<blv_messages>?) -> String? {

@@ -66,7 +66,7 @@ final class VideoInput {
     }
 
     init(path: String, options: VideoOptions) throws {
-        FF.prepare()
+        try FF.prepare(file: path)
         self.path = path
         let res = Resources()
         var err: Int32 = 0

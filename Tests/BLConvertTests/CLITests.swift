@@ -618,6 +618,32 @@ import BLVNet
         #if os(Linux)
         #expect(["stopped", "none"].contains(bench.json?["openblas_server"] as? String ?? "?"), "\(bench.stdout)")
         #endif
+        // FFmpeg's libraries are loaded on the first video, not linked: without them a video is a
+        // clear error naming them and BLCONVERT_FFMPEG_DIR, and everything else still runs.
+        let video = TestData.repoRoot.appendingPathComponent("Fixtures/video/odd.webm").path
+        let noFFmpeg = ["BLCONVERT_FFMPEG_DIR": "/nonexistent-ffmpeg"]
+        let refused = try CLI.spawn(["run", pkg, video], environment: noFFmpeg)
+        #expect(refused.status == 2 && refused.stdout.isEmpty, "\(refused.stdout)")
+        #expect(refused.stderr.contains("libavformat") && refused.stderr.contains("BLCONVERT_FFMPEG_DIR")
+                && refused.stderr.contains("odd.webm"), "\(refused.stderr)")
+        let clip = try CLI.spawn(["run", pkg, CLIFixtures.miniClips[1], "--json"], environment: noFFmpeg)
+        #expect(clip.status == 0 && clip.json?["samples"] != nil, "\(clip.stderr)")
+        let decoded = try CLI.spawn(["run", pkg, video, "--json"])
+        #expect(decoded.status == 0 && decoded.json?["samples"] != nil, "\(decoded.stderr)")
+        #if os(Linux)
+        if let exe = CLI.binary, FileManager.default.isExecutableFile(atPath: "/usr/bin/ldd") {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/ldd")
+            p.arguments = [exe]
+            let pipe = Pipe()
+            p.standardOutput = pipe
+            try p.run()
+            let needed = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            #expect(needed.contains("libc.so") && !needed.contains("libavformat") && !needed.contains("libavcodec"),
+                    "blconvert links FFmpeg: \(needed)")
+        }
+        #endif
         // With Winograd off, the little branch's first 3x3 (64 -> 32 at 32x32) runs on the direct
         // kernel, and BLCONVERT_DIRECT=off packs it instead; `--profile --json` names each layer's kernel.
         if Gemm.avx512 {
