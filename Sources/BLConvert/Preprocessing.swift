@@ -70,7 +70,9 @@ public struct Preprocessing: Sendable, Equatable {
     /// as the reference's own extraction does it (`ffmpeg -vf scale=-1:256`: short side 256, the
     /// same frames, bit for bit) and numbered as its `%05d.jpg` files would be; only the sampled
     /// frames are kept, and decoding stops after the last of them. Returns the clip, the 1-based
-    /// frame numbers used and the video's frame count.
+    /// frame numbers used and the video's frame count. FFmpeg 5.1's shared libraries are loaded
+    /// with the first video (from `BLCONVERT_FFMPEG_DIR` when set); without them this throws an
+    /// `unsupported` error naming them.
     public func clip(fromVideo url: URL) throws(BLConvertError) -> (clip: Clip, frameNumbers: [Int], frameCount: Int) {
         let p = internalValue
         let (tensor, sampled) = try bridged { () throws -> (Tensor, SampledFrames) in
