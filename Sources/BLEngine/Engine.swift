@@ -93,7 +93,6 @@ package final class Engine: @unchecked Sendable {
         let options = BindOptions(conversion: weightConversion, precision: precision, winograd: winograd,
                                   context: context)
         let nodes = graph.nodes
-        context.activate()
         let results = Locked([Int: Result<BoundOp, Error>]())
         let next = Locked(0)
         // Convolutions pack (and probe) independently: bind nodes on the context's threads.

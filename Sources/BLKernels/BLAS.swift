@@ -53,7 +53,6 @@ package enum BLAS {
                     stopped = false
                 }
                 openblas_set_num_threads(n)
-                if n == 1 && stopped { _ = blconvert_openblas_stop_server() }
             }
             #endif
         }

@@ -154,11 +154,7 @@ package final class ConvWeights: @unchecked Sendable {
         // Frames of 64 + kernel columns: rows of at least 64 columns wherever the stride across is
         // the direct kernel's 1.
         let side = 64 + p.kernelW + p.kernelH
-        guard p.groups == 1, p.strideW >= 1 else { return false }
-        var src = cgemm_src(x: nil, C: p.inChannels, H: side, W: side, kh: p.kernelH, kw: p.kernelW,
-                            sh: p.strideH, sw: p.strideW, ph: p.padH, pw: p.padW,
-                            OW: (side + 2 * p.padW - p.kernelW) / p.strideW + 1, f0: 0, fcount: 1, r0: 0, rows: 1)
-        return cgemm_conv_is_direct(mpad, kc, &src) == 1
+        return p.groups == 1 && runsDirect(p, height: side, width: side, mpad: mpad, kc: kc)
     }
 
     /// Whether the shape is one the Winograd kernels take: 3x3, stride 1, padding 1, no groups.

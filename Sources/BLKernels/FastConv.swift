@@ -98,18 +98,18 @@ extension ConvWeights {
     /// for the packed GEMM "GEMM direct" when its direct kernel reads B in place (see cgemm.h).
     package func kernelDescription(height: Int, width: Int) -> String {
         switch path {
-        case .gemm where runsDirect(height: height, width: width, mpad: mpad, kc: kc): return "GEMM direct"
-        case .gemmBF16 where directF32 != nil && runsDirect(height: height, width: width, mpad: mpad, kc: directKC):
+        case .gemm where Self.runsDirect(params, height: height, width: width, mpad: mpad, kc: kc): return "GEMM direct"
+        case .gemmBF16 where directF32 != nil
+            && Self.runsDirect(params, height: height, width: width, mpad: mpad, kc: directKC):
             return "GEMM direct (f32)"
         default: return path.description
         }
     }
 
-    /// Whether `cgemm_conv` on frames of `height` x `width`, A packed with `mpad` rows and depth
-    /// slice `kc`, runs the direct kernel.
-    func runsDirect(height: Int, width: Int, mpad: Int, kc: Int) -> Bool {
-        guard let (_, ow) = try? params.outputSize(height: height, width: width) else { return false }
-        let p = params
+    /// Whether `cgemm_conv` for convolution `p` on frames of `height` x `width`, A packed with
+    /// `mpad` rows and depth slice `kc`, runs the direct kernel.
+    static func runsDirect(_ p: Conv2DParams, height: Int, width: Int, mpad: Int, kc: Int) -> Bool {
+        guard let (_, ow) = try? p.outputSize(height: height, width: width) else { return false }
         var src = cgemm_src(x: nil, C: p.inChannels, H: height, W: width, kh: p.kernelH, kw: p.kernelW,
                             sh: p.strideH, sw: p.strideW, ph: p.padH, pw: p.padW, OW: ow,
                             f0: 0, fcount: 1, r0: 0, rows: 1)
@@ -215,7 +215,7 @@ extension Kernels {
         let t = try GemmTiling(p, frames: frames, height: height, width: width, context: context)
         // A bf16 layer the float32 direct kernel takes on these frames runs it (see ConvWeights).
         let f32Direct = w.path == .gemmBF16 && w.directF32 != nil
-            && w.runsDirect(height: height, width: width, mpad: w.mpad, kc: w.directKC)
+            && ConvWeights.runsDirect(p, height: height, width: width, mpad: w.mpad, kc: w.directKC)
         guard let packed = f32Direct ? w.directF32 : w.packed else {
             throw BLError.invariant("conv2d(\(p)): weights not packed")
         }
