@@ -28,8 +28,9 @@ struct Bench: ParsableCommand {
         layer keeps F(4x4) or F(2x2) only where its error, measured at load against
         float64, is within 1.5e-6); BLCONVERT_GEMM=blas runs every convolution
         through OpenBLAS (im2col) instead of the packed AVX-512 kernels;
-        BLCONVERT_DIRECT=off packs B for the stride-1 layers of at most 64 output
-        channels that otherwise read it in place ("GEMM direct" in --profile).
+        BLCONVERT_DIRECT=off packs B for the layers of at most 64 output channels
+        (stride 1 or 2 across) that otherwise read it from zero-padded copies of
+        their input rows ("GEMM direct" in --profile).
 
         Examples:
           blconvert bench r50.blc --input 224x224 --threads 2 --runs 10 --peak

@@ -146,15 +146,16 @@ package final class ConvWeights: @unchecked Sendable {
         self.directKC = directKC
     }
 
-    /// Whether the float32 direct kernel takes this layer on frames wide enough (its other
-    /// conditions, see cgemm.h, depend on the weights only): then under bf16 compute it runs in
-    /// float32, since packing bfloat16 operands costs more than the direct kernel's whole run
-    /// (64 -> 32 3x3 at 112x112: 30 ms bf16, 20 ms direct on Zen 4).
+    /// Whether the float32 direct kernel takes this stride-1 layer on frames wide enough (its
+    /// other conditions, see cgemm.h, depend on the weights only): then under bf16 compute it runs
+    /// in float32, since packing bfloat16 operands costs more than the direct kernel's whole run
+    /// (64 -> 32 3x3 at 112x112: 30 ms bf16, 20 ms direct on Zen 4). Strided layers keep bf16:
+    /// their float32 direct runs took as long as bf16 (the 7x7 stem, 20-22 ms) or longer (64 -> 64
+    /// 3x3 stride 2 at 112x112: 16 against 10 ms).
     static func directCandidate(_ p: Conv2DParams, mpad: Int, kc: Int) -> Bool {
-        // Frames of 64 + kernel columns: rows of at least 64 columns wherever the stride across is
-        // the direct kernel's 1.
+        // Frames of 64 + kernel columns: rows of at least 64 columns.
         let side = 64 + p.kernelW + p.kernelH
-        return p.groups == 1 && runsDirect(p, height: side, width: side, mpad: mpad, kc: kc)
+        return p.groups == 1 && p.strideW == 1 && runsDirect(p, height: side, width: side, mpad: mpad, kc: kc)
     }
 
     /// Whether the shape is one the Winograd kernels take: 3x3, stride 1, padding 1, no groups.

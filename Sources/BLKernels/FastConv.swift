@@ -95,7 +95,7 @@ private final class FailureFlag: Sendable {
 
 extension ConvWeights {
     /// The kernel these weights run with on frames of `height` x `width`: the path's name, and
-    /// for the packed GEMM "GEMM direct" when its direct kernel reads B in place (see cgemm.h).
+    /// for the packed GEMM "GEMM direct" when its direct kernel runs, B not packed (see cgemm.h).
     package func kernelDescription(height: Int, width: Int) -> String {
         switch path {
         case .gemm where Self.runsDirect(params, height: height, width: width, mpad: mpad, kc: kc): return "GEMM direct"

@@ -149,9 +149,10 @@ void cgemm_set_prefetch(long channels) {
 // 64-byte aligned, grown on demand and freed when the thread exits (worker threads come and go,
 // so plain thread-locals would leak).
 typedef struct {
-    float *a, *b;
+    float *a, *b, *phases;
     uint16_t *bh;
-    size_t capA, capB, capBH;
+    void *steps;
+    size_t capA, capB, capBH, capPhases, capSteps;
 } PackBuffers;
 
 static pthread_key_t packKey;
@@ -163,6 +164,8 @@ static void pack_free(void *p) {
     free(bufs->a);
     free(bufs->b);
     free(bufs->bh);
+    free(bufs->phases);
+    free(bufs->steps);
     free(bufs);
 }
 
@@ -320,6 +323,13 @@ TARGET static inline void copy_run(float *d, const float *src, long n, long stri
 
 TARGET static inline void zero_run(float *d, long n) {
     for (long t = 0; t < n; t += 16) _mm512_mask_storeu_ps(d + t, lanes(n - t), _mm512_setzero_ps());
+}
+
+/// Copies `n` floats (any count).
+TARGET static inline void copy_run_long(float *d, const float *src, long n) {
+    long t = 0;
+    for (; t + 16 <= n; t += 16) _mm512_storeu_ps(d + t, _mm512_loadu_ps(src + t));
+    if (t < n) _mm512_mask_storeu_ps(d + t, lanes(n - t), _mm512_maskz_loadu_ps(lanes(n - t), src + t));
 }
 
 /// Prefetches the cache lines of `n` floats from p (a panel row's source, one line per 16).
@@ -851,14 +861,19 @@ TARGET_BF16 static int driver_bf16(long m0, long m1, long N, long K, const uint1
 
 // MARK: - Direct convolution (no B packing)
 
-// For stride-1 convolutions whose B packing costs more than the GEMM saves (few output channels,
-// so each packed element feeds few FMAs: e.g. 64 -> 32 channels, 3x3, at 112x112), the
-// microkernel reads B straight from the image, one output-row segment (<= NR columns) at a
-// time: per depth step k = (c, i, j) the NV vectors are input row c, y*sh - ph + i, from column
-// x0 - pw + j, contiguous, with lanes outside the image or past the segment masked to zero.
-// Steps whose input row lies outside the image contribute nothing and are left out of the step
-// list. A is the GEMM's packed A, unchanged. (Stride 2 this way needs two loads and a permute
-// per vector; measured on Zen 4 it did not beat packing, so strided layers keep the GEMM.)
+// For convolutions whose B packing costs more than the GEMM saves (few output channels, so each
+// packed element feeds few FMAs: e.g. 64 -> 32 channels, 3x3, at 112x112; the 3 -> 64 7x7 stride-2
+// stem), the microkernel reads B from a copy of the input's rows instead of from packed panels.
+// The copy splits the input into its sh x sw phases (one for stride 1),
+//     P_ab[c][u][v] = x[c][sh*u + a][sw*v + b]   (zero outside the image),
+// each row zero-padded on both sides, a chunk of output rows at a time into a per-thread buffer
+// that stays in L2. Tap (c, i, j) of output (y, x) then reads P_ab[c][y + di][x + dj] with
+// a = (i - ph) mod sh, di = floor((i - ph) / sh) (b, dj likewise from j, pw, sw): per depth step
+// k = (c, i, j) the NV vectors are one padded row from column x0 + dj, contiguous, read without
+// masks. Steps whose row lies outside the image contribute nothing and are left out of the step
+// list. A is the GEMM's packed A, unchanged. (Reading the image in place instead needs masked
+// loads at the row edges, 12-25% slower on Zen 4, and for stride 2 two loads and a permute per
+// vector, which did not beat packing.)
 
 enum { DIRECT_MAX_KC = 512 };
 
@@ -866,15 +881,17 @@ static int directConv = 1;  // read and written atomically (set by benchmarks wh
 
 void cgemm_set_direct_conv(int mode) { __atomic_store_n(&directConv, mode < 0 ? 0 : mode > 2 ? 2 : mode, __ATOMIC_RELAXED); }
 
-/// Whether `driver_conv_direct` takes this geometry (and, in the automatic mode, should): stride
-/// 1 across, not pointwise, kw <= MAX_KW, a depth slice it can tabulate; automatically for layers
-/// of at most 64 output channels (whose B panels would feed too few microkernel calls to repay
-/// packing) and rows of at least 28 columns (measured on Zen 4: 32 -> 32 at 56x56 and 64 -> 64
-/// at 28x28 took 25% less time than packing, 64 -> 32 at 112x112 30% less).
+/// Whether `driver_conv_phases` takes this geometry (and, in the automatic mode, should): stride
+/// 1 or 2 across, any stride down, not pointwise, kw <= MAX_KW, a depth slice it can tabulate;
+/// automatically for layers of at most 64 output channels (whose B panels would feed too few
+/// microkernel calls to repay packing) and rows of at least 28 columns (measured on Zen 4
+/// against packing: 32 -> 32 at 56x56 and 64 -> 64 at 28x28 25% less time, 64 -> 32 at 112x112
+/// 40% less, the 7x7 stride-2 stem 18% less, 64 -> 64 3x3 stride 2 at 112x112 about 10% less).
 static int direct_conv_applies(long Mpad, long kc, const cgemm_src *s) {
     int mode = __atomic_load_n(&directConv, __ATOMIC_RELAXED);
     if (!mode) return 0;
-    if (is_pointwise(s) || s->sw != 1 || s->sh < 1 || s->kw > MAX_KW || kc > DIRECT_MAX_KC) return 0;
+    if (is_pointwise(s) || s->kw > MAX_KW || kc > DIRECT_MAX_KC) return 0;
+    if (s->sw < 1 || s->sw > 2 || s->sh < 1) return 0;
     if (mode == 2) return 1;
     return Mpad <= 64 && s->OW >= 28;
 }
@@ -883,92 +900,184 @@ int cgemm_conv_is_direct(long Mpad, long kc, const cgemm_src *src) {
     return cgemm_available() && direct_conv_applies(Mpad, kc, src);
 }
 
-/// One step of the step list: A row `k` of the slice, input offset `off` from the segment's
-/// base (channel, row and kernel column folded in), kernel column `j` (selects the masks).
+/// One step of the step list: A row `k` of the slice, and the offset `off` of its B vectors from
+/// the segment's column in the phase buffer (phase, channel, row and kernel column folded in).
 typedef struct {
     long off;
-    int32_t k, j;
+    int32_t k;
 } DirectStep;
 
-// C[mr x nr] (+)= sum over the steps of A[k] x B_step, B_step from the image (see above); mk
-// holds, per kernel column j, the masks of the 3 vectors (mk[3j + v]).
-#define MICRO_CONV(NAME, NVEC)                                                                     \
+// C[mr x nr] (+)= sum over the steps of A[k] x B_step, B_step the NV vectors at col + off: rows
+// of the zero-padded phase buffers (see "Direct convolution"), so every step's vectors lie
+// inside its row's padding and are read without masks; lanes past nr are computed, not stored.
+#define MICRO_PADDED(NAME, NVEC)                                                                   \
 TARGET static void NAME(long count, const DirectStep *st, const float *restrict ap,                \
-                        const float *restrict col, const __mmask16 *mk, const TileOut *t) {        \
+                        const float *restrict col, const TileOut *t) {                             \
     const int NV = NVEC;                                                                           \
     DECLARE_ACCUMULATORS;                                                                          \
     for (long e = 0; e < count; e++) {                                                             \
         const float *a = ap + (long)st[e].k * MR;                                                  \
         const float *p = col + st[e].off;                                                          \
-        const __mmask16 *m = mk + 3 * st[e].j;                                                     \
-        __m512 b0 = _mm512_maskz_loadu_ps(m[0], p), b1 = c00, b2 = c00;                            \
-        if (NVEC > 1) b1 = _mm512_maskz_loadu_ps(m[1], p + 16);                                    \
-        if (NVEC > 2) b2 = _mm512_maskz_loadu_ps(m[2], p + 32);                                    \
+        __m512 b0 = _mm512_loadu_ps(p), b1 = c00, b2 = c00;                                        \
+        if (NVEC > 1) b1 = _mm512_loadu_ps(p + 16);                                                \
+        if (NVEC > 2) b2 = _mm512_loadu_ps(p + 32);                                                \
         ROW_FMA(0); ROW_FMA(1); ROW_FMA(2); ROW_FMA(3);                                            \
         ROW_FMA(4); ROW_FMA(5); ROW_FMA(6); ROW_FMA(7);                                            \
     }                                                                                              \
     STORE_TILE;                                                                                    \
 }
 
-MICRO_CONV(micro_conv_8x48, 3)
-MICRO_CONV(micro_conv_8x32, 2)
-MICRO_CONV(micro_conv_8x16, 1)
+MICRO_PADDED(micro_padded_8x48, 3)
+MICRO_PADDED(micro_padded_8x32, 2)
+MICRO_PADDED(micro_padded_8x16, 1)
 
-typedef void (*MicroConv)(long, const DirectStep *, const float *, const float *, const __mmask16 *, const TileOut *);
+typedef void (*MicroPadded)(long, const DirectStep *, const float *, const float *, const TileOut *);
 
-/// Lanes l < 16 whose input column base + l lies in [0, W) and whose output lane lane0 + l is
-/// below nr.
-static __mmask16 direct_mask(long base, long W, long lane0, long nr) {
-    unsigned m = 0;
-    for (int l = 0; l < 16; l++)
-        if (base + l >= 0 && base + l < W && lane0 + l < nr) m |= 1u << l;
-    return (__mmask16)m;
+/// floor(a / s) for s >= 1 and any sign of a.
+static inline long floor_div(long a, long s) { return a >= 0 ? a / s : -((s - 1 - a) / s); }
+
+/// Floats of phase rows per chunk (see `driver_conv_phases`): 1 MiB, in L2 on Zen 4 and 5.
+enum { PHASE_CHUNK_FLOATS = 1 << 18 };
+
+/// Rows u0..<u0+urows of the sh x sw phases of one frame x [C, H, W] (sw = 1 or 2) into buf
+/// [C][a < sh][b < sw][urows][Wb], each row L zeros, then Wp values, then zeros to Wb:
+///     buf[((c*sh + a)*sw + b)*urows + r][L + v] = x[c][sh(u0+r) + a][sw v + b], zero outside the image.
+TARGET static void split_phases(const float *x, long C, long H, long W, long sh, long sw, long u0, long urows,
+                                long Wp, long L, long Wb, float *buf) {
+    static const int evenIdx[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+    static const int oddIdx[16] = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
+    __m512i ie = _mm512_loadu_si512(evenIdx), io = _mm512_loadu_si512(oddIdx);
+    for (long c = 0; c < C; c++)
+        for (long a = 0; a < sh; a++)
+            for (long r = 0; r < urows; r++) {
+                float *d[2];
+                for (long b = 0; b < sw; b++) {
+                    d[b] = buf + (((c * sh + a) * sw + b) * urows + r) * Wb;
+                    zero_run(d[b], L);
+                    zero_run(d[b] + L + Wp, Wb - L - Wp);
+                    d[b] += L;
+                }
+                long iy = sh * (u0 + r) + a;
+                if (iy < 0 || iy >= H) {
+                    for (long b = 0; b < sw; b++) zero_run(d[b], Wp);
+                    continue;
+                }
+                const float *row = x + (c * H + iy) * W;
+                if (sw == 1) {
+                    copy_run_long(d[0], row, W);
+                    continue;
+                }
+                for (long v = 0; v < Wp; v += 16) {
+                    long n = W - 2 * v;  // source elements left from column 2v
+                    __m512 lo = _mm512_maskz_loadu_ps(lanes(n), row + 2 * v);
+                    __m512 hi = _mm512_maskz_loadu_ps(lanes(n - 16), row + 2 * v + 16);
+                    __mmask16 m = lanes(Wp - v);
+                    _mm512_mask_storeu_ps(d[0] + v, m, _mm512_permutex2var_ps(lo, ie, hi));
+                    _mm512_mask_storeu_ps(d[1] + v, m, _mm512_permutex2var_ps(lo, io, hi));
+                }
+            }
 }
 
-/// Output rows m0..<m1 of the tile `s` by the direct microkernels (see above): per output row
-/// and depth slice, the step list; per segment of the row, the masks; then every MR rows.
-TARGET static int driver_conv_direct(long m0, long m1, long K, const float *Ap, long Mpad, long kc,
+/// Output rows m0..<m1 of the tile `s` (stride 1 or 2 across) by the direct microkernels on
+/// the input's phases (see "Direct convolution"): per frame, chunks of output rows whose phase
+/// rows fit PHASE_CHUNK_FLOATS are split into the per-thread buffer, then each output row runs
+/// its step list. Returns -1 when the buffers cannot be allocated.
+TARGET static int driver_conv_phases(long m0, long m1, long K, const float *Ap, long Mpad, long kc,
                                      const cgemm_src *s, const OutMap *o) {
     DirectStep steps[DIRECT_MAX_KC];
-    __mmask16 masks[MAX_KW * 3];
     float spill[MR * NR] __attribute__((aligned(64)));
+    long sh = s->sh, sw = s->sw;
     long plane = s->H * s->W, khw = s->kh * s->kw;
+    long Hp = (s->H + sh - 1) / sh, Wp = (s->W + sw - 1) / sw;
+    long diLo = floor_div(-s->ph, sh), diHi = floor_div(s->kh - 1 - s->ph, sh), halo = diHi - diLo;
+    long dj[MAX_KW], bj[MAX_KW], djLo = 0, djHi = 0;
+    for (long j = 0; j < s->kw; j++) {
+        dj[j] = floor_div(j - s->pw, sw);
+        bj[j] = (j - s->pw) - sw * dj[j];
+        djLo = min_l(djLo, dj[j]);
+        djHi = max_l(djHi, dj[j]);
+    }
+    // Phase rows padded with zeros: L columns before (the lanes left of the image), enough after
+    // for every stored lane (x < OW); the buffer's tail covers the last row's unstored lanes.
+    long L = -djLo, Wb = L + max_l(Wp, s->OW + djHi), tail = NR + 16;
+    long rowFloats = s->C * sh * sw * Wb;
+    long chunk = max_l(1, PHASE_CHUNK_FLOATS / max_l(1, rowFloats) - halo);
+    chunk = min_l(chunk, s->rows);
+    PackBuffers *bufs = pack_buffers();
+    if (!bufs) return -1;
+    size_t need = ((size_t)rowFloats * (size_t)(chunk + halo) + (size_t)tail) * sizeof(float);
+    float *buf = ensure((void **)&bufs->phases, &bufs->capPhases, need);
+    if (!buf) return -1;
+    // Rows whose taps all read inside the image share one step list over the whole depth (the
+    // slice of depth pc.. is entries pc.., its k relative to the slice), built for the chunk's
+    // first such row and shifted by whole buffer rows for the others.
+    DirectStep *full = ensure(&bufs->steps, &bufs->capSteps, (size_t)K * sizeof(DirectStep));
+    if (!full) return -1;
     for (long fi = 0; fi < s->fcount; fi++) {
         const float *frame = s->x + (s->f0 + fi) * s->C * plane;
-        for (long y = s->r0; y < s->r0 + s->rows; y++) {
-            long rowColumn = fi * s->rows * s->OW + (y - s->r0) * s->OW;
-            for (long pc = 0; pc < K; pc += kc) {
-                long kcs = min_l(kc, K - pc), count = 0;
-                int first = pc == 0, last = pc + kcs == K;
-                int mode = last ? 2 : first ? 0 : 1;
-                long c = pc / khw, rem = pc % khw, i = rem / s->kw, j = rem % s->kw;
-                for (long kk = 0; kk < kcs; kk++) {
-                    long iy = y * s->sh - s->ph + i;
-                    if (iy >= 0 && iy < s->H) {
-                        steps[count].off = c * plane + iy * s->W + j - s->pw;
-                        steps[count].k = (int32_t)kk;
-                        steps[count].j = (int32_t)j;
-                        count++;
-                    }
-                    if (++j == s->kw) {
-                        j = 0;
-                        if (++i == s->kh) {
-                            i = 0;
-                            c++;
+        for (long yc = s->r0; yc < s->r0 + s->rows; yc += chunk) {
+            long ny = min_l(chunk, s->r0 + s->rows - yc);
+            long u0 = max_l(0, yc + diLo), u1 = min_l(Hp, yc + ny - 1 + diHi + 1);
+            long urows = max_l(0, u1 - u0), yfull = -1;
+            split_phases(frame, s->C, s->H, s->W, sh, sw, u0, urows, Wp, L, Wb, buf);
+            zero_run(buf + rowFloats * urows, tail);
+            for (long y = yc; y < yc + ny; y++) {
+                long rowColumn = fi * s->rows * s->OW + (y - s->r0) * s->OW;
+                int isFull = y + diLo >= u0 && y + diHi < u1;
+                if (isFull && yfull < 0) {
+                    yfull = y;
+                    long c = 0, i = 0, j = 0;
+                    for (long g = 0; g < K; g++) {
+                        long di = floor_div(i - s->ph, sh), a = (i - s->ph) - sh * di;
+                        full[g].off = (((c * sh + a) * sw + bj[j]) * urows + (y + di - u0)) * Wb + L + dj[j];
+                        full[g].k = (int32_t)(g % kc);
+                        if (++j == s->kw) {
+                            j = 0;
+                            if (++i == s->kh) {
+                                i = 0;
+                                c++;
+                            }
                         }
                     }
                 }
-                for (long x0 = 0; x0 < s->OW; x0 += NR) {
-                    long nr = min_l(NR, s->OW - x0);
-                    for (long jj = 0; jj < s->kw; jj++)
-                        for (int v = 0; v < 3; v++)
-                            masks[3 * jj + v] = direct_mask(x0 + jj - s->pw + 16 * v, s->W, 16 * v, nr);
-                    MicroConv micro = nr > 32 ? micro_conv_8x48 : nr > 16 ? micro_conv_8x32 : micro_conv_8x16;
-                    for (long ir = m0; ir < m1; ir += MR) {
-                        TileOut t;
-                        tile_out(o, ir, rowColumn + x0, min_l(MR, m1 - ir), nr, mode, first, spill, &t);
-                        micro(count, steps, Ap + pc * Mpad + ir * kcs, frame + x0, masks, &t);
-                        if (!t.c) store_spilled(o, &t, ir, rowColumn + x0);
+                for (long pc = 0; pc < K; pc += kc) {
+                    long kcs = min_l(kc, K - pc), count = 0;
+                    int first = pc == 0, last = pc + kcs == K;
+                    int mode = last ? 2 : first ? 0 : 1;
+                    const DirectStep *st = steps;
+                    long shift = 0;
+                    if (isFull) {
+                        st = full + pc;
+                        count = kcs;
+                        shift = (y - yfull) * Wb;
+                    } else {
+                        long c = pc / khw, rem = pc % khw, i = rem / s->kw, j = rem % s->kw;
+                        for (long kk = 0; kk < kcs; kk++) {
+                            long di = floor_div(i - s->ph, sh), u = y + di;
+                            if (u >= u0 && u < u1) {
+                                long a = (i - s->ph) - sh * di;
+                                steps[count].off = (((c * sh + a) * sw + bj[j]) * urows + (u - u0)) * Wb + L + dj[j];
+                                steps[count].k = (int32_t)kk;
+                                count++;
+                            }
+                            if (++j == s->kw) {
+                                j = 0;
+                                if (++i == s->kh) {
+                                    i = 0;
+                                    c++;
+                                }
+                            }
+                        }
+                    }
+                    for (long x0 = 0; x0 < s->OW; x0 += NR) {
+                        long nr = min_l(NR, s->OW - x0);
+                        MicroPadded micro = nr > 32 ? micro_padded_8x48 : nr > 16 ? micro_padded_8x32 : micro_padded_8x16;
+                        for (long ir = m0; ir < m1; ir += MR) {
+                            TileOut t;
+                            tile_out(o, ir, rowColumn + x0, min_l(MR, m1 - ir), nr, mode, first, spill, &t);
+                            micro(count, st, Ap + pc * Mpad + ir * kcs, buf + shift + x0, &t);
+                            if (!t.c) store_spilled(o, &t, ir, rowColumn + x0);
+                        }
                     }
                 }
             }
@@ -985,7 +1094,8 @@ int cgemm_conv(long m0, long m1, long K, const float *Ap, long Mpad, long kc, co
     long N = src->fcount * src->rows * src->OW;
     if (N <= 0 || m1 == m0) return 0;
     OutMap o = {dst, src->rows * src->OW, src->f0};
-    if (direct_conv_applies(Mpad, kc, src)) return driver_conv_direct(m0, m1, K, Ap, Mpad, kc, src, &o);
+    if (direct_conv_applies(Mpad, kc, src))
+        return driver_conv_phases(m0, m1, K, Ap, Mpad, kc, src, &o);
     return driver_f32(m0, m1, N, K, Ap, Mpad, kc, src, 0, &o);
 }
 

@@ -202,10 +202,12 @@ import CGemm
         }
     }
 
-    /// Stride-1 shapes the direct kernel (B read in place) takes: segments of 48 columns plus
-    /// narrower tails (45, 100 = 48 + 48 + 4, 33), depths over several slices with a slice ending
-    /// mid-channel, a row stride of 2, a 5x3 kernel, rows with every input row outside the image
-    /// but one, and M off the multiple of 8.
+    /// Shapes the direct kernel (B read from zero-padded phase rows) takes: segments of 48 columns
+    /// plus narrower tails (45, 100 = 48 + 48 + 4, 33), depths over several slices with a slice
+    /// ending mid-channel, a row stride of 2, a 5x3 kernel, rows with every input row outside the
+    /// image but one, M off the multiple of 8; stride 2 both ways: the 7x7 stem's geometry on odd
+    /// and even sizes, padding 0 and 2, and enough channels that a frame's phase rows are split
+    /// in several chunks (70 x 4 phases x 51 columns: 17 rows a chunk, 50 output rows).
     static let directCases: [ConvCase] = [
         ConvCase(frames: 2, height: 6, width: 45,
                  params: Conv2DParams(inChannels: 19, outChannels: 21, kernel: (3, 3), padding: (1, 1)),
@@ -222,6 +224,18 @@ import CGemm
         ConvCase(frames: 1, height: 3, width: 64,
                  params: Conv2DParams(inChannels: 9, outChannels: 3, kernel: (1, 3), padding: (0, 1)),
                  residual: true, relu: true),
+        ConvCase(frames: 2, height: 61, width: 63,
+                 params: Conv2DParams(inChannels: 3, outChannels: 64, kernel: (7, 7), stride: (2, 2), padding: (3, 3)),
+                 relu: true),
+        ConvCase(frames: 1, height: 58, width: 64,
+                 params: Conv2DParams(inChannels: 5, outChannels: 13, kernel: (5, 5), stride: (2, 2), padding: (0, 0)),
+                 residual: true),
+        ConvCase(frames: 2, height: 100, width: 100,
+                 params: Conv2DParams(inChannels: 70, outChannels: 40, kernel: (3, 3), stride: (2, 2), padding: (1, 1)),
+                 residual: true, relu: true),
+        ConvCase(frames: 1, height: 9, width: 57,
+                 params: Conv2DParams(inChannels: 6, outChannels: 8, kernel: (3, 3), stride: (2, 2), padding: (2, 2)),
+                 bias: false),
     ]
 
     /// The direct kernel against float64 on every context (the tiling splits rows and, with
@@ -246,7 +260,7 @@ import CGemm
             }
             #expect(e <= 1e-5, "direct kernel \(c): relative error \(e)")
         }
-        // Not taken: stride 2 across, pointwise, more than 64 rows of output channels, short rows.
+        // Not taken: stride 3 across, pointwise, more than 64 rows of output channels, short rows.
         let x = [Float](repeating: 0, count: 1)
         x.withUnsafeBufferPointer { xp in
             func direct(kw: Int, sw: Int, pw: Int, rows: Int, ow: Int) -> Int32 {
@@ -255,7 +269,9 @@ import CGemm
                 return cgemm_conv_is_direct(rows, kc, &src)
             }
             #expect(direct(kw: 3, sw: 1, pw: 1, rows: 64, ow: 56) == 1)
-            #expect(direct(kw: 3, sw: 2, pw: 1, rows: 64, ow: 28) == 0)
+            #expect(direct(kw: 3, sw: 2, pw: 1, rows: 64, ow: 28) == 1)
+            #expect(direct(kw: 3, sw: 3, pw: 1, rows: 64, ow: 28) == 0)
+            #expect(direct(kw: 3, sw: 2, pw: 1, rows: 64, ow: 14) == 0)
             #expect(direct(kw: 1, sw: 1, pw: 0, rows: 64, ow: 56) == 0)
             #expect(direct(kw: 3, sw: 1, pw: 1, rows: 72, ow: 56) == 0)
             #expect(direct(kw: 3, sw: 1, pw: 1, rows: 64, ow: 14) == 0)
@@ -281,14 +297,14 @@ import CGemm
         }
     }
 
-    /// Under bf16 compute the layers the float32 direct kernel takes run it: float32 error against
-    /// the unrounded operands, reported as "GEMM direct (f32)". The same weights on rows too short
-    /// for it run the bf16 GEMM, with bfloat16's error.
+    /// Under bf16 compute the stride-1 layers the float32 direct kernel takes run it: float32
+    /// error against the unrounded operands, reported as "GEMM direct (f32)". The same weights on
+    /// rows too short for it, and the strided layers, run the bf16 GEMM, with bfloat16's error.
     @Test(.enabled(if: bf16)) func bfloat16KeepsFloat32WhereTheDirectKernelRuns() throws {
         for (i, c) in Self.directCases.enumerated() {
             var narrow = c
             narrow.width = 9
-            for (shape, direct) in [(c, true), (narrow, false)] {
+            for (shape, direct) in [(c, c.params.strideW == 1), (narrow, false)] {
                 var described: [String] = []
                 let e = try Self.worstError(shape, seed: UInt64(70 + i), contexts: Self.gemmContexts) { w, ctx in
                     let prepared = try ConvWeights.prepare(w, owner: nil, params: c.params, precision: .bfloat16, context: ctx)

@@ -47,9 +47,10 @@ void cgemm_set_prefetch(long channels);
 /// Whether 1x1 convolutions of one frame read B in place instead of packing it (benchmarks).
 void cgemm_set_direct(int on);
 
-/// Which convolutions read B straight from the image instead of packing it (see gemm.c, "Direct
-/// convolution"): 0 none, 1 those few-channel layers where it pays (the default), 2 every one
-/// it can (tests and benchmarks). Pointwise convolutions have their own in-place path.
+/// Which convolutions read B from zero-padded copies of the input's rows (split into phases for
+/// stride 2) instead of packing it (see gemm.c, "Direct convolution"): 0 none, 1 those
+/// few-channel layers where it pays (the default), 2 every one it can (tests and benchmarks).
+/// Pointwise convolutions have their own in-place path.
 void cgemm_set_direct_conv(int mode);
 
 /// Floats of a packed float32 A [M, K] (`M` padded to MR).
@@ -96,7 +97,7 @@ typedef struct {
 int cgemm_conv(long m0, long m1, long K, const float *Ap, long Mpad, long kc,
                const cgemm_src *src, const cgemm_dst *dst);
 /// 1 when `cgemm_conv` with these arguments (any rows of A packed with `Mpad` rows and depth
-/// slice `kc`) runs the direct kernel (B read in place, see `cgemm_set_direct_conv`), 0 when it
+/// slice `kc`) runs the direct kernel (B not packed, see `cgemm_set_direct_conv`), 0 when it
 /// packs B.
 int cgemm_conv_is_direct(long Mpad, long kc, const cgemm_src *src);
 /// The same with bfloat16 operands (A packed by `cgemm_pack_a_bf16`).
