@@ -111,8 +111,7 @@ public struct RuntimeOptions: Sendable, Equatable {
         case float32 = "f32"
         /// bfloat16 products with float32 sums (AVX512_BF16 `vdpbf16ps`): weights rounded to
         /// bfloat16 once at load, each layer's input rounded to bfloat16 (round to nearest
-        /// even). Stride-1 convolutions of at most 64 output channels on rows of at least 28
-        /// columns stay float32: the direct float32 kernel beats packing bfloat16 operands there.
+        /// even).
         /// On the project's fixture clips the logits are within 5e-2 relative of the
         /// float64 reference (7e-3 on the ResNet-50 model at 224x224), the best class and the
         /// set of the five best are the same, and classes closer than that error may swap

@@ -8,9 +8,9 @@ package enum ComputePrecision: String, Sendable, Equatable, CaseIterable {
     case float32 = "f32"
     /// bfloat16 products, float32 sums: weights rounded to bfloat16 once, each layer's input
     /// rounded to bfloat16 as it is packed (round to nearest even), through AVX512_BF16
-    /// `vdpbf16ps`. Needs a CPU with AVX512_BF16. The stride-1 convolutions the float32 direct
-    /// kernel takes (at most 64 output channels, rows of at least 28 columns) stay float32: there
-    /// packing bfloat16 operands costs more than the float32 products.
+    /// `vdpbf16ps`. Needs a CPU with AVX512_BF16. The convolutions the direct kernel takes (at
+    /// most 64 output channels, rows of at least 28 columns, stride 1 or 2 across) read their
+    /// input as bfloat16 channel pairs from padded row copies instead of packed panels.
     case bfloat16 = "bf16"
 
     /// Whether this CPU runs the bfloat16 kernels (AVX512_BF16, checked once).
@@ -35,7 +35,7 @@ package enum WinogradPolicy: Sendable, Equatable {
     /// This output tile (2, 4 or 6) for every layer that qualifies (tests and benchmarks).
     case tile(Int)
 
-    /// The default: F(4x4) where its probe error is within 2e-6, else F(2x2) within 1e-6.
+    /// The default: F(4x4) where its probe error is within 1.5e-6, else F(2x2) within the same bound.
     package static let standard = WinogradPolicy.auto(tiles: [4, 2], maxError: 1.5e-6)
 
     /// `BLCONVERT_WINOGRAD`: `off`, `2`, `4`, `6`, or unset / `auto` for `.standard`.
@@ -121,19 +121,19 @@ package final class ConvWeights: @unchecked Sendable {
     let kc: Int
     /// The probe errors measured for each Winograd tile tried (empty when none was).
     package let winogradErrors: [Int: Double]
-    /// For `.gemmBF16` layers the float32 direct kernel can take (see `directCandidate`): A also
-    /// packed in float32 with depth slice `directKC`, run instead wherever the geometry is direct.
-    let directF32: AlignedBuffer?
-    let directKC: Int
+    /// For `.gemmBF16` layers the direct kernel can take (see `directCandidate`): A also packed
+    /// in channel pairs (`cgemm_pack_a_bf16_pairs`, depth slice `kc`), run instead of the GEMM
+    /// wherever the geometry is direct.
+    let directPairs: AlignedBuffer?
 
     /// Bytes of the packed form (0 for the BLAS and grouped paths).
-    package var packedBytes: Int { (packed?.bytes ?? 0) + (directF32?.bytes ?? 0) }
+    package var packedBytes: Int { (packed?.bytes ?? 0) + (directPairs?.bytes ?? 0) }
     /// Whether the float32 weights are still held.
     package var keepsFloat32: Bool { raw != nil }
 
     fileprivate init(params: Conv2DParams, path: Path, raw: UnsafePointer<Float>?, rawOwner: AnyObject?,
                  packed: AlignedBuffer?, mpad: Int, kc: Int, winogradErrors: [Int: Double],
-                 directF32: AlignedBuffer? = nil, directKC: Int = 0) {
+                 directPairs: AlignedBuffer? = nil) {
         self.params = params
         self.path = path
         self.raw = raw
@@ -142,20 +142,18 @@ package final class ConvWeights: @unchecked Sendable {
         self.mpad = mpad
         self.kc = kc
         self.winogradErrors = winogradErrors
-        self.directF32 = directF32
-        self.directKC = directKC
+        self.directPairs = directPairs
     }
 
-    /// Whether the float32 direct kernel takes this stride-1 layer on frames wide enough (its
-    /// other conditions, see cgemm.h, depend on the weights only): then under bf16 compute it runs
-    /// in float32, since packing bfloat16 operands costs more than the direct kernel's whole run
-    /// (64 -> 32 3x3 at 112x112: 30 ms bf16, 20 ms direct on Zen 4). Strided layers keep bf16:
-    /// their float32 direct runs took as long as bf16 (the 7x7 stem, 20-22 ms) or longer (64 -> 64
-    /// 3x3 stride 2 at 112x112: 16 against 10 ms).
+    /// Whether the bfloat16 direct kernel takes this layer on frames wide enough (its other
+    /// conditions, see cgemm.h, depend on the weights only): then its weights are also packed in
+    /// channel pairs. Measured on Zen 4 against the bf16 GEMM (packing B): 64 -> 32 3x3 at
+    /// 112x112 10.5 against 17-20 ms, the 7x7 stride-2 stem 14-17 against 16-18 ms, 64 -> 64 3x3
+    /// stride 2 at 112x112 7.0-7.6 against 8.6-9.6 ms.
     static func directCandidate(_ p: Conv2DParams, mpad: Int, kc: Int) -> Bool {
-        // Frames of 64 + kernel columns: rows of at least 64 columns.
+        // Frames of 64 + kernel columns: rows of at least 32 output columns.
         let side = 64 + p.kernelW + p.kernelH
-        return p.groups == 1 && p.strideW == 1 && runsDirect(p, height: side, width: side, mpad: mpad, kc: kc)
+        return p.groups == 1 && runsDirectBF16(p, height: side, width: side, mpad: mpad, kc: kc)
     }
 
     /// Whether the shape is one the Winograd kernels take: 3x3, stride 1, padding 1, no groups.
@@ -201,15 +199,19 @@ package final class ConvWeights: @unchecked Sendable {
             let kc = blocking.kc_bf16
             let buffer = AlignedBuffer(bytes: Int(cgemm_packed_a_bf16_count(K, depth, kc)) * 2)
             cgemm_pack_a_bf16(K, depth, weight, depth, kc, buffer.raw.assumingMemoryBound(to: UInt16.self))
-            var direct: AlignedBuffer? = nil
-            if directCandidate(p, mpad: mpad, kc: blocking.kc) {
-                let f32 = AlignedBuffer(bytes: Int(cgemm_packed_a_floats(K, depth)) * 4)
-                cgemm_pack_a(K, depth, weight, depth, blocking.kc, f32.floats)
-                direct = f32
+            var pairs: AlignedBuffer? = nil
+            if directCandidate(p, mpad: mpad, kc: kc) {
+                let count = cgemm_packed_a_bf16_pairs_count(K, p.inChannels, p.kernelH, p.kernelW, kc)
+                let b = AlignedBuffer(bytes: Int(count) * 2)
+                guard cgemm_pack_a_bf16_pairs(K, p.inChannels, p.kernelH, p.kernelW, weight, kc,
+                                              b.raw.assumingMemoryBound(to: UInt16.self)) == 0 else {
+                    throw BLError(.internal, "conv2d(\(p)): packing bfloat16 channel pairs failed (out of memory)")
+                }
+                pairs = b
             }
             let (r, o) = keep(false)
             return ConvWeights(params: p, path: .gemmBF16, raw: r, rawOwner: o, packed: buffer, mpad: mpad, kc: kc,
-                               winogradErrors: [:], directF32: direct, directKC: blocking.kc)
+                               winogradErrors: [:], directPairs: pairs)
         case .gemm, .winograd:
             let kc = blocking.kc
             var tiles: [Int] = []

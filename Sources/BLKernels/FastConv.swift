@@ -99,9 +99,9 @@ extension ConvWeights {
     package func kernelDescription(height: Int, width: Int) -> String {
         switch path {
         case .gemm where Self.runsDirect(params, height: height, width: width, mpad: mpad, kc: kc): return "GEMM direct"
-        case .gemmBF16 where directF32 != nil
-            && Self.runsDirect(params, height: height, width: width, mpad: mpad, kc: directKC):
-            return "GEMM direct (f32)"
+        case .gemmBF16 where directPairs != nil
+            && Self.runsDirectBF16(params, height: height, width: width, mpad: mpad, kc: kc):
+            return "GEMM direct bf16"
         default: return path.description
         }
     }
@@ -109,11 +109,22 @@ extension ConvWeights {
     /// Whether `cgemm_conv` for convolution `p` on frames of `height` x `width`, A packed with
     /// `mpad` rows and depth slice `kc`, runs the direct kernel.
     static func runsDirect(_ p: Conv2DParams, height: Int, width: Int, mpad: Int, kc: Int) -> Bool {
-        guard let (_, ow) = try? p.outputSize(height: height, width: width) else { return false }
-        var src = cgemm_src(x: nil, C: p.inChannels, H: height, W: width, kh: p.kernelH, kw: p.kernelW,
-                            sh: p.strideH, sw: p.strideW, ph: p.padH, pw: p.padW, OW: ow,
-                            f0: 0, fcount: 1, r0: 0, rows: 1)
+        guard var src = directQuery(p, height: height, width: width) else { return false }
         return cgemm_conv_is_direct(mpad, kc, &src) == 1
+    }
+
+    /// The same for `cgemm_conv_bf16_direct` (A packed in channel pairs with depth slice `kc`).
+    static func runsDirectBF16(_ p: Conv2DParams, height: Int, width: Int, mpad: Int, kc: Int) -> Bool {
+        guard var src = directQuery(p, height: height, width: width) else { return false }
+        return cgemm_conv_bf16_is_direct(mpad, kc, &src) == 1
+    }
+
+    /// The geometry of one output row of `p` on such frames (no data), for the kernels' choice.
+    private static func directQuery(_ p: Conv2DParams, height: Int, width: Int) -> cgemm_src? {
+        guard let (_, ow) = try? p.outputSize(height: height, width: width) else { return nil }
+        return cgemm_src(x: nil, C: p.inChannels, H: height, W: width, kh: p.kernelH, kw: p.kernelW,
+                         sh: p.strideH, sw: p.strideW, ph: p.padH, pw: p.padW, OW: ow,
+                         f0: 0, fcount: 1, r0: 0, rows: 1)
     }
 }
 
@@ -213,17 +224,17 @@ extension Kernels {
                          output: UnsafeMutablePointer<Float>, context: KernelContext) throws {
         let p = w.params
         let t = try GemmTiling(p, frames: frames, height: height, width: width, context: context)
-        // A bf16 layer the float32 direct kernel takes on these frames runs it (see ConvWeights).
-        let f32Direct = w.path == .gemmBF16 && w.directF32 != nil
-            && ConvWeights.runsDirect(p, height: height, width: width, mpad: w.mpad, kc: w.directKC)
-        guard let packed = f32Direct ? w.directF32 : w.packed else {
+        // A bf16 layer the direct kernel takes on these frames runs it (see ConvWeights).
+        let pairsDirect = w.path == .gemmBF16 && w.directPairs != nil
+            && ConvWeights.runsDirectBF16(p, height: height, width: width, mpad: w.mpad, kc: w.kc)
+        guard let packed = pairsDirect ? w.directPairs : w.packed else {
             throw BLError.invariant("conv2d(\(p)): weights not packed")
         }
         let K = p.outChannels, depth = p.inChannels * p.kernelH * p.kernelW
         let xs = SharedPointer(input), os = SharedPointer(output)
         let bs = bias.map { SharedPointer($0) }, rs = residual.map { SharedPointer($0) }
         let ap = SharedPointer(packed.raw.assumingMemoryBound(to: UInt8.self))
-        let bf16 = w.path == .gemmBF16 && !f32Direct, mpad = w.mpad, kc = f32Direct ? w.directKC : w.kc
+        let bf16 = w.path == .gemmBF16, mpad = w.mpad, kc = w.kc
         let failed = FailureFlag()
         @Sendable func run(_ tile: ConvTile, _ mLo: Int, _ mHi: Int) {
             var src = cgemm_src(x: xs.p, C: p.inChannels, H: height, W: width, kh: p.kernelH, kw: p.kernelW,
@@ -231,8 +242,9 @@ extension Kernels {
                                 f0: tile.f0, fcount: tile.fCount, r0: tile.r0, rows: tile.rCount)
             var dst = cgemm_dst(y: os.p, residual: rs.map { UnsafePointer($0.p) }, bias: bs.map { UnsafePointer($0.p) },
                                 fstride: K * t.ohw, mstride: t.ohw, col0: tile.r0 * t.ow, relu: relu ? 1 : 0)
-            let rc = bf16
-                ? cgemm_conv_bf16(mLo, mHi, depth, UnsafeRawPointer(ap.p).assumingMemoryBound(to: UInt16.self), mpad, kc, &src, &dst)
+            let a16 = UnsafeRawPointer(ap.p).assumingMemoryBound(to: UInt16.self)
+            let rc = pairsDirect ? cgemm_conv_bf16_direct(mLo, mHi, a16, mpad, kc, &src, &dst)
+                : bf16 ? cgemm_conv_bf16(mLo, mHi, depth, a16, mpad, kc, &src, &dst)
                 : cgemm_conv(mLo, mHi, depth, UnsafeRawPointer(ap.p).assumingMemoryBound(to: Float.self), mpad, kc, &src, &dst)
             if rc != 0 { failed.set() }
         }

@@ -933,6 +933,31 @@ MICRO_PADDED(micro_padded_8x16, 1)
 
 typedef void (*MicroPadded)(long, const DirectStep *, const float *, const float *, const TileOut *);
 
+// The bfloat16 form: B is 32-bit (channel 2q, channel 2q + 1) pairs of the pair phase buffers,
+// A the bfloat16 pair panels, each step one pair of depth (see `driver_conv_phases`).
+#define MICRO_PADDED_BF16(NAME, NVEC)                                                              \
+TARGET_BF16 static void NAME(long count, const DirectStep *st, const uint32_t *restrict ap,       \
+                             const uint32_t *restrict col, const TileOut *t) {                     \
+    const int NV = NVEC;                                                                           \
+    DECLARE_ACCUMULATORS;                                                                          \
+    for (long e = 0; e < count; e++) {                                                             \
+        const uint32_t *a = ap + (long)st[e].k * MR;                                               \
+        const uint32_t *p = col + st[e].off;                                                       \
+        __m512bh b0 = (__m512bh)_mm512_loadu_si512(p), b1 = b0, b2 = b0;                           \
+        if (NVEC > 1) b1 = (__m512bh)_mm512_loadu_si512(p + 16);                                   \
+        if (NVEC > 2) b2 = (__m512bh)_mm512_loadu_si512(p + 32);                                   \
+        ROW_DP(0); ROW_DP(1); ROW_DP(2); ROW_DP(3);                                                \
+        ROW_DP(4); ROW_DP(5); ROW_DP(6); ROW_DP(7);                                                \
+    }                                                                                              \
+    STORE_TILE;                                                                                    \
+}
+
+MICRO_PADDED_BF16(micro_padded_bf16_8x48, 3)
+MICRO_PADDED_BF16(micro_padded_bf16_8x32, 2)
+MICRO_PADDED_BF16(micro_padded_bf16_8x16, 1)
+
+typedef void (*MicroPaddedBF16)(long, const DirectStep *, const uint32_t *, const uint32_t *, const TileOut *);
+
 /// floor(a / s) for s >= 1 and any sign of a.
 static inline long floor_div(long a, long s) { return a >= 0 ? a / s : -((s - 1 - a) / s); }
 
@@ -978,16 +1003,71 @@ TARGET static void split_phases(const float *x, long C, long H, long W, long sh,
             }
 }
 
+/// 16 values from column v of phase b of an input row of W floats (stride sw = 1 or 2 across),
+/// zero past the row.
+TARGET static inline __m512 phase16(const float *row, long W, long sw, long b, long v, __m512i ie, __m512i io) {
+    if (sw == 1) return _mm512_maskz_loadu_ps(lanes(W - v), row + v);
+    long n = W - 2 * v;
+    __m512 lo = _mm512_maskz_loadu_ps(lanes(n), row + 2 * v);
+    __m512 hi = _mm512_maskz_loadu_ps(lanes(n - 16), row + 2 * v + 16);
+    return _mm512_permutex2var_ps(lo, b ? io : ie, hi);
+}
+
+/// `split_phases` in bfloat16 channel pairs: buf holds 32-bit elements
+///     buf[((q*sh + a)*sw + b)*urows + r][L + v] = (bf16 P_ab[2q][u0+r][v], bf16 P_ab[2q+1][u0+r][v])
+/// (low half the even channel; a channel past C reads as zero), rounded to nearest even, for
+/// q < ceil(C/2), padded with zeros as there.
+TARGET_BF16 static void split_phases_bf16(const float *x, long C, long H, long W, long sh, long sw, long u0,
+                                          long urows, long Wp, long L, long Wb, uint32_t *buf) {
+    static const int evenIdx[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+    static const int oddIdx[16] = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
+    static const short inter[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                    8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    __m512i ie = _mm512_loadu_si512(evenIdx), io = _mm512_loadu_si512(oddIdx), ip = _mm512_loadu_si512(inter);
+    long Cq = (C + 1) / 2;
+    for (long q = 0; q < Cq; q++)
+        for (long a = 0; a < sh; a++)
+            for (long r = 0; r < urows; r++) {
+                long iy = sh * (u0 + r) + a;
+                int inside = iy >= 0 && iy < H;
+                const float *r0 = inside ? x + (2 * q * H + iy) * W : 0;
+                const float *r1 = inside && 2 * q + 1 < C ? x + ((2 * q + 1) * H + iy) * W : 0;
+                for (long b = 0; b < sw; b++) {
+                    uint32_t *d = buf + (((q * sh + a) * sw + b) * urows + r) * Wb;
+                    zero_run((float *)d, L);
+                    zero_run((float *)d + L + Wp, Wb - L - Wp);
+                    d += L;
+                    if (!r0) {
+                        zero_run((float *)d, Wp);
+                        continue;
+                    }
+                    for (long v = 0; v < Wp; v += 16) {
+                        __m512 lo = phase16(r0, W, sw, b, v, ie, io);
+                        __m512 hi = r1 ? phase16(r1, W, sw, b, v, ie, io) : _mm512_setzero_ps();
+                        __m512i pair = _mm512_permutexvar_epi16(ip, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+                        _mm512_mask_storeu_epi32(d + v, lanes(Wp - v), pair);
+                    }
+                }
+            }
+}
+
 /// Output rows m0..<m1 of the tile `s` (stride 1 or 2 across) by the direct microkernels on
 /// the input's phases (see "Direct convolution"): per frame, chunks of output rows whose phase
 /// rows fit PHASE_CHUNK_FLOATS are split into the per-thread buffer, then each output row runs
 /// its step list. Returns -1 when the buffers cannot be allocated.
-TARGET static int driver_conv_phases(long m0, long m1, long K, const float *Ap, long Mpad, long kc,
+///
+/// With `pairs` (bfloat16), the buffer holds channel pairs (`split_phases_bf16`), A is packed by
+/// `cgemm_pack_a_bf16_pairs` and a depth unit (a step, and `kc` / 2 per slice) is a pair of
+/// channels at one tap; `Ap` then points at the bfloat16 panels.
+TARGET static int driver_conv_phases(long m0, long m1, const void *Ap, long Mpad, long kcDepth, int pairs,
                                      const cgemm_src *s, const OutMap *o) {
     DirectStep steps[DIRECT_MAX_KC];
     float spill[MR * NR] __attribute__((aligned(64)));
     long sh = s->sh, sw = s->sw;
     long plane = s->H * s->W, khw = s->kh * s->kw;
+    // Depth in units of one 32-bit A element per row: taps (float32) or channel pairs at a tap.
+    long Cb = pairs ? (s->C + 1) / 2 : s->C, K = Cb * khw, kc = pairs ? kcDepth / 2 : kcDepth;
+    const uint32_t *A = Ap;
     long Hp = (s->H + sh - 1) / sh, Wp = (s->W + sw - 1) / sw;
     long diLo = floor_div(-s->ph, sh), diHi = floor_div(s->kh - 1 - s->ph, sh), halo = diHi - diLo;
     long dj[MAX_KW], bj[MAX_KW], djLo = 0, djHi = 0;
@@ -1000,7 +1080,7 @@ TARGET static int driver_conv_phases(long m0, long m1, long K, const float *Ap, 
     // Phase rows padded with zeros: L columns before (the lanes left of the image), enough after
     // for every stored lane (x < OW); the buffer's tail covers the last row's unstored lanes.
     long L = -djLo, Wb = L + max_l(Wp, s->OW + djHi), tail = NR + 16;
-    long rowFloats = s->C * sh * sw * Wb;
+    long rowFloats = Cb * sh * sw * Wb;
     long chunk = max_l(1, PHASE_CHUNK_FLOATS / max_l(1, rowFloats) - halo);
     chunk = min_l(chunk, s->rows);
     PackBuffers *bufs = pack_buffers();
@@ -1019,7 +1099,8 @@ TARGET static int driver_conv_phases(long m0, long m1, long K, const float *Ap, 
             long ny = min_l(chunk, s->r0 + s->rows - yc);
             long u0 = max_l(0, yc + diLo), u1 = min_l(Hp, yc + ny - 1 + diHi + 1);
             long urows = max_l(0, u1 - u0), yfull = -1;
-            split_phases(frame, s->C, s->H, s->W, sh, sw, u0, urows, Wp, L, Wb, buf);
+            if (pairs) split_phases_bf16(frame, s->C, s->H, s->W, sh, sw, u0, urows, Wp, L, Wb, (uint32_t *)buf);
+            else split_phases(frame, s->C, s->H, s->W, sh, sw, u0, urows, Wp, L, Wb, buf);
             zero_run(buf + rowFloats * urows, tail);
             for (long y = yc; y < yc + ny; y++) {
                 long rowColumn = fi * s->rows * s->OW + (y - s->r0) * s->OW;
@@ -1072,10 +1153,15 @@ TARGET static int driver_conv_phases(long m0, long m1, long K, const float *Ap, 
                     for (long x0 = 0; x0 < s->OW; x0 += NR) {
                         long nr = min_l(NR, s->OW - x0);
                         MicroPadded micro = nr > 32 ? micro_padded_8x48 : nr > 16 ? micro_padded_8x32 : micro_padded_8x16;
+                        MicroPaddedBF16 microBF16 = nr > 32 ? micro_padded_bf16_8x48
+                                                  : nr > 16 ? micro_padded_bf16_8x32 : micro_padded_bf16_8x16;
                         for (long ir = m0; ir < m1; ir += MR) {
                             TileOut t;
                             tile_out(o, ir, rowColumn + x0, min_l(MR, m1 - ir), nr, mode, first, spill, &t);
-                            micro(count, st, Ap + pc * Mpad + ir * kcs, buf + shift + x0, &t);
+                            // Slice pc.. of A starts at pc * Mpad units, its panel ir at ir * kcs.
+                            const uint32_t *ap = A + pc * Mpad + ir * kcs;
+                            if (pairs) microBF16(count, st, ap, (const uint32_t *)buf + shift + x0, &t);
+                            else micro(count, st, (const float *)ap, buf + shift + x0, &t);
                             if (!t.c) store_spilled(o, &t, ir, rowColumn + x0);
                         }
                     }
@@ -1095,7 +1181,7 @@ int cgemm_conv(long m0, long m1, long K, const float *Ap, long Mpad, long kc, co
     if (N <= 0 || m1 == m0) return 0;
     OutMap o = {dst, src->rows * src->OW, src->f0};
     if (direct_conv_applies(Mpad, kc, src))
-        return driver_conv_phases(m0, m1, K, Ap, Mpad, kc, src, &o);
+        return driver_conv_phases(m0, m1, Ap, Mpad, kc, 0, src, &o);
     return driver_f32(m0, m1, N, K, Ap, Mpad, kc, src, 0, &o);
 }
 
@@ -1106,6 +1192,43 @@ int cgemm_conv_bf16(long m0, long m1, long K, const uint16_t *Ap, long Mpad, lon
     if (N <= 0 || m1 == m0) return 0;
     OutMap o = {dst, src->rows * src->OW, src->f0};
     return driver_bf16(m0, m1, N, K, Ap, Mpad, kc, src, &o);
+}
+
+long cgemm_packed_a_bf16_pairs_count(long M, long C, long kh, long kw, long kc) {
+    return cgemm_packed_a_bf16_count(M, (C + 1) / 2 * 2 * kh * kw, kc);
+}
+
+int cgemm_pack_a_bf16_pairs(long M, long C, long kh, long kw, const float *A, long kc, uint16_t *Ap) {
+    if (M <= 0 || C <= 0 || kh <= 0 || kw <= 0 || kc <= 0 || kc % 2) return -1;
+    long khw = kh * kw, K = C * khw, Kp = (C + 1) / 2 * 2 * khw;
+    float *w = malloc((size_t)M * (size_t)Kp * sizeof(float));
+    if (!w) return -1;
+    // depth' ((q*kh + i)*kw + j)*2 + h holds channel 2q + h at tap (i, j).
+    for (long m = 0; m < M; m++)
+        for (long q = 0; q < (C + 1) / 2; q++)
+            for (long t = 0; t < khw; t++)
+                for (long h = 0; h < 2; h++) {
+                    long c = 2 * q + h;
+                    w[m * Kp + (q * khw + t) * 2 + h] = c < C ? A[m * K + c * khw + t] : 0.0f;
+                }
+    cgemm_pack_a_bf16(M, Kp, w, Kp, kc, Ap);
+    free(w);
+    return 0;
+}
+
+int cgemm_conv_bf16_is_direct(long Mpad, long kc, const cgemm_src *src) {
+    return cgemm_bf16_available() && kc > 0 && kc % 2 == 0 && direct_conv_applies(Mpad, kc / 2, src);
+}
+
+int cgemm_conv_bf16_direct(long m0, long m1, const uint16_t *Ap, long Mpad, long kc, const cgemm_src *src,
+                           const cgemm_dst *dst) {
+    if (!cgemm_bf16_available() || !valid_rows(m0, m1, Mpad) || kc <= 0 || kc % 2) return -1;
+    if (is_pointwise(src) || src->kw > MAX_KW || kc / 2 > DIRECT_MAX_KC || src->sw < 1 || src->sw > 2 || src->sh < 1)
+        return -1;
+    long N = src->fcount * src->rows * src->OW;
+    if (N <= 0 || m1 == m0) return 0;
+    OutMap o = {dst, src->rows * src->OW, src->f0};
+    return driver_conv_phases(m0, m1, Ap, Mpad, kc, 1, src, &o);
 }
 
 int cgemm_packed(long m0, long m1, long N, long K, const float *Ap, long Mpad, long kc, const float *Bp,
@@ -1263,6 +1386,26 @@ int cgemm_conv(long m0, long m1, long K, const float *Ap, long Mpad, long kc, co
 int cgemm_conv_bf16(long m0, long m1, long K, const uint16_t *Ap, long Mpad, long kc, const cgemm_src *src,
                     const cgemm_dst *dst) {
     (void)m0; (void)m1; (void)K; (void)Ap; (void)Mpad; (void)kc; (void)src; (void)dst;
+    return -1;
+}
+
+long cgemm_packed_a_bf16_pairs_count(long M, long C, long kh, long kw, long kc) {
+    return cgemm_packed_a_bf16_count(M, (C + 1) / 2 * 2 * kh * kw, kc);
+}
+
+int cgemm_pack_a_bf16_pairs(long M, long C, long kh, long kw, const float *A, long kc, uint16_t *Ap) {
+    (void)M; (void)C; (void)kh; (void)kw; (void)A; (void)kc; (void)Ap;
+    return -1;
+}
+
+int cgemm_conv_bf16_is_direct(long Mpad, long kc, const cgemm_src *src) {
+    (void)Mpad; (void)kc; (void)src;
+    return 0;
+}
+
+int cgemm_conv_bf16_direct(long m0, long m1, const uint16_t *Ap, long Mpad, long kc, const cgemm_src *src,
+                           const cgemm_dst *dst) {
+    (void)m0; (void)m1; (void)Ap; (void)Mpad; (void)kc; (void)src; (void)dst;
     return -1;
 }
 

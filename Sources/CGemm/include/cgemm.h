@@ -104,6 +104,21 @@ int cgemm_conv_is_direct(long Mpad, long kc, const cgemm_src *src);
 int cgemm_conv_bf16(long m0, long m1, long K, const uint16_t *Ap, long Mpad, long kc,
                     const cgemm_src *src, const cgemm_dst *dst);
 
+/// bfloat16 weights for `cgemm_conv_bf16_direct`: A [M, C*kh*kw] (row-major, taps (c, i, j))
+/// with its depth reordered to channel pairs, ((q*kh + i)*kw + j)*2 + h = channel 2q + h at tap
+/// (i, j) (a channel past C zero), then packed by `cgemm_pack_a_bf16` with depth slice kc (even).
+/// Returns 0, or -1 when unavailable or out of memory.
+long cgemm_packed_a_bf16_pairs_count(long M, long C, long kh, long kw, long kc);
+int cgemm_pack_a_bf16_pairs(long M, long C, long kh, long kw, const float *A, long kc, uint16_t *Ap);
+/// 1 when `cgemm_conv_bf16_direct` should run this geometry (the float32 direct kernel's
+/// conditions, see `cgemm_set_direct_conv`), 0 when the bf16 GEMM packs B.
+int cgemm_conv_bf16_is_direct(long Mpad, long kc, const cgemm_src *src);
+/// `cgemm_conv_bf16` by the direct kernel: B read from bfloat16 channel pairs of the input's
+/// zero-padded phase rows (see gemm.c, "Direct convolution"), A from `cgemm_pack_a_bf16_pairs`.
+/// Takes any geometry with stride 1 or 2 across, kw <= 16, not pointwise; -1 otherwise.
+int cgemm_conv_bf16_direct(long m0, long m1, const uint16_t *Ap, long Mpad, long kc, const cgemm_src *src,
+                           const cgemm_dst *dst);
+
 /// `cgemm_conv` with B already packed: for each depth slice s (as A's), for each NR-wide
 /// panel p of the N columns (Npad = N rounded up to NR): Bp[s*kc*Npad + p*kcs*NR + k*NR + lane].
 int cgemm_packed(long m0, long m1, long N, long K, const float *Ap, long Mpad, long kc,
