@@ -595,6 +595,21 @@ typedef struct {
     ROW_STORE(0); ROW_STORE(1); ROW_STORE(2); ROW_STORE(3);                                        \
     ROW_STORE(4); ROW_STORE(5); ROW_STORE(6); ROW_STORE(7)
 
+// Before the depth loop: the cache lines the final store will read (the residual, in the last
+// slice) and write (the output tile) are requested, so that their misses (the previous layer's
+// output is usually out of L2) overlap the FMAs instead of stalling the store.
+#define PREFETCH_TILE                                                                              \
+    if (t->c) {                                                                                    \
+        for (long r_ = 0; r_ < t->mr; r_++) {                                                      \
+            const float *c_ = t->c + r_ * t->ldc;                                                  \
+            for (long q_ = 0; q_ < t->nr; q_ += 16) __builtin_prefetch(c_ + q_, 1, 3);              \
+            if (t->res && t->mode == 2) {                                                          \
+                const float *s_ = t->res + r_ * t->ldc;                                            \
+                for (long q_ = 0; q_ < t->nr; q_ += 16) __builtin_prefetch(s_ + q_, 0, 3);          \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
 #define ROW_FMA(r)                                                                                 \
     do {                                                                                           \
         __m512 a_ = _mm512_set1_ps(a[r]);                                                          \
@@ -609,6 +624,7 @@ typedef struct {
 TARGET static void NAME(long kc, const float *restrict a, const float *restrict b, const TileOut *t) { \
     const int NV = NVEC;                                                                           \
     DECLARE_ACCUMULATORS;                                                                          \
+    PREFETCH_TILE;                                                                                 \
     for (long k = 0; k < kc; k++) {                                                                \
         __m512 b0 = _mm512_loadu_ps(b), b1 = c00, b2 = c00;                                         \
         if (NVEC > 1) b1 = _mm512_loadu_ps(b + 16);                                                 \
@@ -634,6 +650,7 @@ TARGET static void NAME(long kc, const float *restrict a, const float *restrict 
                         const TileOut *t) {                                                        \
     const int NV = NVEC;                                                                           \
     DECLARE_ACCUMULATORS;                                                                          \
+    PREFETCH_TILE;                                                                                 \
     __mmask16 l0 = lanes(t->nr), l1 = lanes(t->nr - 16), l2 = lanes(t->nr - 32);                   \
     (void)l1; (void)l2;                                                                            \
     for (long k = 0; k < kc; k++) {                                                                \
@@ -674,6 +691,7 @@ TARGET_BF16 static void NAME(long kp, const uint32_t *restrict a, const uint16_t
                              const TileOut *t) {                                                   \
     const int NV = NVEC;                                                                           \
     DECLARE_ACCUMULATORS;                                                                          \
+    PREFETCH_TILE;                                                                                 \
     for (long k = 0; k < kp; k++) {                                                                \
         __m512bh b0 = (__m512bh)_mm512_loadu_si512(b), b1 = b0, b2 = b0;                            \
         if (NVEC > 1) b1 = (__m512bh)_mm512_loadu_si512(b + 32);                                    \
@@ -915,6 +933,7 @@ TARGET static void NAME(long count, const DirectStep *st, const float *restrict 
                         const float *restrict col, const TileOut *t) {                             \
     const int NV = NVEC;                                                                           \
     DECLARE_ACCUMULATORS;                                                                          \
+    PREFETCH_TILE;                                                                                 \
     for (long e = 0; e < count; e++) {                                                             \
         const float *a = ap + (long)st[e].k * MR;                                                  \
         const float *p = col + st[e].off;                                                          \
@@ -940,6 +959,7 @@ TARGET_BF16 static void NAME(long count, const DirectStep *st, const uint32_t *r
                              const uint32_t *restrict col, const TileOut *t) {                     \
     const int NV = NVEC;                                                                           \
     DECLARE_ACCUMULATORS;                                                                          \
+    PREFETCH_TILE;                                                                                 \
     for (long e = 0; e < count; e++) {                                                             \
         const uint32_t *a = ap + (long)st[e].k * MR;                                               \
         const uint32_t *p = col + st[e].off;                                                       \
