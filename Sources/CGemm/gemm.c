@@ -298,7 +298,7 @@ void cgemm_pack_a_bf16(long M, long K, const float *A, long lda, long kc, uint16
 
 // MARK: - Packing B from a convolution geometry
 
-/// Copies `n` <= NR floats (element stride 1 or 2, any other stride scalar) to d.
+/// Copies `n` floats (element stride 1 or 2, any other stride scalar) to d.
 TARGET static inline void copy_run(float *d, const float *src, long n, long stride) {
     static const int evenIdx[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
     if (stride == 1) {
@@ -323,13 +323,6 @@ TARGET static inline void copy_run(float *d, const float *src, long n, long stri
 
 TARGET static inline void zero_run(float *d, long n) {
     for (long t = 0; t < n; t += 16) _mm512_mask_storeu_ps(d + t, lanes(n - t), _mm512_setzero_ps());
-}
-
-/// Copies `n` floats (any count).
-TARGET static inline void copy_run_long(float *d, const float *src, long n) {
-    long t = 0;
-    for (; t + 16 <= n; t += 16) _mm512_storeu_ps(d + t, _mm512_loadu_ps(src + t));
-    if (t < n) _mm512_mask_storeu_ps(d + t, lanes(n - t), _mm512_maskz_loadu_ps(lanes(n - t), src + t));
 }
 
 /// Prefetches the cache lines of `n` floats from p (a panel row's source, one line per 16).
@@ -905,11 +898,14 @@ void cgemm_set_direct_conv(int mode) { __atomic_store_n(&directConv, mode < 0 ? 
 /// microkernel calls to repay packing) and rows of at least 28 columns (measured on Zen 4
 /// against packing: 32 -> 32 at 56x56 and 64 -> 64 at 28x28 25% less time, 64 -> 32 at 112x112
 /// 40% less, the 7x7 stride-2 stem 18% less, 64 -> 64 3x3 stride 2 at 112x112 about 10% less).
+/// Whether `driver_conv_phases` can run this geometry with depth slices of `kc` units.
+static int direct_conv_possible(long kc, const cgemm_src *s) {
+    return !is_pointwise(s) && s->kw <= MAX_KW && kc <= DIRECT_MAX_KC && s->sw >= 1 && s->sw <= 2 && s->sh >= 1;
+}
+
 static int direct_conv_applies(long Mpad, long kc, const cgemm_src *s) {
     int mode = __atomic_load_n(&directConv, __ATOMIC_RELAXED);
-    if (!mode) return 0;
-    if (is_pointwise(s) || s->kw > MAX_KW || kc > DIRECT_MAX_KC) return 0;
-    if (s->sw < 1 || s->sw > 2 || s->sh < 1) return 0;
+    if (!mode || !direct_conv_possible(kc, s)) return 0;
     if (mode == 2) return 1;
     return Mpad <= 64 && s->OW >= 28;
 }
@@ -1009,7 +1005,7 @@ TARGET static void split_phases(const float *x, long C, long H, long W, long sh,
                 }
                 const float *row = x + (c * H + iy) * W;
                 if (sw == 1) {
-                    copy_run_long(d[0], row, W);
+                    copy_run(d[0], row, W, 1);
                     continue;
                 }
                 for (long v = 0; v < Wp; v += 16) {
@@ -1071,6 +1067,41 @@ TARGET_BF16 static void split_phases_bf16(const float *x, long C, long H, long W
             }
 }
 
+/// Where one chunk's phase rows lie in the buffer (see `driver_conv_phases`).
+typedef struct {
+    const cgemm_src *s;
+    long sh, sw, Wb, L;
+    /// Phase rows u0..<u1 are in the buffer, urows of them per (channel unit, phase).
+    long u0, u1, urows;
+    /// Per kernel column j: its column offset and its phase across.
+    const long *dj, *bj;
+} PhaseRows;
+
+/// The steps of output row y for depth units g0..<g0+n (unit g = (c, i, j), c a channel or a
+/// channel pair): the offset of each unit's B vectors in the buffer and its A row relative to g0;
+/// units whose phase row lies outside the image are left out. Returns how many were written.
+static long row_steps(const PhaseRows *g, long y, long g0, long n, DirectStep *out) {
+    const cgemm_src *s = g->s;
+    long khw = s->kh * s->kw, c = g0 / khw, rem = g0 % khw, i = rem / s->kw, j = rem % s->kw, count = 0;
+    for (long kk = 0; kk < n; kk++) {
+        long di = floor_div(i - s->ph, g->sh), u = y + di;
+        if (u >= g->u0 && u < g->u1) {
+            long a = (i - s->ph) - g->sh * di;
+            out[count].off = (((c * g->sh + a) * g->sw + g->bj[j]) * g->urows + (u - g->u0)) * g->Wb + g->L + g->dj[j];
+            out[count].k = (int32_t)kk;
+            count++;
+        }
+        if (++j == s->kw) {
+            j = 0;
+            if (++i == s->kh) {
+                i = 0;
+                c++;
+            }
+        }
+    }
+    return count;
+}
+
 /// Output rows m0..<m1 of the tile `s` (stride 1 or 2 across) by the direct microkernels on
 /// the input's phases (see "Direct convolution"): per frame, chunks of output rows whose phase
 /// rows fit PHASE_CHUNK_FLOATS are split into the per-thread buffer, then each output row runs
@@ -1119,6 +1150,7 @@ TARGET static int driver_conv_phases(long m0, long m1, const void *Ap, long Mpad
             long ny = min_l(chunk, s->r0 + s->rows - yc);
             long u0 = max_l(0, yc + diLo), u1 = min_l(Hp, yc + ny - 1 + diHi + 1);
             long urows = max_l(0, u1 - u0), yfull = -1;
+            PhaseRows g = {s, sh, sw, Wb, L, u0, u1, urows, dj, bj};
             if (pairs) split_phases_bf16(frame, s->C, s->H, s->W, sh, sw, u0, urows, Wp, L, Wb, (uint32_t *)buf);
             else split_phases(frame, s->C, s->H, s->W, sh, sw, u0, urows, Wp, L, Wb, buf);
             zero_run(buf + rowFloats * urows, tail);
@@ -1127,19 +1159,7 @@ TARGET static int driver_conv_phases(long m0, long m1, const void *Ap, long Mpad
                 int isFull = y + diLo >= u0 && y + diHi < u1;
                 if (isFull && yfull < 0) {
                     yfull = y;
-                    long c = 0, i = 0, j = 0;
-                    for (long g = 0; g < K; g++) {
-                        long di = floor_div(i - s->ph, sh), a = (i - s->ph) - sh * di;
-                        full[g].off = (((c * sh + a) * sw + bj[j]) * urows + (y + di - u0)) * Wb + L + dj[j];
-                        full[g].k = (int32_t)(g % kc);
-                        if (++j == s->kw) {
-                            j = 0;
-                            if (++i == s->kh) {
-                                i = 0;
-                                c++;
-                            }
-                        }
-                    }
+                    for (long pc = 0; pc < K; pc += kc) row_steps(&g, y, pc, min_l(kc, K - pc), full + pc);
                 }
                 for (long pc = 0; pc < K; pc += kc) {
                     long kcs = min_l(kc, K - pc), count = 0;
@@ -1152,23 +1172,7 @@ TARGET static int driver_conv_phases(long m0, long m1, const void *Ap, long Mpad
                         count = kcs;
                         shift = (y - yfull) * Wb;
                     } else {
-                        long c = pc / khw, rem = pc % khw, i = rem / s->kw, j = rem % s->kw;
-                        for (long kk = 0; kk < kcs; kk++) {
-                            long di = floor_div(i - s->ph, sh), u = y + di;
-                            if (u >= u0 && u < u1) {
-                                long a = (i - s->ph) - sh * di;
-                                steps[count].off = (((c * sh + a) * sw + bj[j]) * urows + (u - u0)) * Wb + L + dj[j];
-                                steps[count].k = (int32_t)kk;
-                                count++;
-                            }
-                            if (++j == s->kw) {
-                                j = 0;
-                                if (++i == s->kh) {
-                                    i = 0;
-                                    c++;
-                                }
-                            }
-                        }
+                        count = row_steps(&g, y, pc, kcs, steps);
                     }
                     for (long x0 = 0; x0 < s->OW; x0 += NR) {
                         long nr = min_l(NR, s->OW - x0);
@@ -1243,8 +1247,7 @@ int cgemm_conv_bf16_is_direct(long Mpad, long kc, const cgemm_src *src) {
 int cgemm_conv_bf16_direct(long m0, long m1, const uint16_t *Ap, long Mpad, long kc, const cgemm_src *src,
                            const cgemm_dst *dst) {
     if (!cgemm_bf16_available() || !valid_rows(m0, m1, Mpad) || kc <= 0 || kc % 2) return -1;
-    if (is_pointwise(src) || src->kw > MAX_KW || kc / 2 > DIRECT_MAX_KC || src->sw < 1 || src->sw > 2 || src->sh < 1)
-        return -1;
+    if (!direct_conv_possible(kc / 2, src)) return -1;
     long N = src->fcount * src->rows * src->OW;
     if (N <= 0 || m1 == m0) return 0;
     OutMap o = {dst, src->rows * src->OW, src->f0};
