@@ -321,6 +321,30 @@ TARGET static inline void copy_run(float *d, const float *src, long n, long stri
     }
 }
 
+/// `copy_run` for stride 1 or 2 with whole-vector stores: writes up to 15 floats past d + n
+/// (which the caller then overwrites, or has room for).
+TARGET static inline void copy_run_over(float *d, const float *src, long n, long stride) {
+    static const int evenIdx[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+    if (stride == 1) {
+        for (long t = 0; t < n; t += 16) _mm512_storeu_ps(d + t, _mm512_maskz_loadu_ps(lanes(n - t), src + t));
+    } else if (stride == 2) {
+        __m512i idx = _mm512_loadu_si512(evenIdx);
+        for (long t = 0; t < n; t += 16) {
+            long c = min_l(16, n - t), span = 2 * c - 1;
+            __m512 lo = _mm512_maskz_loadu_ps(lanes(span), src + 2 * t);
+            __m512 hi = _mm512_maskz_loadu_ps(lanes(span - 16), src + 2 * t + 16);
+            _mm512_storeu_ps(d + t, _mm512_permutex2var_ps(lo, idx, hi));
+        }
+    } else {
+        for (long t = 0; t < n; t++) d[t] = src[t * stride];
+    }
+}
+
+/// `zero_run` with whole-vector stores (up to 15 floats past d + n).
+TARGET static inline void zero_run_over(float *d, long n) {
+    for (long t = 0; t < n; t += 16) _mm512_storeu_ps(d + t, _mm512_setzero_ps());
+}
+
 TARGET static inline void zero_run(float *d, long n) {
     for (long t = 0; t < n; t += 16) _mm512_mask_storeu_ps(d + t, lanes(n - t), _mm512_setzero_ps());
 }
@@ -344,6 +368,21 @@ typedef struct {
 } Segment;
 
 enum { MAX_KW = 16 };
+
+/// One segment's part of a packed row for one tap: `za` zeros, `n` values read from the channel
+/// plane at `src` (stride sw), `zb` zeros, from panel lane `lane`.
+typedef struct {
+    int lane, za, n, zb;
+    long src;
+} CopyOp;
+
+/// Taps x segments tabulated per panel (3x3 taps for up to 56 segments; 24 bytes each).
+enum { MAX_COPY_OPS = 512 };
+
+/// Floats past the end of every buffer `pack_b_conv` writes: its tabled copies store whole
+/// vectors, up to 15 floats beyond the last segment of a row (the following row, written after,
+/// overwrites them; past the last row they land here).
+enum { B_SLACK = 16 };
 
 TARGET_BF16 static void panels_to_bf16(const float *Bp, long kcs, long panels, uint16_t *Bh);
 
@@ -374,6 +413,7 @@ TARGET static void pack_b_conv(const cgemm_src *s, long k0, long kcs, long n0, l
         xhi[j] = W - 1 - off >= 0 ? (W - 1 - off) / sw + 1 : 0;
     }
     Segment seg[NR];
+    CopyOp tab[MAX_COPY_OPS];
     for (long q0 = 0; q0 < nc; q0 += NR) {
         long width = min_l(NR, nc - q0), count = 0;
         for (long q = 0; q < width;) {
@@ -393,6 +433,30 @@ TARGET static void pack_b_conv(const cgemm_src *s, long k0, long kcs, long n0, l
             seg[count++] = g;
             q += g.len;
         }
+        // Convolutions: each tap's copies for the panel's segments (they do not depend on the
+        // channel), tabulated once per panel when the table is small enough.
+        int tabled = !pointwise && table && khw * count <= MAX_COPY_OPS;
+        for (long t = 0; tabled && t < khw; t++) {
+            long ti = t / kw, tj = t % kw, off = tj - pw;
+            for (long g = 0; g < count; g++) {
+                const Segment *e = &seg[g];
+                CopyOp *op = tab + t * count + g;
+                long iy = e->y * sh - ph + ti;
+                op->lane = (int)e->lane;
+                op->src = 0;
+                if (iy < 0 || iy >= s->H) {
+                    op->za = (int)e->len;
+                    op->n = op->zb = 0;
+                    continue;
+                }
+                long x0 = e->xo, x1 = e->xo + e->len;
+                long xa = min_l(max_l(xlo[tj], x0), x1), xb = min_l(max_l(xhi[tj], xa), x1);
+                op->za = (int)(xa - x0);
+                op->n = (int)(xb - xa);
+                op->zb = (int)(x1 - xb);
+                op->src = e->frame + iy * W + xa * sw + off;
+            }
+        }
         float *d = Bh ? Bp : Bp + (q0 / NR) * kcs * NR;
         uint16_t *dh = Bh ? Bh + (q0 / NR) * round_up(kcs, 2) * NR : 0;
         long c = k0 / khw, rem = k0 % khw, i = rem / kw, j = rem % kw;
@@ -403,7 +467,6 @@ TARGET static void pack_b_conv(const cgemm_src *s, long k0, long kcs, long n0, l
                 d = Bp;
             }
             const float *pl = s->x + c * plane;
-            if (width < NR) zero_run(d + width, NR - width);
             long off = j - pw;
             long ja = 0, jb = W;
             if (!pointwise) {
@@ -415,6 +478,20 @@ TARGET static void pack_b_conv(const cgemm_src *s, long k0, long kcs, long n0, l
                     jb = W - 1 - off >= 0 ? (W - 1 - off) / sw + 1 : 0;
                 }
             }
+            if (tabled) {
+                // The panel's copies for this tap, as tabulated above.
+                const CopyOp *op = tab + (i * kw + j) * count;
+                for (long g = 0; g < count; g++, op++) {
+                    float *dd = d + op->lane;
+                    if (op->za) zero_run_over(dd, op->za);
+                    if (op->n) {
+                        const float *src = pl + op->src;
+                        if (ahead) prefetch_run(src + ahead * sw, op->n * sw);
+                        copy_run_over(dd + op->za, src, op->n, sw);
+                    }
+                    if (op->zb) zero_run_over(dd + op->za + op->n, op->zb);
+                }
+            } else
             for (long g = 0; g < count; g++) {
                 const Segment *e = &seg[g];
                 float *dd = d + e->lane;
@@ -439,6 +516,8 @@ TARGET static void pack_b_conv(const cgemm_src *s, long k0, long kcs, long n0, l
                 }
                 if (x1 > xb) zero_run(dd + xb - x0, x1 - xb);
             }
+            // After the copies: the tabled ones may have written past `width` (see copy_run_over).
+            if (width < NR) zero_run(d + width, NR - width);
             if (++j == kw) {
                 j = 0;
                 if (++i == s->kh) {
@@ -767,21 +846,33 @@ static void tile_out(const OutMap *o, long ir, long nb, long mr, long nr, int mo
 typedef void (*MicroF32)(long, const float *, const float *, const TileOut *);
 typedef void (*MicroBF16)(long, const uint32_t *, const uint16_t *, const TileOut *);
 
+/// B packed whole for a tile (all depth slices) when its rows span several MC blocks, up to
+/// this many floats (2 MiB: e.g. 1024 channels x 4 frames of 7x7).
+enum { WHOLE_B_FLOATS = 1 << 19 };
+
 /// Float32 driver: B from `src` (packed here) or prepacked in `Bpre` (N columns).
 TARGET static int driver_f32(long m0, long m1, long N, long K, const float *Ap, long Mpad, long kc,
                              const cgemm_src *src, const float *Bpre, const OutMap *o) {
     ensure_blocking();
     long MC = blocking.mc, NC = blocking.nc;
+    long Npad = round_up(N, NR);
+    int direct = directB && src && src->fcount == 1 && is_pointwise(src);
     float *Bp = 0;
     if (!Bpre) {
         PackBuffers *bufs = pack_buffers();
         if (!bufs) return -1;
-        Bp = ensure((void **)&bufs->b, &bufs->capB, (size_t)kc * min_l(NC, round_up(N, NR)) * sizeof(float));
-        if (!Bp) return -1;
+        if (!direct && m1 - m0 > MC && N <= NC && K * Npad <= WHOLE_B_FLOATS) {
+            // Rows in more than one block of MC: B packed whole, once, instead of once per block.
+            Bp = ensure((void **)&bufs->b, &bufs->capB, (size_t)(K * Npad + B_SLACK) * sizeof(float));
+            if (!Bp) return -1;
+            for (long pc = 0; pc < K; pc += kc) pack_b_conv(src, pc, min_l(kc, K - pc), 0, N, Bp + pc * Npad, 0);
+            Bpre = Bp;
+        } else {
+            Bp = ensure((void **)&bufs->b, &bufs->capB, (size_t)(kc * min_l(NC, Npad) + B_SLACK) * sizeof(float));
+            if (!Bp) return -1;
+        }
     }
-    long Npad = round_up(N, NR);
     float spill[MR * NR] __attribute__((aligned(64)));
-    int direct = directB && src && src->fcount == 1 && is_pointwise(src);
     long plane = src ? src->H * src->W : 0;
     for (long ic = m0; ic < m1; ic += MC) {
         long mc = min_l(MC, m1 - ic);
@@ -836,7 +927,7 @@ TARGET_BF16 static int driver_bf16(long m0, long m1, long N, long K, const uint1
     PackBuffers *bufs = pack_buffers();
     if (!bufs) return -1;
     long ncap = min_l(NC, round_up(N, NR));
-    float stage[BF16_STAGE_ROWS * NR] __attribute__((aligned(64)));
+    float stage[BF16_STAGE_ROWS * NR + B_SLACK] __attribute__((aligned(64)));
     int pointwise = is_pointwise(src);
     uint16_t *Bh = ensure((void **)&bufs->bh, &bufs->capBH, (size_t)round_up(kc, 2) * ncap * sizeof(uint16_t));
     if (!Bh) return -1;

@@ -182,6 +182,17 @@ import CGemm
         // An odd depth (the last bf16 pair half zero) and panels spanning frames of 35 columns.
         ConvCase(frames: 3, height: 5, width: 7,
                  params: Conv2DParams(inChannels: 67, outChannels: 20, kernel: (1, 1)), relu: true),
+        // More output channels than one block of rows (MC, 512): B packed whole, once per tile,
+        // for a 1x1 and a strided 3x3 layer over several frames.
+        ConvCase(frames: 3, height: 5, width: 7,
+                 params: Conv2DParams(inChannels: 67, outChannels: 600, kernel: (1, 1)), residual: true),
+        ConvCase(frames: 3, height: 9, width: 8,
+                 params: Conv2DParams(inChannels: 16, outChannels: 520, kernel: (3, 3), stride: (2, 2), padding: (1, 1)),
+                 relu: true),
+        // Panels of many short row segments (3 output columns): more tap x segment copies than
+        // the per-panel table holds, packed segment by segment.
+        ConvCase(frames: 4, height: 5, width: 5,
+                 params: Conv2DParams(inChannels: 3, outChannels: 16, kernel: (7, 7), stride: (2, 2), padding: (3, 3))),
     ]
 
     static let gemmContexts: [KernelContext] = [
