@@ -85,6 +85,7 @@ struct Bench: ParsableCommand {
         var config = ""
         var top5: [Int]? = nil
         var errorVsF64: Double? = nil
+        var kernelCache = (cached: 0, layers: 0)
     }
 
     func run() throws {
@@ -138,6 +139,7 @@ struct Bench: ParsableCommand {
             var m = Measured(load: load, cold: cold, times: times, cpu: cpu, macs: cost.multiplyAccumulates,
                              batch: batch, shape: tensor.shape, plan: plan, prof: prof, paths: engine.layerPaths,
                              config: Self.short(c))
+            m.kernelCache = loaded.kernelCacheUse
             let logits = first.floats(), classes = first.shape.last ?? 1
             m.top5 = Ranking.topK(logits.prefix(classes), 5)
             if let reference, reference.elementCount == first.elementCount {
@@ -182,6 +184,7 @@ struct Bench: ParsableCommand {
                 ("threads", .int(Int64(threads.count))), ("compute", .string(compute.compute.rawValue)),
                 ("runs", .int(Int64(runs))), ("warmup", .int(Int64(warmup))),
                 ("load_seconds", .double(r.load)), ("first_run_seconds_per_clip", .double(r.cold)),
+                ("kernel_cache_layers", .int(Int64(r.kernelCache.cached))),
                 ("seconds_per_clip_median", .double(median)), ("seconds_per_clip_min", .double(best)),
                 ("seconds_per_clip_all", .array(r.times.map { .double($0) })),
                 ("cpu_seconds_per_clip_median", .double(cpuMedian)),
@@ -226,7 +229,9 @@ struct Bench: ParsableCommand {
         }
         var s = "model: \(model.model) (\(r.config))\n"
         s += "input: \(r.batch) x \(r.shape[2])x\(r.shape[3])" + (clip.map { " from \($0)" } ?? " random") + ", \(threads.count) threads, compute \(compute.compute.rawValue), \(runs) run\(runs == 1 ? "" : "s") after \(warmup) warm-up\n"
-        s += "load: \(Format.fixed(r.load, 3)) s (read and prepare the weights); first run: \(Format.fixed(r.cold * 1000, 1)) ms per clip (cold)\n"
+        s += "load: \(Format.fixed(r.load, 3)) s (read and prepare the weights"
+        if r.kernelCache.cached > 0 { s += "; \(r.kernelCache.cached) of \(r.kernelCache.layers) layers from the kernel cache" }
+        s += "); first run: \(Format.fixed(r.cold * 1000, 1)) ms per clip (cold)\n"
         s += "time per clip: median \(Format.fixed(median * 1000, 1)) ms, min \(Format.fixed(best * 1000, 1)) ms; CPU \(Format.fixed(cpuMedian * 1000, 1)) ms (all threads)\n"
         s += "throughput: \(Format.fixed(rate, 1)) GFLOP/s at the median (\(Format.fixed(flopsPerClip / 1e9, 2)) GFLOP per clip)"
         if let machine {

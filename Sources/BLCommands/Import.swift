@@ -52,6 +52,10 @@ struct Import: ParsableCommand {
     @Flag(name: .long, help: "Replace an existing package at the output path.")
     var force = false
 
+    @Flag(name: .long, help: ArgumentHelp("Do not write the kernel cache (kernels.safetensors).",
+                                          discussion: "By default a float32 package also holds its convolution weights packed (and transformed for Winograd) for this CPU's kernels, about as large again as the weights, so that loading maps them instead of packing: a one-clip run starts faster. A CPU with another kernel layout ignores the cache; deleting it is safe."))
+    var noKernelCache = false
+
     @OptionGroup var json: JSONOutputOptions
 
     func validate() throws {
@@ -64,6 +68,11 @@ struct Import: ParsableCommand {
         if output == checkpoint { throw ValidationError("the output must not be the checkpoint itself") }
     }
 
+    private func cacheLine(_ s: Converter.ImportSummary) -> String {
+        guard s.kernelCache.layers > 0 else { return "" }
+        return "\n  kernel cache: \(s.kernelCache.layers) layers prepacked for this CPU, \(Format.fixed(Double(s.kernelCache.bytes) / 1048576, 1)) MiB"
+    }
+
     var precision: WeightPrecision {
         DType(userName: dtype).flatMap(WeightPrecision.init(dtype:)) ?? .float32
     }
@@ -72,7 +81,7 @@ struct Import: ParsableCommand {
         let summary = try reportingErrors { () -> Converter.ImportSummary in
             let s = try Converter.importCheckpoint(URL(fileURLWithPath: checkpoint), to: URL(fileURLWithPath: output),
                                                    precision: precision, frames: frames, optimize: !noOptimize,
-                                                   overwrite: force) { stage in
+                                                   overwrite: force, kernelCache: !noKernelCache) { stage in
                 switch stage {
                 case .reading: Console.progress("reading \(checkpoint)")
                 case .building: Console.progress("building package")
@@ -96,6 +105,8 @@ struct Import: ParsableCommand {
                 ("weights", .int(Int64(summary.weights))),
                 ("dtype", .string(summary.precision.dtype.torchName)),
                 ("optimized", .bool(summary.optimized)),
+                ("kernel_cache", .object([("layers", .int(Int64(summary.kernelCache.layers))),
+                                          ("bytes", .int(Int64(summary.kernelCache.bytes)))])),
                 ("seconds", .double(summary.seconds)),
                 ("stage_seconds", .object(summary.stageSeconds.map { ($0.stage, .double($0.seconds)) })),
             ]).strictJSONText)
@@ -103,7 +114,7 @@ struct Import: ParsableCommand {
             Console.out("""
             imported \(checkpoint) (\(summary.sourceFormat), \(summary.checkpointTensors) tensors)
               model: \(c)
-              graph: \(summary.nodes) nodes, \(summary.weights) weights (\(summary.precision.dtype.torchName))\(summary.optimized ? ", BatchNorm folded, ReLU fused" : "")
+              graph: \(summary.nodes) nodes, \(summary.weights) weights (\(summary.precision.dtype.torchName))\(summary.optimized ? ", BatchNorm folded, ReLU fused" : "")\(cacheLine(summary))
               wrote \(output) in \(Format.fixed(summary.seconds, 2)) s
             """)
         }

@@ -40,14 +40,33 @@ public final class BLVNetModel: Sendable {
     package let engine: Engine
     /// The package as read (nil for a checkpoint imported in memory).
     package let modelPackage: ModelPackage?
+    /// Why the package's kernel cache was not used, when it has one that does not apply.
+    package let kernelCacheIgnored: String?
+
+    /// How many layers took their prepared weights from the package's kernel cache, of how many
+    /// could (float32 GEMM and Winograd layers).
+    package var kernelCacheUse: (cached: Int, layers: Int) {
+        let paths = engine.layerPaths.filter { layer in
+            if case .winograd = layer.path { return true }
+            return layer.path == .gemm
+        }
+        return (paths.filter { $0.fromCache }.count, paths.count)
+    }
 
     /// Loads a model package directory.
     public convenience init(package url: URL, options: RuntimeOptions = .init()) throws(BLConvertError) {
         let path = url.path
         let p = try bridged { try ModelPackage.read(path) }
+        // The package's kernel cache, when it can serve this run (float32 compute).
+        var cache = KernelCache.Loaded(entries: [:], ignored: nil)
+        if options.precision == .float32 {
+            var st = stat()
+            let weightsFile = (path.hasSuffix("/") ? path : path + "/") + ModelPackage.weightsFile
+            if stat(weightsFile, &st) == 0 { cache = KernelCache.read(packageDirectory: path, weightsBytes: Int(st.st_size)) }
+        }
         try self.init(graph: p.graph, weights: p.weights, config: p.config, dtype: p.dtype,
                       origin: .package(sourceFile: p.source?.fileName, sourceSHA256: p.source?.sha256),
-                      package: p, options: options)
+                      package: p, options: options, kernelCache: cache)
     }
 
     /// Imports a checkpoint in memory (BatchNorm folded, float32), as ``Converter`` would write it.
@@ -87,7 +106,8 @@ public final class BLVNetModel: Sendable {
     }
 
     private init(graph: Graph, weights: [String: Tensor], config: BLVNetConfig, dtype: DType, origin: Origin,
-                 package: ModelPackage?, options: RuntimeOptions) throws(BLConvertError) {
+                 package: ModelPackage?, options: RuntimeOptions,
+                 kernelCache: KernelCache.Loaded = .init(entries: [:], ignored: nil)) throws(BLConvertError) {
         if let t = options.threads, t < 1 || t > 1024 {
             throw BLConvertError(.invalidArgument, "threads must be between 1 and 1024, got \(t)")
         }
@@ -96,7 +116,10 @@ public final class BLVNetModel: Sendable {
         }
         let conversion: WeightConversion = dtype != .float32 && options.halfPrecisionWeights == .native ? .perUse : .atBind
         self.engine = try bridged { try Engine(graph: graph, weights: weights, context: options.kernelContext,
-                                               weightConversion: conversion, precision: options.precision) }
+                                               weightConversion: conversion, precision: options.precision,
+                                               kernelCache: kernelCache.entries) }
+        self.kernelCacheIgnored = kernelCache.ignored
+        if let why = kernelCache.ignored { Warnings.emit("the package's kernel cache is not used: \(why)") }
         self.graph = graph
         self.weights = weights
         self.configuration = ModelConfiguration(config)

@@ -1,5 +1,7 @@
 import BLCheckpoint
 import BLCore
+import BLEngine
+import BLKernels
 import BLVNet
 import Foundation
 
@@ -28,6 +30,10 @@ public enum Converter {
         /// Settings that contradict each other or the checkpoint (the import went on): `frames`
         /// against the checkpoint's `arch`, half precision asked of half-precision weights.
         public let warnings: [String]
+        /// Layers and bytes of the kernel cache written with the package (`kernels.safetensors`:
+        /// the weights already in the form this CPU's kernels run them, so that loading maps them
+        /// instead of packing); (0, 0) when none was written.
+        public var kernelCache: (layers: Int, bytes: Int) = (0, 0)
     }
 
     /// A stage of an import, reported as it starts.
@@ -50,11 +56,17 @@ public enum Converter {
     ///   - optimize: fold BatchNorm into the convolutions and fuse ReLU (false keeps the reference
     ///     graph, where every reference module's output can be verified).
     ///   - overwrite: replace an existing model package at `package`.
+    ///   - kernelCache: also write the package's kernel cache (float32 packages on a CPU that
+    ///     runs the packed kernels): the convolution weights packed (and transformed for
+    ///     Winograd) as loading would, so that loading on a CPU with the same kernel layout
+    ///     maps them instead; about as large again as the weights. Loading without it, or
+    ///     with one made on another CPU, packs as usual.
     ///   - progress: called as each stage starts.
     /// - Returns: what was read and written.
     @discardableResult
     public static func importCheckpoint(_ checkpoint: URL, to package: URL, precision: WeightPrecision = .float32,
                                         frames: Int? = nil, optimize: Bool = true, overwrite: Bool = false,
+                                        kernelCache: Bool = true,
                                         progress: ((ImportStage) -> Void)? = nil) throws(BLConvertError) -> ImportSummary {
         let input = checkpoint.path, output = package.path
         return try bridged { () throws -> ImportSummary in
@@ -86,19 +98,42 @@ public enum Converter {
             stages.append(("passes", MonotonicClock.seconds() - t)); t = MonotonicClock.seconds()
             progress?(.writing)
             try pkg.write(to: output, overwrite: overwrite, source: source)
-            stages.append(("write", MonotonicClock.seconds() - t))
+            stages.append(("write", MonotonicClock.seconds() - t)); t = MonotonicClock.seconds()
+            var cache = (layers: 0, bytes: 0)
+            if kernelCache && precision == .float32 {
+                cache = try writeKernelCache(package: output)
+                stages.append(("kernel_cache", MonotonicClock.seconds() - t))
+            }
             stages.append(("sha256", source.seconds))  // concurrent with passes and write
-            return ImportSummary(configuration: ModelConfiguration(pkg.config), sourceFormat: ck.format.rawValue,
-                                 checkpointTensors: ck.tensors.count, sourceSHA256: pkg.source?.sha256 ?? "",
-                                 nodes: pkg.graph.nodes.count, weights: pkg.graph.weights.count, precision: precision,
-                                 optimized: optimize, stageSeconds: stages.map { (stage: $0.0, seconds: $0.1) },
-                                 seconds: MonotonicClock.seconds() - start, warnings: [])
+            var s = ImportSummary(configuration: ModelConfiguration(pkg.config), sourceFormat: ck.format.rawValue,
+                                  checkpointTensors: ck.tensors.count, sourceSHA256: pkg.source?.sha256 ?? "",
+                                  nodes: pkg.graph.nodes.count, weights: pkg.graph.weights.count, precision: precision,
+                                  optimized: optimize, stageSeconds: stages.map { (stage: $0.0, seconds: $0.1) },
+                                  seconds: MonotonicClock.seconds() - start, warnings: [])
+            s.kernelCache = cache
+            return s
           }
-          return ImportSummary(configuration: summary.configuration, sourceFormat: summary.sourceFormat,
-                               checkpointTensors: summary.checkpointTensors, sourceSHA256: summary.sourceSHA256,
-                               nodes: summary.nodes, weights: summary.weights, precision: summary.precision,
-                               optimized: summary.optimized, stageSeconds: summary.stageSeconds, seconds: summary.seconds,
-                               warnings: warnings)
+          var s = ImportSummary(configuration: summary.configuration, sourceFormat: summary.sourceFormat,
+                                checkpointTensors: summary.checkpointTensors, sourceSHA256: summary.sourceSHA256,
+                                nodes: summary.nodes, weights: summary.weights, precision: summary.precision,
+                                optimized: summary.optimized, stageSeconds: summary.stageSeconds, seconds: summary.seconds,
+                                warnings: warnings)
+          s.kernelCache = summary.kernelCache
+          return s
         }
+    }
+
+    /// Writes the kernel cache of the float32 package just written at `path` (see `KernelCache`):
+    /// its weights bound as a default float32 load binds them, then stored.
+    static func writeKernelCache(package path: String) throws -> (layers: Int, bytes: Int) {
+        guard CachedConvWeights.layout != nil else { return (0, 0) }
+        let written = try ModelPackage.read(path)
+        let engine = try Engine(graph: written.graph, weights: written.weights, context: KernelContext(),
+                                precision: .float32)
+        var st = stat()
+        guard stat((path.hasSuffix("/") ? path : path + "/") + ModelPackage.weightsFile, &st) == 0 else {
+            throw BLError(.io, "cannot stat the weights just written", file: path)
+        }
+        return try KernelCache.write(engine, packageDirectory: path, weightsBytes: Int(st.st_size))
     }
 }

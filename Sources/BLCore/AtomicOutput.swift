@@ -221,8 +221,9 @@ package enum TemporaryOutputs {
     package static func register(_ path: String) { _ = blc_cleanup_register(path) }
     package static func unregister(_ path: String) { blc_cleanup_unregister(path) }
 
-    /// Removes every registered temporary output now (what the signal handler does).
-    package static func removeAllRegistered() { blc_cleanup_run() }
+    /// Removes the registered temporary outputs whose paths start with `prefix` now: what the
+    /// signal handler does for all of them, without touching what other threads are writing.
+    package static func removeRegistered(under prefix: String) { blc_cleanup_run_under(prefix) }
 
     /// Removes `.NAME.tmp-PID-HEX` and `.NAME.old-PID-HEX` beside `destination` whose process PID
     /// no longer exists (killed before it could clean up). Temporaries of live processes, of other

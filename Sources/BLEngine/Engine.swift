@@ -73,7 +73,8 @@ package final class Engine: @unchecked Sendable {
     /// Binds weights (name -> tensor, any floating dtype) and checks that every weight the graph
     /// declares is present with its shape. Convolution weights are prepared for their kernel
     /// once, here (packed into the GEMM's panels, in bfloat16 with `.bfloat16` precision, or
-    /// transformed for Winograd where `winograd` chooses it; see `ConvWeights`), on the
+    /// transformed for Winograd where `winograd` chooses it; see `ConvWeights`; float32 weights
+    /// `kernelCache` holds in the form this would compute are used from there instead), on the
     /// context's threads; a float32 weight borrowed from a mapped file is then released from
     /// memory. Other float32 contiguous aligned tensors are used in place (the engine keeps their
     /// storage alive); others are converted to float32 now, except half-precision conv/linear
@@ -81,7 +82,7 @@ package final class Engine: @unchecked Sendable {
     /// CPU without AVX512_BF16.
     package init(graph: Graph, weights: [String: Tensor], context: KernelContext = .init(),
                 weightConversion: WeightConversion = .atBind, precision: ComputePrecision = .float32,
-                winograd: WinogradPolicy = .fromEnvironment) throws {
+                winograd: WinogradPolicy = .fromEnvironment, kernelCache: [String: CachedConvWeights] = [:]) throws {
         try graph.validateStructure()
         try graph.checkWeights(weights.mapValues { $0.shape })
         try precision.checkAvailable()
@@ -91,7 +92,7 @@ package final class Engine: @unchecked Sendable {
         self.precision = precision
         self.winograd = winograd
         let options = BindOptions(conversion: weightConversion, precision: precision, winograd: winograd,
-                                  context: context)
+                                  context: context, cache: kernelCache)
         let nodes = graph.nodes
         let results = Locked([Int: Result<BoundOp, Error>]())
         let next = Locked(0)
@@ -266,6 +267,18 @@ package final class Engine: @unchecked Sendable {
         package var winogradErrors: [Int: Double]
         /// Bytes of the packed (or transformed) weights.
         package var packedBytes: Int
+        /// Whether they came from a kernel cache instead of being packed at bind.
+        package var fromCache: Bool = false
+    }
+
+    /// The float32 convolution weights a kernel cache can store, by weight name (see
+    /// `CachedConvWeights`): GEMM and Winograd layers only.
+    package var cacheableWeights: [(name: String, weights: CachedConvWeights)] {
+        graph.nodes.compactMap { node -> (name: String, weights: CachedConvWeights)? in
+            guard case .conv2d(let c) = node.op, case .conv(_, .prepared(let cw), _, _) = bound[node.id],
+                  let entry = cw.cacheEntry else { return nil }
+            return (c.weight, entry)
+        }
     }
 
     /// The kernel path of every convolution and linear layer, in graph order.
@@ -278,7 +291,7 @@ package final class Engine: @unchecked Sendable {
             default: return nil
             }
             return LayerPath(node: node.id, origin: node.origin, params: w.params, path: w.path,
-                             winogradErrors: w.winogradErrors, packedBytes: w.packedBytes)
+                             winogradErrors: w.winogradErrors, packedBytes: w.packedBytes, fromCache: w.fromCache)
         }
     }
 

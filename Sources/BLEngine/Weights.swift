@@ -77,6 +77,8 @@ struct BindOptions: Sendable {
     var precision: ComputePrecision = .float32
     var winograd: WinogradPolicy = .off
     var context: KernelContext = .serial
+    /// Prepared float32 convolution weights from a kernel cache, by weight name (see `CachedConvWeights`).
+    var cache: [String: CachedConvWeights] = [:]
 }
 
 /// A large weight (convolution or linear matrix): float32 now, half-precision converted at each
@@ -107,7 +109,8 @@ enum WeightRef: @unchecked Sendable {
         }
         let data = try FloatData.from(tensor, name: name)
         let w = try ConvWeights.prepare(data.pointer, owner: data, params: params, precision: options.precision,
-                                        winograd: options.winograd, context: options.context)
+                                        winograd: options.winograd, context: options.context,
+                                        cached: options.precision == .float32 ? options.cache[name] : nil)
         if !w.keepsFloat32 { data.releasePages() }
         return .prepared(w)
     }

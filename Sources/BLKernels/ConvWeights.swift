@@ -66,19 +66,69 @@ package enum DirectConvolution {
     }()
 }
 
-/// 64-byte aligned memory owned by a prepared weight.
+/// The memory of a prepared weight: 64-byte aligned and owned, or borrowed from a kernel cache
+/// (read only; `owner` keeps it mapped).
 final class AlignedBuffer: @unchecked Sendable {
     let raw: UnsafeMutableRawPointer
     let bytes: Int
+    private let owner: AnyObject?
 
     init(bytes: Int) {
         self.bytes = max(bytes, 64)
         raw = UnsafeMutableRawPointer.allocate(byteCount: self.bytes, alignment: 64)
+        owner = nil
+    }
+
+    /// `bytes` at `pointer`, which `owner` keeps valid; the kernels only read them.
+    init(borrowing pointer: UnsafeRawPointer, bytes: Int, owner: AnyObject) {
+        raw = UnsafeMutableRawPointer(mutating: pointer)
+        self.bytes = bytes
+        self.owner = owner
     }
 
     var floats: UnsafeMutablePointer<Float> { raw.assumingMemoryBound(to: Float.self) }
 
-    deinit { raw.deallocate() }
+    deinit { if owner == nil { raw.deallocate() } }
+}
+
+/// A float32 convolution's weights as an earlier `ConvWeights.prepare` left them (the GEMM's
+/// packed panels, or the packed Winograd matrices) with the choice it made, read back from a
+/// kernel cache: `prepare` uses them instead of packing when they are what it would compute
+/// itself (same path under the same policy, same depth slice, same size, and spot checks of the
+/// values against the weights pass).
+package final class CachedConvWeights: @unchecked Sendable {
+    package enum Kind: Sendable, Equatable {
+        case gemm
+        case winograd(tile: Int)
+    }
+
+    package let kind: Kind
+    package let kc: Int
+    /// The probe errors measured for each Winograd tile tried.
+    package let winogradErrors: [Int: Double]
+    package let floats: UnsafePointer<Float>
+    package let count: Int
+    private let owner: AnyObject
+
+    package init(kind: Kind, kc: Int, winogradErrors: [Int: Double], floats: UnsafePointer<Float>, count: Int,
+                 owner: AnyObject) {
+        self.kind = kind
+        self.kc = kc
+        self.winogradErrors = winogradErrors
+        self.floats = floats
+        self.count = count
+        self.owner = owner
+    }
+
+    fileprivate var buffer: AlignedBuffer { AlignedBuffer(borrowing: floats, bytes: count * 4, owner: self) }
+
+    /// The layout the cached floats are in, on this machine: the float32 kernels' panel shape and
+    /// depth slice (chosen from the L1 size, so a cache written on another CPU may not match).
+    /// Nil where the packed kernels do not run (no AVX-512).
+    package static var layout: (name: String, kc: Int)? {
+        guard cgemm_available() != 0 else { return nil }
+        return ("cgemm-f32 mr=\(CGEMM_MR) nr=\(CGEMM_NR)", cgemm_get_blocking().kc)
+    }
 }
 
 /// A convolution's weights in the form its kernel runs: packed once (at bind) into the GEMM's
@@ -126,6 +176,26 @@ package final class ConvWeights: @unchecked Sendable {
     /// wherever the geometry is direct.
     let directPairs: AlignedBuffer?
 
+    /// Whether the packed form came from a kernel cache (`CachedConvWeights`).
+    package let fromCache: Bool
+
+    /// What a kernel cache stores for these weights: float32 GEMM or Winograd layers only.
+    package var cacheEntry: CachedConvWeights? {
+        guard let packed else { return nil }
+        let kind: CachedConvWeights.Kind
+        switch path {
+        case .gemm: kind = .gemm
+        case .winograd(let m): kind = .winograd(tile: m)
+        default: return nil
+        }
+        let count = path == .gemm ? Int(cgemm_packed_a_floats(params.outChannels, params.inChannels * params.kernelH * params.kernelW))
+            : Int(cgemm_wino_packed_u_floats(Int32(tileOf(path)), params.outChannels, params.inChannels))
+        return CachedConvWeights(kind: kind, kc: kc, winogradErrors: winogradErrors, floats: UnsafePointer(packed.floats),
+                                 count: count, owner: packed)
+    }
+
+    private func tileOf(_ p: Path) -> Int { if case .winograd(let m) = p { return m } else { return 0 } }
+
     /// Bytes of the packed form (0 for the BLAS and grouped paths).
     package var packedBytes: Int { (packed?.bytes ?? 0) + (directPairs?.bytes ?? 0) }
     /// Whether the float32 weights are still held.
@@ -133,7 +203,8 @@ package final class ConvWeights: @unchecked Sendable {
 
     fileprivate init(params: Conv2DParams, path: Path, raw: UnsafePointer<Float>?, rawOwner: AnyObject?,
                  packed: AlignedBuffer?, mpad: Int, kc: Int, winogradErrors: [Int: Double],
-                 directPairs: AlignedBuffer? = nil) {
+                 directPairs: AlignedBuffer? = nil, fromCache: Bool = false) {
+        self.fromCache = fromCache
         self.params = params
         self.path = path
         self.raw = raw
@@ -180,7 +251,8 @@ package final class ConvWeights: @unchecked Sendable {
     ///   - keepFloat32: hold `weight` even when the chosen path does not read it.
     package static func prepare(_ weight: UnsafePointer<Float>, owner: AnyObject?, params p: Conv2DParams,
                                 precision: ComputePrecision = .float32, winograd: WinogradPolicy = .off,
-                                context: KernelContext, keepFloat32: Bool = false) throws -> ConvWeights {
+                                context: KernelContext, keepFloat32: Bool = false,
+                                cached: CachedConvWeights? = nil) throws -> ConvWeights {
         try precision.checkAvailable()
         _ = DirectConvolution.turnedOff
         _ = try p.outputSize(height: p.kernelH, width: p.kernelW)  // checks every field
@@ -226,6 +298,11 @@ package final class ConvWeights: @unchecked Sendable {
                 maxError = bound
             default: break
             }
+            if let cached, let w = try fromCache(cached, weight: weight, params: p, tiles: tiles, maxError: maxError,
+                                                 mpad: mpad, kc: kc, depth: depth) {
+                if keepFloat32 { return w.keeping(weight, owner: owner) }
+                return w
+            }
             var errors: [Int: Double] = [:]
             var probe: WinogradProbe? = nil
             for m in tiles {
@@ -249,6 +326,74 @@ package final class ConvWeights: @unchecked Sendable {
             return ConvWeights(params: p, path: .gemm, raw: r, rawOwner: o, packed: buffer, mpad: mpad, kc: kc,
                                winogradErrors: errors)
         }
+    }
+
+    /// `cached` as these weights when it is what `prepare` would compute for them: the same choice
+    /// (the first of `tiles` whose recorded error is within `maxError`, else the GEMM; with an
+    /// infinite `maxError`, the first tile), the same depth slice and size, and the values at
+    /// spread-out positions equal to packing (or transforming) `weight` there. Nil otherwise.
+    private static func fromCache(_ cached: CachedConvWeights, weight: UnsafePointer<Float>, params p: Conv2DParams,
+                                  tiles: [Int], maxError: Double, mpad: Int, kc: Int, depth: Int) throws -> ConvWeights? {
+        guard cached.kc == kc else { return nil }
+        var choice: CachedConvWeights.Kind = .gemm
+        for m in tiles {
+            if maxError.isFinite {
+                guard let e = cached.winogradErrors[m] else { return nil }
+                if e > maxError { continue }
+            }
+            choice = .winograd(tile: m)
+            break
+        }
+        guard cached.kind == choice else { return nil }
+        let K = p.outChannels
+        switch choice {
+        case .gemm:
+            guard cached.count == Int(cgemm_packed_a_floats(K, depth)) else { return nil }
+            // Packing copies: A[m, k] sits at slice k0 (kcs deep), panel m / 8, row k - k0, lane m % 8.
+            for (m, k) in spotPositions(rows: K, columns: depth) {
+                let k0 = k / kc * kc, kcs = min(kc, depth - k0)
+                let at = k0 * mpad + (m / 8) * kcs * 8 + (k - k0) * 8 + m % 8
+                guard cached.floats[at].bitPattern == weight[m * depth + k].bitPattern else { return nil }
+            }
+            return ConvWeights(params: p, path: .gemm, raw: nil, rawOwner: nil, packed: cached.buffer, mpad: mpad,
+                               kc: kc, winogradErrors: cached.winogradErrors, fromCache: true)
+        case .winograd(let m):
+            let C = p.inChannels
+            guard cached.count == Int(cgemm_wino_packed_u_floats(Int32(m), K, C)) else { return nil }
+            let a = m + 2
+            var g = [Double](repeating: 0, count: a * 3)
+            guard cgemm_wino_matrices(Int32(m), nil, &g, nil) == 0 else { return nil }
+            let plane = mpad * C
+            for (k, c) in spotPositions(rows: K, columns: C) {
+                // U = G w G^T for this pair, in double, against the stored floats at every position.
+                let w = (0..<9).map { Double(weight[(k * C + c) * 9 + $0]) }
+                let c0 = c / kc * kc, kcs = min(kc, C - c0)
+                let at = c0 * mpad + (k / 8) * kcs * 8 + (c - c0) * 8 + k % 8
+                for y in 0..<a {
+                    for x in 0..<a {
+                        var u = 0.0
+                        for i in 0..<3 { for j in 0..<3 { u += g[y * 3 + i] * w[i * 3 + j] * g[x * 3 + j] } }
+                        let stored = Double(cached.floats[(y * a + x) * plane + at])
+                        guard abs(stored - u) <= 1e-6 * abs(u) + 1e-30 else { return nil }
+                    }
+                }
+            }
+            return ConvWeights(params: p, path: .winograd(tile: m), raw: nil, rawOwner: nil, packed: cached.buffer,
+                               mpad: mpad, kc: kc, winogradErrors: cached.winogradErrors, fromCache: true)
+        }
+    }
+
+    /// A few (row, column) positions spread over a rows x columns matrix: its corners and inside.
+    private static func spotPositions(rows: Int, columns: Int) -> [(Int, Int)] {
+        let picks: [(Int, Int)] = [(0, 0), (rows - 1, columns - 1), (rows / 2, columns / 3), (rows / 3, (2 * columns) / 3),
+                                   ((3 * rows) / 4, columns / 2), (rows / 5, columns - 1)]
+        return picks.map { (min(max($0.0, 0), rows - 1), min(max($0.1, 0), columns - 1)) }
+    }
+
+    /// The same weights, also holding the float32 `weight` (for callers that asked to keep it).
+    private func keeping(_ weight: UnsafePointer<Float>, owner: AnyObject?) -> ConvWeights {
+        ConvWeights(params: params, path: path, raw: weight, rawOwner: owner, packed: packed, mpad: mpad, kc: kc,
+                    winogradErrors: winogradErrors, directPairs: directPairs, fromCache: fromCache)
     }
 
     /// U = G g G^T of every (output, input) channel pair, packed per position.

@@ -74,12 +74,18 @@ static void remove_path(const char *path) {
     rmdir(path);
 }
 
-void blc_cleanup_run(void) {
+/// Removes the registered paths starting with `prefix` (every one when it is null).
+static void run_matching(const char *prefix) {
+    size_t n = prefix ? strlen(prefix) : 0;
     for (int i = 0; i < BLC_CLEANUP_SLOTS; i++) {
         const char *p = slots[i];
-        if (p) remove_path(p);
+        if (p && (!prefix || strncmp(p, prefix, n) == 0)) remove_path(p);
     }
 }
+
+void blc_cleanup_run(void) { run_matching(NULL); }
+
+void blc_cleanup_run_under(const char *prefix) { run_matching(prefix); }
 
 static void on_signal(int sig) {
     blc_cleanup_run();

@@ -26,4 +26,8 @@ void blc_cleanup_unregister(const char *path);
 /* Removes every registered path now, as the signal handler does (for tests). */
 void blc_cleanup_run(void);
 
+/* The same for the registered paths that start with `prefix` only: a test's own temporaries,
+   leaving those of whatever else the process is writing meanwhile. */
+void blc_cleanup_run_under(const char *prefix);
+
 #endif
