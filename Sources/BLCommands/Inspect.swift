@@ -1,4 +1,5 @@
 import ArgumentParser
+import BLConvert
 import BLCore
 import BLCheckpoint
 import BLVNet
@@ -87,6 +88,10 @@ struct Inspect: ParsableCommand {
             ("nodes", .int(Int64(p.graph.nodes.count))), ("weights", .int(Int64(p.weights.count))),
             ("weight_bytes", .int(Int64(bytes))), ("blconvert_version", .string(p.toolVersion)),
             ("source", p.source.map { .object([("file", .string($0.fileName)), ("sha256", .string($0.sha256))]) } ?? .null),
+            ("kernel_cache", KernelCache.describe(packageDirectory: path).map { c in
+                .object([("layers", .int(Int64(c.layers))), ("bytes", .int(Int64(c.bytes))),
+                         ("applies", .bool(c.ignored == nil)), ("ignored_because", c.ignored.map { .string($0) } ?? .null)])
+            } ?? .null),
         ])
     }
 
@@ -96,6 +101,10 @@ struct Inspect: ParsableCommand {
         s += "  model: bLVNet-TAM \(BLVNetImporter.describe(p.config))\n"
         s += "  graph: \(p.graph.nodes.count) nodes, \(p.weights.count) weights, \(Format.bytes(bytes)) (\(p.dtype.torchName))\(p.optimized ? ", BatchNorm folded, ReLU fused" : "")\n"
         if let src = p.source { s += "  source: \(src.fileName) (sha256 \(src.sha256))\n" }
+        if let c = KernelCache.describe(packageDirectory: path) {
+            s += c.ignored.map { "  kernel cache: not used on this CPU (\($0))\n" }
+                ?? "  kernel cache: \(c.layers) layers prepared for this CPU's kernels, \(Format.bytes(c.bytes))\n"
+        }
         s += "  (blconvert graph \(path) lists the nodes; a package holds converted weights, not the checkpoint's tensors)"
         return s
     }

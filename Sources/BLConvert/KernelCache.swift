@@ -3,6 +3,7 @@ import BLEngine
 import BLKernels
 import BLSafetensors
 import BLVNet
+import Foundation
 
 /// The optional `kernels.safetensors` of a model package: every float32 convolution's weights in
 /// the form the CPU kernels run them (the GEMM's packed panels, or Winograd's transformed and
@@ -37,15 +38,27 @@ package enum KernelCache {
         package var ignored: String?
     }
 
-    /// The cache of the package directory `dir` whose weights file is `weightsBytes` long.
-    package static func read(packageDirectory dir: String, weightsBytes: Int) -> Loaded {
+    /// The cache of the package directory `dir` whose weights file is `weightsBytes` long, mapped
+    /// with its pages read in (`populate`) for a load that is about to use them.
+    package static func read(packageDirectory dir: String, weightsBytes: Int, populate: Bool = true) -> Loaded {
         let path = (dir.hasSuffix("/") ? dir : dir + "/") + fileName
         guard FileKind.of(path) == .regular else { return Loaded(entries: [:], ignored: nil) }
         do {
-            return try parse(SafetensorsFile.load(file: MappedFile(path: path, populate: true)), weightsBytes: weightsBytes)
+            return try parse(SafetensorsFile.load(file: MappedFile(path: path, populate: populate)), weightsBytes: weightsBytes)
         } catch {
             return Loaded(entries: [:], ignored: "unreadable (\(error)); the weights are packed at load")
         }
+    }
+
+    /// What `inspect` shows of a package's cache: nil when it has none; else its layers and bytes
+    /// usable on this CPU, and why it is not used when it does not apply.
+    package static func describe(packageDirectory dir: String) -> (layers: Int, bytes: Int, ignored: String?)? {
+        let d = dir.hasSuffix("/") ? dir : dir + "/"
+        guard FileKind.of(d + fileName) == .regular else { return nil }
+        var st = stat()
+        guard stat(d + ModelPackage.weightsFile, &st) == 0 else { return (0, 0, "no weights file beside it") }
+        let loaded = read(packageDirectory: dir, weightsBytes: Int(st.st_size), populate: false)
+        return (loaded.entries.count, loaded.entries.values.reduce(0) { $0 + $1.count * 4 }, loaded.ignored)
     }
 
     private static func parse(_ file: SafetensorsFile, weightsBytes: Int) throws -> Loaded {

@@ -7,7 +7,9 @@ import BLSafetensors
 /// - `weights.safetensors`: every weight the graph declares, under the graph's names,
 /// - `metadata.json`: `{"format": "blconvert-model", "version": 1, "config": {...}, "source":
 ///   {"file", "sha256"}, "blconvert_version", "dtype", "optimized"}`, plus `"dtype_policy"` for
-///   float16 / bfloat16 packages.
+///   float16 / bfloat16 packages,
+/// - optionally `kernels.safetensors`: the kernel cache (the convolution weights prepared for the CPU
+///   kernels, see `KernelCache` in BLConvert), derived data that readers of the package ignore.
 ///
 /// Storage dtype: a float32 package stores every weight as float32. A float16 or bfloat16 package
 /// stores the convolution and linear weight matrices in that dtype (nearly all the bytes) and every

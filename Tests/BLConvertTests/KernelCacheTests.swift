@@ -62,6 +62,8 @@ import BLVNet
         let use = cached.kernelCacheUse
         #expect(use.layers == summary.kernelCache.layers && use.cached == use.layers)
         #expect(cached.kernelCacheIgnored == nil)
+        let described = try #require(KernelCache.describe(packageDirectory: package))
+        #expect(described.layers == use.cached && described.bytes == summary.kernelCache.bytes && described.ignored == nil)
         let withCache = try Self.logits(cached)
 
         // The same package without its cache packs at load: the same logits, bit for bit.
@@ -105,6 +107,7 @@ import BLVNet
         try Self.rewriteCache(package, metadata: set("kc", "9999"))
         var m = try load()
         #expect(m.kernelCacheUse.cached == 0 && (m.kernelCacheIgnored ?? "").contains("kc 9999"))
+        #expect(KernelCache.describe(packageDirectory: package)?.ignored == m.kernelCacheIgnored)
 
         // Made from another weights file.
         try restore()
