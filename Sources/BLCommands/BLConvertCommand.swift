@@ -14,6 +14,8 @@ package struct BLConvertCommand: ParsableCommand {
           blconvert inspect model.pth.tar            what a checkpoint holds (nothing
                                                      in it is executed)
           blconvert import model.pth.tar -o m.blc --frames 16
+          blconvert prepare m.blc                    the kernel cache for this CPU (a
+                                                     package made on another one)
           blconvert verify m.blc clip0.safetensors   parity against reference clips
           blconvert run m.blc frames/ --top 5        predictions for a folder of
                                                      frames or a clip tensor
@@ -28,8 +30,8 @@ package struct BLConvertCommand: ParsableCommand {
         corrupt or refused file, wrong arguments).
         """,
         version: BLConvertInfo.version,
-        subcommands: [Inspect.self, Extract.self, Import.self, GraphCommand.self, Verify.self, Run.self, Eval.self,
-                      EvalMerge.self, Frames.self, Bench.self]
+        subcommands: [Inspect.self, Extract.self, Import.self, Prepare.self, GraphCommand.self, Verify.self, Run.self,
+                      Eval.self, EvalMerge.self, Frames.self, Bench.self]
     )
 
     /// Parses the process's arguments, runs the subcommand and exits with the documented status:

@@ -7,7 +7,7 @@ import BLVNet
 import Foundation
 
 /// A bLVNet-TAM network ready to run on the CPU: loaded from a model package (written by
-/// ``Converter/importCheckpoint(_:to:precision:frames:optimize:overwrite:progress:)`` or `blconvert import`)
+/// ``Converter/importCheckpoint(_:to:precision:frames:optimize:overwrite:kernelCache:progress:)`` or `blconvert import`)
 /// or imported in memory from a PyTorch or HDF5 checkpoint.
 ///
 /// ```swift
@@ -119,7 +119,9 @@ public final class BLVNetModel: Sendable {
                                                weightConversion: conversion, precision: options.precision,
                                                kernelCache: kernelCache.entries) }
         self.kernelCacheIgnored = kernelCache.ignored
-        if let why = kernelCache.ignored { Warnings.emit("the package's kernel cache is not used: \(why)") }
+        if let why = kernelCache.ignored {
+            Warnings.emit("the package's kernel cache is not used: \(why) (`blconvert prepare PACKAGE` writes one for this CPU)")
+        }
         self.graph = graph
         self.weights = weights
         self.configuration = ModelConfiguration(config)

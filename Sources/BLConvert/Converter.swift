@@ -123,6 +123,32 @@ public enum Converter {
         }
     }
 
+    /// Writes (or replaces) the kernel cache of an existing float32 package for this CPU: what
+    /// ``importCheckpoint(_:to:precision:frames:optimize:overwrite:kernelCache:progress:)`` writes
+    /// on the CPU it runs on, for a package moved to a CPU with another kernel layout (whose loads
+    /// ignore the old cache and pack the weights each time). Written atomically beside the weights.
+    ///
+    /// - Returns: the layers and bytes written.
+    /// - Throws: for a path that is not a model package, a float16/bfloat16 package, or a CPU
+    ///   that does not run the packed kernels (no AVX-512).
+    @discardableResult
+    public static func writeKernelCache(package url: URL) throws(BLConvertError) -> (layers: Int, bytes: Int) {
+        let path = url.path
+        return try bridged { () throws -> (layers: Int, bytes: Int) in
+            guard ModelPackage.isPackage(path) else {
+                throw BLError(.invalidArgument, "not a model package (no metadata.json and graph.json): give a directory written by blconvert import", file: path)
+            }
+            guard CachedConvWeights.layout != nil else {
+                throw BLError(.unsupported, "this CPU does not run the packed kernels (AVX-512), which the kernel cache is for", file: path)
+            }
+            let p = try ModelPackage.read(path)
+            guard p.dtype == .float32 else {
+                throw BLError(.unsupported, "a kernel cache is for float32 packages; this one stores \(p.dtype.torchName) (its weights are widened per use)", file: path)
+            }
+            return try writeKernelCache(package: path)
+        }
+    }
+
     /// Writes the kernel cache of the float32 package just written at `path` (see `KernelCache`):
     /// its weights bound as a default float32 load binds them, then stored.
     static func writeKernelCache(package path: String) throws -> (layers: Int, bytes: Int) {

@@ -109,6 +109,17 @@ import BLVNet
         #expect(m.kernelCacheUse.cached == 0 && (m.kernelCacheIgnored ?? "").contains("kc 9999"))
         #expect(KernelCache.describe(packageDirectory: package)?.ignored == m.kernelCacheIgnored)
 
+        // `prepare` (library and command) writes one for this CPU in its place.
+        let prepared = try Converter.writeKernelCache(package: URL(fileURLWithPath: package))
+        m = try load()
+        #expect(prepared.layers == m.kernelCacheUse.layers && m.kernelCacheUse.cached == prepared.layers && m.kernelCacheIgnored == nil)
+        try Self.rewriteCache(package, metadata: set("kc", "9999"))
+        let r = CLI.run(["prepare", package, "--json"])
+        #expect(r.status == 0 && (try? JSONParser.parse(r.stdout))?["layers"]?.intValue == prepared.layers, "\(r.stdout) \(r.stderr)")
+        #expect(try load().kernelCacheUse.cached == prepared.layers)
+        let notPackage = CLI.run(["prepare", dir])
+        #expect(notPackage.status == 2 && notPackage.stderr.contains("not a model package"), "\(notPackage.stderr)")
+
         // Made from another weights file.
         try restore()
         try Self.rewriteCache(package, metadata: set("weights_bytes", "12"))
