@@ -44,7 +44,11 @@ package enum KernelCache {
         let path = (dir.hasSuffix("/") ? dir : dir + "/") + fileName
         guard FileKind.of(path) == .regular else { return Loaded(entries: [:], ignored: nil) }
         do {
-            return try parse(SafetensorsFile.load(file: MappedFile(path: path, populate: populate)), weightsBytes: weightsBytes)
+            let file = try SafetensorsFile.load(path: path)
+            let loaded = try parse(file, weightsBytes: weightsBytes)
+            // Read in only a cache that applies (a foreign one costs its header only).
+            if populate && !loaded.entries.isEmpty { file.file.populate() }
+            return loaded
         } catch {
             return Loaded(entries: [:], ignored: "unreadable (\(error)); the weights are packed at load")
         }

@@ -8,11 +8,7 @@ package final class MappedFile: @unchecked Sendable {
     /// Maps the regular file at `path`. A FIFO, socket or device is refused without blocking: the
     /// file is opened with `O_NONBLOCK` (an `open` of a FIFO with no writer would wait forever)
     /// and its type checked on the open descriptor, so nothing can swap it in between.
-    ///
-    /// With `populate`, the page tables are filled for the whole file at once (`MAP_POPULATE`),
-    /// reading it in: for files that are about to be read through (prepared weights), which
-    /// then take no page fault each.
-    package init(path: String, populate: Bool = false) throws {
+    package init(path: String) throws {
         self.path = path
         let fd = try MappedFile.openRegular(path)
         defer { close(fd) }
@@ -26,7 +22,7 @@ package final class MappedFile: @unchecked Sendable {
             mapped = false
             return
         }
-        guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE | (populate ? MAP_POPULATE : 0), fd, 0), p != MAP_FAILED else {
+        guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
             throw BLError(.io, "cannot map file: \(String(cString: strerror(errno)))", file: path)
         }
         bytes = UnsafeRawBufferPointer(start: UnsafeRawPointer(p), count: size)
