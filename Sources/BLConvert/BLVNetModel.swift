@@ -59,11 +59,7 @@ public final class BLVNetModel: Sendable {
         let p = try bridged { try ModelPackage.read(path) }
         // The package's kernel cache, when it can serve this run (float32 compute).
         var cache = KernelCache.Loaded(entries: [:], ignored: nil)
-        if options.precision == .float32 {
-            var st = stat()
-            let weightsFile = (path.hasSuffix("/") ? path : path + "/") + ModelPackage.weightsFile
-            if stat(weightsFile, &st) == 0 { cache = KernelCache.read(packageDirectory: path, weightsBytes: Int(st.st_size)) }
-        }
+        if options.precision == .float32 { cache = KernelCache.read(packageDirectory: path) }
         try self.init(graph: p.graph, weights: p.weights, config: p.config, dtype: p.dtype,
                       origin: .package(sourceFile: p.source?.fileName, sourceSHA256: p.source?.sha256),
                       package: p, options: options, kernelCache: cache)

@@ -156,10 +156,6 @@ public enum Converter {
         let written = try ModelPackage.read(path)
         let engine = try Engine(graph: written.graph, weights: written.weights, context: KernelContext(),
                                 precision: .float32)
-        var st = stat()
-        guard stat((path.hasSuffix("/") ? path : path + "/") + ModelPackage.weightsFile, &st) == 0 else {
-            throw BLError(.io, "cannot stat the weights just written", file: path)
-        }
-        return try KernelCache.write(engine, packageDirectory: path, weightsBytes: Int(st.st_size))
+        return try KernelCache.write(engine, packageDirectory: path)
     }
 }

@@ -38,11 +38,23 @@ package enum KernelCache {
         package var ignored: String?
     }
 
-    /// The cache of the package directory `dir` whose weights file is `weightsBytes` long, mapped
-    /// with its pages read in (`populate`) for a load that is about to use them.
-    package static func read(packageDirectory dir: String, weightsBytes: Int, populate: Bool = true) -> Loaded {
-        let path = (dir.hasSuffix("/") ? dir : dir + "/") + fileName
+    /// `name` inside the package directory `dir`.
+    private static func path(_ name: String, in dir: String) -> String { (dir.hasSuffix("/") ? dir : dir + "/") + name }
+
+    /// The size of the package's weights file, which a cache records and must match.
+    private static func weightsBytes(in dir: String) -> Int? {
+        var st = stat()
+        return stat(path(ModelPackage.weightsFile, in: dir), &st) == 0 ? Int(st.st_size) : nil
+    }
+
+    /// The cache of the package directory `dir`, mapped with its pages read in (`populate`) for
+    /// a load that is about to use them.
+    package static func read(packageDirectory dir: String, populate: Bool = true) -> Loaded {
+        let path = path(fileName, in: dir)
         guard FileKind.of(path) == .regular else { return Loaded(entries: [:], ignored: nil) }
+        guard let weightsBytes = weightsBytes(in: dir) else {
+            return Loaded(entries: [:], ignored: "no weights file beside it")
+        }
         do {
             let file = try SafetensorsFile.load(path: path)
             let loaded = try parse(file, weightsBytes: weightsBytes)
@@ -57,11 +69,8 @@ package enum KernelCache {
     /// What `inspect` shows of a package's cache: nil when it has none; else its layers and bytes
     /// usable on this CPU, and why it is not used when it does not apply.
     package static func describe(packageDirectory dir: String) -> (layers: Int, bytes: Int, ignored: String?)? {
-        let d = dir.hasSuffix("/") ? dir : dir + "/"
-        guard FileKind.of(d + fileName) == .regular else { return nil }
-        var st = stat()
-        guard stat(d + ModelPackage.weightsFile, &st) == 0 else { return (0, 0, "no weights file beside it") }
-        let loaded = read(packageDirectory: dir, weightsBytes: Int(st.st_size), populate: false)
+        guard FileKind.of(path(fileName, in: dir)) == .regular else { return nil }
+        let loaded = read(packageDirectory: dir, populate: false)
         return (loaded.entries.count, loaded.entries.values.reduce(0) { $0 + $1.count * 4 }, loaded.ignored)
     }
 
@@ -107,12 +116,15 @@ package enum KernelCache {
         return Loaded(entries: entries, ignored: nil)
     }
 
-    /// Writes the cache of `engine`'s float32 convolution weights into the package directory
-    /// `dir` (atomically: a temporary file renamed into place). Returns the layers and bytes
+    /// Writes the cache of `engine`'s float32 convolution weights (bound from the package's weights
+    /// file) into the package directory `dir` (atomically: a temporary file renamed into place). Returns the layers and bytes
     /// written; nothing is written (0, 0) where the packed kernels do not run.
     @discardableResult
-    package static func write(_ engine: Engine, packageDirectory dir: String, weightsBytes: Int) throws -> (layers: Int, bytes: Int) {
+    package static func write(_ engine: Engine, packageDirectory dir: String) throws -> (layers: Int, bytes: Int) {
         guard let here = CachedConvWeights.layout else { return (0, 0) }
+        guard let weightsBytes = weightsBytes(in: dir) else {
+            throw BLError(.io, "cannot stat the package's weights", file: path(ModelPackage.weightsFile, in: dir))
+        }
         let entries = engine.cacheableWeights
         guard !entries.isEmpty else { return (0, 0) }
         var layers: [(String, JSON)] = []
@@ -135,8 +147,7 @@ package enum KernelCache {
             ("format", format), ("version", version), ("layout", here.name), ("kc", String(here.kc)),
             ("weights_bytes", String(weightsBytes)), ("layers", JSON.object(layers).serialized()),
         ]
-        let path = (dir.hasSuffix("/") ? dir : dir + "/") + fileName
-        try SafetensorsWriter.write(declared, metadata: metadata, to: path) { name, _ in
+        try SafetensorsWriter.write(declared, metadata: metadata, to: path(fileName, in: dir)) { name, _ in
             guard let w = byName[name] else { throw BLError.invariant("kernel cache: no layer '\(name)'") }
             let storage = ByteStorage(slice: UnsafeRawBufferPointer(start: w.floats, count: w.count * 4), owner: w)
             return try Tensor(dtype: .float32, shape: [w.count], storage: storage)

@@ -4,15 +4,6 @@ extension MappedFile {
     /// is private and read-only, so its pages are never modified, and a page touched again is read
     /// back from the file (the page cache). Partial pages at either end are kept. A hint only:
     /// failures are ignored.
-    /// Fills the page tables for the whole mapping now, reading the file in
-    /// (`MADV_POPULATE_READ`; `MADV_WILLNEED` on kernels before 5.14): for a file about to be
-    /// read through (prepared weights), which then takes no page fault per 64 KiB.
-    package func populate() {
-        guard let base = bytes.baseAddress, count > 0 else { return }
-        let p = UnsafeMutableRawPointer(mutating: base)
-        if madvise(p, count, 22 /* MADV_POPULATE_READ */) != 0 { _ = madvise(p, count, MADV_WILLNEED) }
-    }
-
     package func release(_ range: Range<Int>) {
         guard let base = bytes.baseAddress, !range.isEmpty, range.lowerBound >= 0, range.upperBound <= count else { return }
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
@@ -23,6 +14,15 @@ extension MappedFile {
         let last = end / UInt(page) * UInt(page)
         guard first < last, let p = UnsafeMutableRawPointer(bitPattern: first) else { return }
         _ = madvise(p, Int(last - first), MADV_DONTNEED)
+    }
+
+    /// Fills the page tables for the whole mapping now, reading the file in
+    /// (`MADV_POPULATE_READ`; `MADV_WILLNEED` on kernels before 5.14): for a file about to be
+    /// read through (prepared weights), which then takes no page fault per 64 KiB.
+    package func populate() {
+        guard let base = bytes.baseAddress, count > 0 else { return }
+        let p = UnsafeMutableRawPointer(mutating: base)
+        if madvise(p, count, 22 /* MADV_POPULATE_READ */) != 0 { _ = madvise(p, count, MADV_WILLNEED) }
     }
 }
 

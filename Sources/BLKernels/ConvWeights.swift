@@ -182,19 +182,20 @@ package final class ConvWeights: @unchecked Sendable {
     /// What a kernel cache stores for these weights: float32 GEMM or Winograd layers only.
     package var cacheEntry: CachedConvWeights? {
         guard let packed else { return nil }
-        let kind: CachedConvWeights.Kind
+        let K = params.outChannels, C = params.inChannels
+        let kind: CachedConvWeights.Kind, count: Int
         switch path {
-        case .gemm: kind = .gemm
-        case .winograd(let m): kind = .winograd(tile: m)
+        case .gemm:
+            kind = .gemm
+            count = Int(cgemm_packed_a_floats(K, C * params.kernelH * params.kernelW))
+        case .winograd(let m):
+            kind = .winograd(tile: m)
+            count = Int(cgemm_wino_packed_u_floats(Int32(m), K, C))
         default: return nil
         }
-        let count = path == .gemm ? Int(cgemm_packed_a_floats(params.outChannels, params.inChannels * params.kernelH * params.kernelW))
-            : Int(cgemm_wino_packed_u_floats(Int32(tileOf(path)), params.outChannels, params.inChannels))
         return CachedConvWeights(kind: kind, kc: kc, winogradErrors: winogradErrors, floats: UnsafePointer(packed.floats),
                                  count: count, owner: packed)
     }
-
-    private func tileOf(_ p: Path) -> Int { if case .winograd(let m) = p { return m } else { return 0 } }
 
     /// Bytes of the packed form (0 for the BLAS and grouped paths).
     package var packedBytes: Int { (packed?.bytes ?? 0) + (directPairs?.bytes ?? 0) }

@@ -298,15 +298,21 @@ void cgemm_pack_a_bf16(long M, long K, const float *A, long lda, long kc, uint16
 
 // MARK: - Packing B from a convolution geometry
 
-/// Copies `n` floats (element stride 1 or 2, any other stride scalar) to d.
-TARGET static inline void copy_run(float *d, const float *src, long n, long stride) {
+/// Copies `n` floats (element stride 1 or 2, any other stride scalar) to d. With `whole` (a
+/// constant at each call, so the branch folds), strides 1 and 2 store whole vectors: up to 15
+/// floats past d + n are written (which the caller then overwrites, or has room for), sparing
+/// the masked stores.
+TARGET static inline void copy_run_to(float *d, const float *src, long n, long stride, int whole) {
     static const int evenIdx[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
     if (stride == 1) {
         long t = 0;
-        for (; t + 16 <= n; t += 16) _mm512_storeu_ps(d + t, _mm512_loadu_ps(src + t));
-        if (t < n) {
+        if (!whole)
+            for (; t + 16 <= n; t += 16) _mm512_storeu_ps(d + t, _mm512_loadu_ps(src + t));
+        for (; t < n; t += 16) {
             __mmask16 m = lanes(n - t);
-            _mm512_mask_storeu_ps(d + t, m, _mm512_maskz_loadu_ps(m, src + t));
+            __m512 v = _mm512_maskz_loadu_ps(m, src + t);
+            if (whole) _mm512_storeu_ps(d + t, v);
+            else _mm512_mask_storeu_ps(d + t, m, v);
         }
     } else if (stride == 2) {
         __m512i idx = _mm512_loadu_si512(evenIdx);
@@ -314,40 +320,26 @@ TARGET static inline void copy_run(float *d, const float *src, long n, long stri
             long c = min_l(16, n - t), span = 2 * c - 1;  // read only elements 0..2(c-1)
             __m512 lo = _mm512_maskz_loadu_ps(lanes(span), src + 2 * t);
             __m512 hi = _mm512_maskz_loadu_ps(lanes(span - 16), src + 2 * t + 16);
-            _mm512_mask_storeu_ps(d + t, lanes(c), _mm512_permutex2var_ps(lo, idx, hi));
+            __m512 v = _mm512_permutex2var_ps(lo, idx, hi);
+            if (whole) _mm512_storeu_ps(d + t, v);
+            else _mm512_mask_storeu_ps(d + t, lanes(c), v);
         }
     } else {
         for (long t = 0; t < n; t++) d[t] = src[t * stride];
     }
 }
 
-/// `copy_run` for stride 1 or 2 with whole-vector stores: writes up to 15 floats past d + n
-/// (which the caller then overwrites, or has room for).
-TARGET static inline void copy_run_over(float *d, const float *src, long n, long stride) {
-    static const int evenIdx[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
-    if (stride == 1) {
-        for (long t = 0; t < n; t += 16) _mm512_storeu_ps(d + t, _mm512_maskz_loadu_ps(lanes(n - t), src + t));
-    } else if (stride == 2) {
-        __m512i idx = _mm512_loadu_si512(evenIdx);
-        for (long t = 0; t < n; t += 16) {
-            long c = min_l(16, n - t), span = 2 * c - 1;
-            __m512 lo = _mm512_maskz_loadu_ps(lanes(span), src + 2 * t);
-            __m512 hi = _mm512_maskz_loadu_ps(lanes(span - 16), src + 2 * t + 16);
-            _mm512_storeu_ps(d + t, _mm512_permutex2var_ps(lo, idx, hi));
-        }
-    } else {
-        for (long t = 0; t < n; t++) d[t] = src[t * stride];
+TARGET static inline void copy_run(float *d, const float *src, long n, long stride) { copy_run_to(d, src, n, stride, 0); }
+
+/// Zeros `n` floats at d; with `whole`, as whole vectors (up to 15 floats past d + n).
+TARGET static inline void zero_run_to(float *d, long n, int whole) {
+    for (long t = 0; t < n; t += 16) {
+        if (whole) _mm512_storeu_ps(d + t, _mm512_setzero_ps());
+        else _mm512_mask_storeu_ps(d + t, lanes(n - t), _mm512_setzero_ps());
     }
 }
 
-/// `zero_run` with whole-vector stores (up to 15 floats past d + n).
-TARGET static inline void zero_run_over(float *d, long n) {
-    for (long t = 0; t < n; t += 16) _mm512_storeu_ps(d + t, _mm512_setzero_ps());
-}
-
-TARGET static inline void zero_run(float *d, long n) {
-    for (long t = 0; t < n; t += 16) _mm512_mask_storeu_ps(d + t, lanes(n - t), _mm512_setzero_ps());
-}
+TARGET static inline void zero_run(float *d, long n) { zero_run_to(d, n, 0); }
 
 /// Prefetches the cache lines of `n` floats from p (a panel row's source, one line per 16).
 TARGET static inline void prefetch_run(const float *p, long n) {
@@ -384,15 +376,42 @@ enum { MAX_COPY_OPS = 512 };
 /// overwrites them; past the last row they land here).
 enum { B_SLACK = 16 };
 
+/// The copies of tap t = i*kw + j for a panel's `count` segments (not pointwise): per segment,
+/// zeros for the output columns whose input row or column lies outside the image, the input run
+/// xo*sw + j - pw for the others (relative to the channel plane).
+static void tap_copies(const cgemm_src *s, const Segment *seg, long count, long t, CopyOp *op) {
+    long i = t / s->kw, j = t % s->kw, off = j - s->pw, sw = s->sw, W = s->W;
+    // Valid output columns for kernel column j: xo*sw + off in [0, W).
+    long ja = off >= 0 ? 0 : (-off + sw - 1) / sw;
+    long jb = W - 1 - off >= 0 ? (W - 1 - off) / sw + 1 : 0;
+    for (long g = 0; g < count; g++, op++) {
+        const Segment *e = &seg[g];
+        long iy = e->y * s->sh - s->ph + i;
+        op->lane = (int)e->lane;
+        op->src = 0;
+        if (iy < 0 || iy >= s->H) {
+            op->za = (int)e->len;
+            op->n = op->zb = 0;
+            continue;
+        }
+        long x0 = e->xo, x1 = e->xo + e->len;
+        long xa = min_l(max_l(ja, x0), x1), xb = min_l(max_l(jb, xa), x1);
+        op->za = (int)(xa - x0);
+        op->n = (int)(xb - xa);
+        op->zb = (int)(x1 - xb);
+        op->src = e->frame + iy * W + xa * sw + off;
+    }
+}
+
 TARGET_BF16 static void panels_to_bf16(const float *Bp, long kcs, long panels, uint16_t *Bh);
 
 /// Rows of float32 staged in L1 before they are converted, when packing straight to bfloat16.
 enum { BF16_STAGE_ROWS = 32 };
 
 /// Packs B[k0..<k0+kcs, n0..<n0+nc] of the tile `s` into NR-wide panels at Bp, zeroing the
-/// lanes past nc of the last panel. Panel by panel: its column segments, and for each kernel
-/// column j the part of each segment that reads inside the image, are found once; then its
-/// kcs rows are written in order, and the sources of the panels ahead are prefetched (the
+/// lanes past nc of the last panel. Panel by panel: its column segments, and for each tap the
+/// part of each segment that reads inside the image (`tap_copies`), are found once; then its
+/// kcs rows are written in order (whole vectors: the buffer needs `B_SLACK` floats behind it), and the sources of the panels ahead are prefetched (the
 /// input is usually cold: written by the previous layer and larger than the caches).
 ///
 /// With `Bh`, the panels are bfloat16 pair panels instead (as `panels_to_bf16` writes them, each
@@ -401,17 +420,9 @@ enum { BF16_STAGE_ROWS = 32 };
 /// float32 panel never makes the round trip through L2.
 TARGET static void pack_b_conv(const cgemm_src *s, long k0, long kcs, long n0, long nc, float *Bp, uint16_t *Bh) {
     long npf = s->rows * s->OW, plane = s->H * s->W, W = s->W;
-    long sh = s->sh, sw = s->sw, ph = s->ph, pw = s->pw, kw = s->kw, khw = s->kh * s->kw;
+    long sw = s->sw, kw = s->kw, khw = s->kh * s->kw;
     long ahead = prefetchChannels > 0 ? 2 * NR : 0;
     int pointwise = is_pointwise(s);
-    // Valid output columns per kernel column j: xo*sw + j - pw in [0, W).
-    long xlo[MAX_KW], xhi[MAX_KW];
-    int table = kw <= MAX_KW;
-    for (long j = 0; table && j < kw; j++) {
-        long off = j - pw;
-        xlo[j] = off >= 0 ? 0 : (-off + sw - 1) / sw;
-        xhi[j] = W - 1 - off >= 0 ? (W - 1 - off) / sw + 1 : 0;
-    }
     Segment seg[NR];
     CopyOp tab[MAX_COPY_OPS];
     for (long q0 = 0; q0 < nc; q0 += NR) {
@@ -434,29 +445,10 @@ TARGET static void pack_b_conv(const cgemm_src *s, long k0, long kcs, long n0, l
             q += g.len;
         }
         // Convolutions: each tap's copies for the panel's segments (they do not depend on the
-        // channel), tabulated once per panel when the table is small enough.
-        int tabled = !pointwise && table && khw * count <= MAX_COPY_OPS;
-        for (long t = 0; tabled && t < khw; t++) {
-            long ti = t / kw, tj = t % kw, off = tj - pw;
-            for (long g = 0; g < count; g++) {
-                const Segment *e = &seg[g];
-                CopyOp *op = tab + t * count + g;
-                long iy = e->y * sh - ph + ti;
-                op->lane = (int)e->lane;
-                op->src = 0;
-                if (iy < 0 || iy >= s->H) {
-                    op->za = (int)e->len;
-                    op->n = op->zb = 0;
-                    continue;
-                }
-                long x0 = e->xo, x1 = e->xo + e->len;
-                long xa = min_l(max_l(xlo[tj], x0), x1), xb = min_l(max_l(xhi[tj], xa), x1);
-                op->za = (int)(xa - x0);
-                op->n = (int)(xb - xa);
-                op->zb = (int)(x1 - xb);
-                op->src = e->frame + iy * W + xa * sw + off;
-            }
-        }
+        // channel), tabulated once per panel when every tap fits the table, else per row for
+        // the row's own tap (a tap's `count` <= NR copies always fit).
+        int allTaps = !pointwise && khw * count <= MAX_COPY_OPS;
+        for (long t = 0; allTaps && t < khw; t++) tap_copies(s, seg, count, t, tab + t * count);
         float *d = Bh ? Bp : Bp + (q0 / NR) * kcs * NR;
         uint16_t *dh = Bh ? Bh + (q0 / NR) * round_up(kcs, 2) * NR : 0;
         long c = k0 / khw, rem = k0 % khw, i = rem / kw, j = rem % kw;
@@ -467,56 +459,31 @@ TARGET static void pack_b_conv(const cgemm_src *s, long k0, long kcs, long n0, l
                 d = Bp;
             }
             const float *pl = s->x + c * plane;
-            long off = j - pw;
-            long ja = 0, jb = W;
-            if (!pointwise) {
-                if (table) {
-                    ja = xlo[j];
-                    jb = xhi[j];
-                } else {
-                    ja = off >= 0 ? 0 : (-off + sw - 1) / sw;
-                    jb = W - 1 - off >= 0 ? (W - 1 - off) / sw + 1 : 0;
+            if (pointwise) {
+                for (long g = 0; g < count; g++) {
+                    const Segment *e = &seg[g];
+                    const float *src = pl + e->frame + e->xo;
+                    if (ahead) prefetch_run(src + ahead, e->len);
+                    copy_run(d + e->lane, src, e->len, 1);
                 }
-            }
-            if (tabled) {
-                // The panel's copies for this tap, as tabulated above.
+            } else {
                 const CopyOp *op = tab + (i * kw + j) * count;
+                if (!allTaps) {
+                    tap_copies(s, seg, count, i * kw + j, tab);
+                    op = tab;
+                }
                 for (long g = 0; g < count; g++, op++) {
                     float *dd = d + op->lane;
-                    if (op->za) zero_run_over(dd, op->za);
+                    if (op->za) zero_run_to(dd, op->za, 1);
                     if (op->n) {
                         const float *src = pl + op->src;
                         if (ahead) prefetch_run(src + ahead * sw, op->n * sw);
-                        copy_run_over(dd + op->za, src, op->n, sw);
+                        copy_run_to(dd + op->za, src, op->n, sw, 1);
                     }
-                    if (op->zb) zero_run_over(dd + op->za + op->n, op->zb);
+                    if (op->zb) zero_run_to(dd + op->za + op->n, op->zb, 1);
                 }
-            } else
-            for (long g = 0; g < count; g++) {
-                const Segment *e = &seg[g];
-                float *dd = d + e->lane;
-                if (pointwise) {
-                    const float *src = pl + e->frame + e->xo;
-                    if (ahead) prefetch_run(src + ahead, e->len);
-                    copy_run(dd, src, e->len, 1);
-                    continue;
-                }
-                long iy = e->y * sh - ph + i;
-                if (iy < 0 || iy >= s->H) {
-                    zero_run(dd, e->len);
-                    continue;
-                }
-                long x0 = e->xo, x1 = e->xo + e->len;
-                long xa = min_l(max_l(ja, x0), x1), xb = min_l(max_l(jb, xa), x1);
-                if (xa > x0) zero_run(dd, xa - x0);
-                if (xb > xa) {
-                    const float *src = pl + e->frame + iy * W + xa * sw + off;
-                    if (ahead) prefetch_run(src + ahead * sw, (xb - xa) * sw);
-                    copy_run(dd + xa - x0, src, xb - xa, sw);
-                }
-                if (x1 > xb) zero_run(dd + xb - x0, x1 - xb);
             }
-            // After the copies: the tabled ones may have written past `width` (see copy_run_over).
+            // After the copies, which may have written past `width` (see copy_run_to).
             if (width < NR) zero_run(d + width, NR - width);
             if (++j == kw) {
                 j = 0;
