@@ -374,7 +374,12 @@ package final class Engine: @unchecked Sendable {
             throw BLError(.invalidArgument, String(format: "this input needs %.1f GiB of activation memory, more than the machine's %.1f GiB; use a smaller input",
                                                    Double(bytes) / 1073741824, Double(physical) / 1073741824))
         }
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        // Aligned to 2 MiB and marked for transparent huge pages (kernels in THP `madvise` mode
+        // give none otherwise): a first run then takes about 4k page faults instead of 21k on R50.
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 2 << 20)
+        #if os(Linux)
+        _ = madvise(raw, bytes, MADV_HUGEPAGE)
+        #endif
         let p = raw.bindMemory(to: Float.self, capacity: max(floats, 16))
         state.arena = p
         state.arenaFloats = max(floats, 16)
