@@ -43,7 +43,7 @@ asan() {
     $SWIFT build --build-tests --scratch-path .build-asan -Xswiftc -sanitize=address -Xcc -fsanitize=address 2>&1 | grep -v "Cannot export local symbol" | tail -2
     # Leak reports are off: Swift's lazily initialised globals live until exit by design.
     ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 .build-asan/debug/blconvertPackageTests.xctest --testing-library swift-testing \
-        --filter "PickleTests|TorchReaderTests|SafetensorsTests|CoreTests|HostileInputTests|HDF5Tests|KernelTests|EngineTests|importLoadPredictAndVerify|errorsCarryTheirData|VideoTests|importWritesACacheThatLoadingUses"
+        --filter "PickleTests|TorchReaderTests|SafetensorsTests|CoreTests|HostileInputTests|HDF5Tests|KernelTests|EngineTests|ConvChainTests|importLoadPredictAndVerify|errorsCarryTheirData|VideoTests|importWritesACacheThatLoadingUses"
 }
 
 tsan() {
@@ -52,7 +52,7 @@ tsan() {
     $SWIFT build -c release --build-tests --scratch-path .build-tsan -Xswiftc -enable-testing \
         -Xswiftc -sanitize=thread -Xcc -fsanitize=thread 2>&1 | tail -2
     TSAN_OPTIONS=halt_on_error=1 .build-tsan/release/blconvertPackageTests.xctest --testing-library swift-testing \
-        --filter "KernelTests|EngineTests|ModelPackageImportTests|importLoadPredictAndVerify|evaluateMatchesTheReference|EvalSamplingTests|prefetchingIsDeterministic|resultsDoNotDependOnWorkers|badVideosAreClearErrorsOrSkipped"
+        --filter "KernelTests|EngineTests|ConvChainTests|ModelPackageImportTests|importLoadPredictAndVerify|evaluateMatchesTheReference|EvalSamplingTests|prefetchingIsDeterministic|resultsDoNotDependOnWorkers|badVideosAreClearErrorsOrSkipped"
 }
 
 cross_arm64() {

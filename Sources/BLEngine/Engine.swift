@@ -28,6 +28,9 @@ package struct MemoryPlanSummary: Sendable, Equatable {
     package var splitTAMs: Int
     /// Nodes whose value is another's memory (frame reshapes, selections of duplicated frames).
     package var views: Int
+    /// Bottlenecks run frame by frame (`Kernels.convChain`; their intermediate values need no
+    /// activation memory).
+    package var convChains: Int = 0
 
     /// The whole arena: activations and scratch.
     package var totalBytes: Int { activationBytes + scratchBytes }
@@ -59,8 +62,7 @@ package final class Engine: @unchecked Sendable {
     private struct State {
         var plans: [PlanKey: ExecutionPlan] = [:]
         var fusions: [[Int]: Fusion] = [:]
-        var arena: UnsafeMutablePointer<Float>?
-        var arenaFloats = 0
+        var arena: HugePageRegion?
     }
     private let state = Locked(State())
 
@@ -115,8 +117,6 @@ package final class Engine: @unchecked Sendable {
         defaultFusion = Fusion(graph: graph, bound: bound, consumers: consumers, keep: [])
     }
 
-    deinit { state.withLock { $0.arena?.deallocate() } }
-
     /// Runs a clip `[N, T*C, H, W]` (float32; float64/float16/bfloat16 are converted). Returns the
     /// output tensor (`[N, classes]` float32 for a classifier).
     package func run(_ input: Tensor) throws -> Tensor {
@@ -163,7 +163,16 @@ package final class Engine: @unchecked Sendable {
         context.activate()
         var captured = [Int: Tensor]()
         for step in plan.steps {
-            if timings != nil {
+            if case let .convChain(convs, _, _) = step.kind, timings != nil {
+                // One timing per convolution: the step's wall time split as the workers' time was.
+                let split = Locked([Double](repeating: 0, count: convs.count))
+                let seconds = try MonotonicClock.measure { try execute(step, plan: plan, base: base, chainSeconds: split) }.seconds
+                let parts = split.withLock { $0 }, total = parts.reduce(0, +)
+                for (i, c) in convs.enumerated() {
+                    let share = total > 0 ? parts[i] / total : 1 / Double(convs.count)
+                    timings?.append(stepTiming(step, plan: plan, seconds: seconds * share, chainConv: c))
+                }
+            } else if timings != nil {
                 let seconds = try MonotonicClock.measure { try execute(step, plan: plan, base: base) }.seconds
                 timings?.append(stepTiming(step, plan: plan, seconds: seconds))
             } else {
@@ -191,7 +200,8 @@ package final class Engine: @unchecked Sendable {
     }
 
     /// The timing record of one executed step: its name, the nodes it computes and their MACs.
-    private func stepTiming(_ step: Step, plan: ExecutionPlan, seconds: Double) -> StepTiming {
+    /// For a chain, the record of its convolution `chainConv` (the last one with the `add`).
+    private func stepTiming(_ step: Step, plan: ExecutionPlan, seconds: Double, chainConv: Int? = nil) -> StepTiming {
         let name: String
         var nodes = [step.node]
         switch step.kind {
@@ -203,6 +213,10 @@ package final class Engine: @unchecked Sendable {
         case let .convRelu(c):
             name = "conv2d+relu"
             nodes = [c, step.node]
+        case let .convChain(convs, _, _):
+            let last = chainConv == convs.last
+            name = last ? "conv2d+add (chain)" : "conv2d (chain)"
+            nodes = last ? [chainConv ?? step.node, step.node] : [chainConv ?? step.node]
         case let .resizeAdd(z, _, _):
             name = "resizeNearest+add"
             nodes = [z, step.node]
@@ -252,8 +266,9 @@ package final class Engine: @unchecked Sendable {
                 if detail.isEmpty { detail = dims.map(String.init).joined(separator: "x") }
             }
         }
+        if case .convChain = step.kind, let p = path { path = p + ", frame by frame" }
         let origin = (nodes.first { graph.nodes[$0].origin != nil }).flatMap { graph.nodes[$0].origin }
-        return StepTiming(node: step.node, nodes: nodes, op: name, seconds: seconds, macs: macs,
+        return StepTiming(node: nodes.last ?? step.node, nodes: nodes, op: name, seconds: seconds, macs: macs,
                           origin: origin, detail: detail, kind: kind, path: path)
     }
 
@@ -304,11 +319,12 @@ package final class Engine: @unchecked Sendable {
     /// Details of the memory plan for an input size.
     package func memoryPlan(batch: Int, height: Int, width: Int) throws -> MemoryPlanSummary {
         let p = try state.withLock { try plan(batch: batch, height: height, width: width, capture: [], state: &$0) }
-        var convAdds = 0, convRelus = 0, resizeAdds = 0, dupTAMs = 0, splits = 0, views = 0
+        var convAdds = 0, convRelus = 0, resizeAdds = 0, dupTAMs = 0, splits = 0, views = 0, chains = 0
         for s in p.steps {
             switch s.kind {
             case .convAdd: convAdds += 1
             case .convRelu: convRelus += 1
+            case .convChain: chains += 1
             case .resizeAdd: resizeAdds += 1
             case let .tam(_, duplicated, even, _):
                 if duplicated { dupTAMs += 1 }
@@ -322,15 +338,12 @@ package final class Engine: @unchecked Sendable {
                                  unsharedActivationBytes: p.unsharedFloats * 4, blockCount: p.blockCount,
                                  stepCount: p.steps.count, fusedConvAdds: convAdds, fusedResizeAdds: resizeAdds, fusedConvRelus: convRelus,
                                  inPlaceTAMSplits: p.tamInPlace.count,
-                                 fusedDuplicateTAMs: dupTAMs, splitTAMs: splits, views: views)
+                                 fusedDuplicateTAMs: dupTAMs, splitTAMs: splits, views: views, convChains: chains)
     }
 
     /// Frees the arena and forgets the cached plans (the next run plans and allocates again).
     package func releaseMemory() {
-        state.withLock { state in
-            state.arena?.deallocate()
-            state = State()
-        }
+        state.withLock { $0 = State() }
     }
 
     // MARK: - Plans and arena
@@ -363,27 +376,23 @@ package final class Engine: @unchecked Sendable {
 
     /// The arena, grown (never shrunk) to at least `floats`.
     private func arenaPointer(floats: Int, state: inout State) throws -> UnsafeMutablePointer<Float> {
-        if let a = state.arena, state.arenaFloats >= floats { return a }
-        state.arena?.deallocate()
-        state.arena = nil
-        state.arenaFloats = 0
-        let (bytes, overflow) = max(floats, 16).multipliedReportingOverflow(by: 4)
+        let floats = max(floats, 16)
+        let (bytes, overflow) = floats.multipliedReportingOverflow(by: 4)
         guard !overflow else { throw BLError(.invalidArgument, "activation memory of \(floats) floats overflows") }
+        if let a = state.arena, a.count >= bytes { return a.base.assumingMemoryBound(to: Float.self) }
+        state.arena = nil
         let physical = ProcessInfo.processInfo.physicalMemory
         guard UInt64(bytes) <= physical else {
             throw BLError(.invalidArgument, String(format: "this input needs %.1f GiB of activation memory, more than the machine's %.1f GiB; use a smaller input",
                                                    Double(bytes) / 1073741824, Double(physical) / 1073741824))
         }
-        // Aligned to 2 MiB and marked for transparent huge pages (kernels in THP `madvise` mode
-        // give none otherwise): a first run then takes about 4k page faults instead of 21k on R50.
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 2 << 20)
-        #if os(Linux)
-        _ = madvise(raw, bytes, MADV_HUGEPAGE)
-        #endif
-        let p = raw.bindMemory(to: Float.self, capacity: max(floats, 16))
-        state.arena = p
-        state.arenaFloats = max(floats, 16)
-        return p
+        // Huge pages (kernels in THP `madvise` mode give none otherwise): a first run then takes
+        // about 4k page faults instead of 21k on R50.
+        guard let region = HugePageRegion(count: bytes) else {
+            throw BLError(.invalidArgument, String(format: "could not map %.1f MiB of activation memory", Double(bytes) / 1048576))
+        }
+        state.arena = region
+        return region.base.bindMemory(to: Float.self, capacity: floats)
     }
 
     private func copyOut(_ node: Int, plan: ExecutionPlan, base: UnsafeMutablePointer<Float>) throws -> Tensor {
@@ -447,7 +456,8 @@ package final class Engine: @unchecked Sendable {
         }
     }
 
-    private func execute(_ step: Step, plan: ExecutionPlan, base: UnsafeMutablePointer<Float>) throws {
+    private func execute(_ step: Step, plan: ExecutionPlan, base: UnsafeMutablePointer<Float>,
+                         chainSeconds: Locked<[Double]>? = nil) throws {
         let id = step.node
         let node = graph.nodes[id]
         /// The arena memory of node `x`'s value; a node without one (absorbed by a fusion, or
@@ -470,6 +480,16 @@ package final class Engine: @unchecked Sendable {
             let xin = graph.nodes[c].inputs[0], d = plan.dims[xin]
             try conv(value(xin), dims: d, params: p, weight: w, bias: bias, residual: value(r), relu: relu,
                      output: value(id), plan: plan, base: base)
+            return
+        case let .convChain(convs, r, relu):
+            let chain = try convs.map { c -> ChainConv in
+                guard case let .conv(_, .prepared(cw), bias, ownRelu) = bound[c] else { throw mismatch(c) }
+                return ChainConv(weights: cw, bias: bias?.pointer, relu: c == convs.last ? relu : ownRelu)
+            }
+            let xin = graph.nodes[convs[0]].inputs[0], d = plan.dims[xin]
+            try Kernels.convChain(value(xin), frames: d[0], height: d[2], width: d[3], convs: chain,
+                                  residual: value(r), output: value(id), scratch: convScratch,
+                                  scratchCount: plan.convScratchFloats, threadSeconds: chainSeconds, context: context)
             return
         case let .convRelu(c):
             guard case let .conv(p, w, bias, _) = bound[c] else { throw mismatch(c) }

@@ -19,6 +19,10 @@ enum StepKind: Equatable {
     /// writes the little-branch (`selectFrames .little`) and big-branch (`selectFrames .big`)
     /// frames straight into those two nodes' values and the TAM node has no value of its own.
     case tam(source: Int, duplicated: Bool, even: Int?, odd: Int?)
+    /// An `add` node computed by the chain of convolutions `convs` run frame by frame, the last
+    /// one adding `residual` (see `Kernels.convChain`); the convolutions get no steps and the
+    /// intermediate values no memory of their own.
+    case convChain(convs: [Int], residual: Int, relu: Bool)
     /// A node whose value is the value of `of` (no work): `framesFromChannels`, and `selectFrames`
     /// of a `duplicateFrames` (either parity gives back the frames that were duplicated).
     case view(of: Int)
@@ -40,6 +44,26 @@ struct Fusion {
     var kinds: [Int: StepKind] = [:]
     /// Nodes that get no step of their own (computed inside another node's step).
     var absorbed = Set<Int>()
+
+    /// A bottleneck the plan may run frame by frame (`StepKind.convChain`): convolutions
+    /// `convs` (each the only reader of the one before, the first two with their ReLU) ending in
+    /// the `add` node with `residual`. Whether it does depends on the input size (see
+    /// `ExecutionPlan`), so it is not applied here.
+    struct Chain {
+        let add: Int
+        let convs: [Int]
+        let residual: Int
+        let relu: Bool
+    }
+    var chains = [Chain]()
+
+    /// Applies `chain`: the `add` step runs it, its convolutions are absorbed, and a convolution
+    /// the `add` had absorbed as its residual (a downsample) gets its own step back.
+    mutating func apply(_ chain: Chain) {
+        if case let .convAdd(c, _, _)? = kinds[chain.add], !chain.convs.contains(c) { absorbed.remove(c) }
+        kinds[chain.add] = .convChain(convs: chain.convs, residual: chain.residual, relu: chain.relu)
+        absorbed.formUnion(chain.convs)
+    }
 
     /// - A conv (without its own ReLU) or a nearest resize is fused into the `add` that is its only consumer.
     /// - A conv (without its own ReLU) is fused into the `relu` that is its only consumer.
@@ -118,6 +142,26 @@ struct Fusion {
                 break
             }
         }
+        // Bottlenecks: conv(ReLU) -> conv(ReLU) -> conv -> add, packed weights throughout.
+        func packedConv(_ x: Int, relu: Bool) -> Bool {
+            guard case let .conv(p, .prepared(cw), _, r) = bound[x], r == relu, p.groups == 1 else { return false }
+            switch cw.path {
+            case .gemm, .gemmBF16, .winograd: return true
+            case .blas, .grouped: return false
+            }
+        }
+        for node in graph.nodes {
+            guard case .add(let relu) = node.op, node.inputs[0] != node.inputs[1], !keep.contains(node.id) else { continue }
+            for (c3, r) in [(node.inputs[0], node.inputs[1]), (node.inputs[1], node.inputs[0])] {
+                guard packedConv(c3, relu: false), consumers[c3].count == 1, !keep.contains(c3) else { continue }
+                let c2 = graph.nodes[c3].inputs[0]
+                guard packedConv(c2, relu: true), single(c2) else { continue }
+                let c1 = graph.nodes[c2].inputs[0]
+                guard packedConv(c1, relu: true), single(c1) else { continue }
+                chains.append(Chain(add: node.id, convs: [c1, c2, c3], residual: r, relu: relu))
+                break
+            }
+        }
     }
 
     /// Nodes a fusion may remove; capturing them changes the plan.
@@ -181,6 +225,25 @@ struct ExecutionPlan {
         self.dims = dims
         self.counts = counts
 
+        // Bottlenecks run frame by frame where every plane of the chain is large enough for a
+        // single-threaded GEMM (and there is a frame for every worker).
+        var fusion = fusion
+        var chainScratch = 0
+        for chain in fusion.chains where context.minChainPlane < Int.max {
+            let x = dims[graph.nodes[chain.convs[0]].inputs[0]]
+            guard x.count == 4, x[0] >= context.threads,
+                  chain.convs.allSatisfy({ dims[$0].count == 4 && dims[$0][2] * dims[$0][3] >= context.minChainPlane }) else { continue }
+            let convs = try chain.convs.map { c -> ChainConv in
+                guard case let .conv(_, .prepared(cw), bias, relu) = bound[c] else {
+                    throw BLError.invariant("chain at node \(chain.add): node \(c) is not a prepared convolution")
+                }
+                return ChainConv(weights: cw, bias: bias?.pointer, relu: c == chain.convs.last ? chain.relu : relu)
+            }
+            let t = try ConvChainTiling(convs, frames: x[0], height: x[2], width: x[3], context: context)
+            chainScratch = max(chainScratch, t.scratchCount)
+            fusion.apply(chain)
+        }
+
         // Steps, the values each writes and reads.
         var steps = [Step]()
         for node in graph.nodes where !fusion.absorbed.contains(node.id) {
@@ -191,6 +254,8 @@ struct ExecutionPlan {
                 (outputs, reads) = ([node.id], [graph.nodes[c].inputs[0], r])
             case let .convRelu(c):
                 (outputs, reads) = ([node.id], [graph.nodes[c].inputs[0]])
+            case let .convChain(convs, r, _):
+                (outputs, reads) = ([node.id], [graph.nodes[convs[0]].inputs[0], r])
             case let .resizeAdd(z, a, _):
                 (outputs, reads) = ([node.id], [graph.nodes[z].inputs[0], a])
             case let .tam(source, _, even, odd):
@@ -316,7 +381,7 @@ struct ExecutionPlan {
         }
 
         // Scratch.
-        var convScratch = 0, weightScratch = 0
+        var convScratch = chainScratch, weightScratch = 0
         for node in graph.nodes {
             switch bound[node.id] {
             case let .conv(p, w, _, _):

@@ -1,4 +1,6 @@
-/// The time of one step of a profiled run.
+/// The time of one step of a profiled run. A bottleneck run frame by frame (one step) gives one
+/// timing per convolution, `conv2d (chain)` and the last `conv2d+add (chain)`: the step's wall
+/// time shared as the workers' time on each convolution was.
 package struct StepTiming: Sendable, Equatable {
     /// The graph node the step runs at (for a fused step, the node whose value it produces).
     package var node: Int

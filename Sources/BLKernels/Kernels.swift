@@ -69,6 +69,10 @@ package struct KernelContext: Sendable, Equatable {
     /// Upper bound, in floats, of the scratch of one Winograd block shared by the workers (layers
     /// with fewer than two blocks per worker).
     package var winogradScratchBudget: Int
+    /// Bottlenecks (1x1, 3x3, 1x1 and the residual add) whose every output plane has at least
+    /// this many pixels run frame by frame, each worker a whole frame (`Kernels.convChain`);
+    /// `Int.max` turns that off.
+    package var minChainPlane: Int
 
     package init(threads: Int = ProcessInfo.processInfo.activeProcessorCount,
                 im2colBudget: Int = 1 << 20,
@@ -76,7 +80,7 @@ package struct KernelContext: Sendable, Equatable {
                 minGemmColumns: Int = 160,
                 minParallelElements: Int = 1 << 15, convParallelism: ConvParallelism = .tiles,
                 gemm: GemmBackend = .fromEnvironment, winogradBlockTiles: Int = 96,
-                winogradScratchBudget: Int = 1 << 22) {
+                winogradScratchBudget: Int = 1 << 22, minChainPlane: Int = ConvChainSwitch.fromEnvironment) {
         self.threads = max(1, threads)
         self.gemm = gemm
         self.convParallelism = convParallelism
@@ -86,6 +90,7 @@ package struct KernelContext: Sendable, Equatable {
         self.minParallelElements = max(1, minParallelElements)
         self.winogradBlockTiles = max(16, winogradBlockTiles)
         self.winogradScratchBudget = max(1, winogradScratchBudget)
+        self.minChainPlane = max(1, minChainPlane)
     }
 
     /// Threads OpenBLAS should run: 1 with `.tiles` (the kernels parallelize around single-threaded

@@ -193,36 +193,23 @@ package enum GraphPasses {
 }
 
 /// Anonymous memory handed out in 64-byte aligned slices that live as long as any tensor using
-/// them; the mapping asks for transparent huge pages.
+/// them; one huge-page region (at least 2 MiB, so it asks for transparent huge pages).
 final class WeightArena: @unchecked Sendable {
-    private let base: UnsafeMutableRawPointer
-    private let length: Int
-    private let start: Int
+    private let region: HugePageRegion
     private var used = 0
-    let capacity: Int
+    var capacity: Int { region.count }
 
     init?(capacity: Int) {
-        let huge = 2 << 20
-        guard capacity >= huge else { return nil }
-        let length = capacity + huge
-        guard let p = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED else { return nil }
-        base = p
-        self.length = length
-        start = (huge - Int(UInt(bitPattern: p) % UInt(huge))) % huge
-        self.capacity = capacity
-        #if os(Linux)
-        _ = madvise(p + start, capacity, MADV_HUGEPAGE)
-        #endif
+        guard capacity >= 2 << 20, let r = HugePageRegion(count: capacity) else { return nil }
+        region = r
     }
 
     /// A new slice of `count` bytes, or nil when the arena is used up.
     func take(_ count: Int) -> ByteStorage? {
         let size = (count + 63) / 64 * 64
         guard count > 0, used + size <= capacity else { return nil }
-        let slice = UnsafeRawBufferPointer(start: base + start + used, count: count)
+        let slice = UnsafeRawBufferPointer(start: region.base + used, count: count)
         used += size
         return ByteStorage(slice: slice, owner: self)
     }
-
-    deinit { munmap(base, length) }
 }

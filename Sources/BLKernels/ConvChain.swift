@@ -1,0 +1,137 @@
+import BLCore
+import Foundation
+
+/// The default of `KernelContext.minChainPlane`: 784 pixels (28x28), chosen by alternated
+/// profiles of R50 (planes of 14x14 gained nothing); `BLCONVERT_CHAIN=off` turns chains off and
+/// `BLCONVERT_CHAIN=N` sets the smallest plane, for comparing.
+package enum ConvChainSwitch {
+    package static let environmentVariable = "BLCONVERT_CHAIN"
+    package static let standardPlane = 784
+
+    package static let fromEnvironment: Int = {
+        guard let v = ProcessInfo.processInfo.environment[environmentVariable]?.lowercased() else { return standardPlane }
+        if v == "off" { return Int.max }
+        return Int(v).map { max(1, $0) } ?? standardPlane
+    }()
+}
+
+/// One convolution of a chain run frame by frame (see `Kernels.convChain`).
+package struct ChainConv: @unchecked Sendable {
+    package let weights: ConvWeights
+    package let bias: UnsafePointer<Float>?
+    /// ReLU after this convolution (for the last one: after the residual is added).
+    package let relu: Bool
+
+    package init(weights: ConvWeights, bias: UnsafePointer<Float>?, relu: Bool) {
+        self.weights = weights
+        self.bias = bias
+        self.relu = relu
+    }
+}
+
+/// The frame-wise run of a chain of convolutions: the output plane of each, and the floats one
+/// worker needs (every intermediate value of one frame, then the largest single-threaded
+/// convolution scratch of one frame).
+package struct ConvChainTiling: Sendable {
+    /// Input (channels, height, width) of each convolution, then the chain's output.
+    package let planes: [(channels: Int, height: Int, width: Int)]
+    /// Floats of each intermediate value of one frame (64-byte aligned), then of conv scratch.
+    let intermediateFloats: [Int]
+    let convScratchFloats: Int
+    let workers: Int
+    package var workerFloats: Int { intermediateFloats.reduce(0, +) + convScratchFloats }
+    package var scratchCount: Int { workers * workerFloats }
+
+    package init(_ convs: [ChainConv], frames: Int, height: Int, width: Int, context: KernelContext) throws {
+        guard convs.count >= 2 else { throw BLError(.invalidArgument, "convChain: needs two convolutions or more, found \(convs.count)") }
+        let serial = context.serialized
+        var planes = [(channels: Int, height: Int, width: Int)]()
+        var h = height, w = width, scratch = 0
+        for (i, c) in convs.enumerated() {
+            let p = c.weights.params
+            if i > 0, case let given = convs[i - 1].weights.params.outChannels, given != p.inChannels {
+                throw BLError(.invalidArgument, "convChain: convolution \(i) takes \(p.inChannels) channels, convolution \(i - 1) gives \(given)")
+            }
+            guard p.groups == 1 else { throw BLError(.invalidArgument, "convChain: convolution \(i) is grouped") }
+            switch c.weights.path {
+            case .gemm, .gemmBF16, .winograd: break
+            case .blas, .grouped: throw BLError(.invalidArgument, "convChain: convolution \(i) runs \(c.weights.path), not a packed kernel")
+            }
+            planes.append((p.inChannels, h, w))
+            scratch = max(scratch, try Kernels.conv2dScratchCount(c.weights, frames: 1, height: h, width: w, context: serial))
+            (h, w) = try p.outputSize(height: h, width: w)
+        }
+        planes.append((convs[convs.count - 1].weights.params.outChannels, h, w))
+        self.planes = planes
+        intermediateFloats = try planes[1..<(planes.count - 1)].map {
+            (try Check.product([$0.channels, $0.height, $0.width], in: "convChain") + 15) & ~15
+        }
+        convScratchFloats = (scratch + 15) & ~15
+        workers = max(1, min(context.threads, frames))
+    }
+}
+
+extension Kernels {
+    /// Runs convolutions `convs` one after another, frame by frame: each worker takes a whole
+    /// frame and runs every convolution of the chain on it single-threaded, the intermediate
+    /// values staying in its own scratch (in its core's caches) instead of going through memory
+    /// for all frames. The last convolution adds `residual` (laid out as `output`) before its
+    /// ReLU. `input` [frames, C, H, W]; `output` [frames, K, OH, OW]; `scratch` holds
+    /// `ConvChainTiling.scratchCount` floats and overlaps neither.
+    /// With `threadSeconds` (one entry per convolution), each convolution's time summed over the
+    /// workers is added to its entry (for profiles).
+    package static func convChain(_ input: UnsafePointer<Float>, frames: Int, height: Int, width: Int,
+                                  convs: [ChainConv], residual: UnsafePointer<Float>?,
+                                  output: UnsafeMutablePointer<Float>,
+                                  scratch: UnsafeMutablePointer<Float>?, scratchCount: Int,
+                                  threadSeconds: Locked<[Double]>? = nil,
+                                  context: KernelContext) throws {
+        let t = try ConvChainTiling(convs, frames: frames, height: height, width: width, context: context)
+        guard scratchCount >= t.scratchCount, let scratch else {
+            throw BLError(.invalidArgument, "convChain: scratch of \(scratchCount) floats, \(t.scratchCount) needed")
+        }
+        if frames == 0 { return }
+        context.ensureBLASThreads()
+        let serial = context.serialized
+        let xs = SharedPointer(input), os = SharedPointer(output), ss = SharedPointer(scratch)
+        let rs = residual.map { SharedPointer($0) }
+        let inFrame = t.planes[0].channels * t.planes[0].height * t.planes[0].width
+        let outPlane = t.planes[t.planes.count - 1]
+        let outFrame = outPlane.channels * outPlane.height * outPlane.width
+        let next = TileCounter()
+        let failure = Locked<BLError?>(nil)
+        @Sendable func work(_ worker: Int) {
+            let mine = ss.p + worker * t.workerFloats
+            let convScratch = t.convScratchFloats > 0 ? mine + t.intermediateFloats.reduce(0, +) : nil
+            var seconds = [Double](repeating: 0, count: threadSeconds == nil ? 0 : convs.count)
+            defer { if let threadSeconds { threadSeconds.withLock { for i in seconds.indices { $0[i] += seconds[i] } } } }
+            while let f = next.take(below: frames) {
+                var src = UnsafePointer(xs.p + f * inFrame)
+                var slot = mine
+                do {
+                    for (i, c) in convs.enumerated() {
+                        let last = i == convs.count - 1
+                        let dst = last ? os.p + f * outFrame : slot
+                        let plane = t.planes[i]
+                        let start = seconds.isEmpty ? 0 : MonotonicClock.seconds()
+                        try Kernels.conv2d(src, frames: 1, height: plane.height, width: plane.width, weights: c.weights,
+                                           bias: c.bias, residual: last ? rs.map { UnsafePointer($0.p + f * outFrame) } : nil,
+                                           relu: c.relu, output: dst, scratch: convScratch,
+                                           scratchCount: t.convScratchFloats, context: serial)
+                        if !seconds.isEmpty { seconds[i] += MonotonicClock.seconds() - start }
+                        if !last {
+                            src = UnsafePointer(slot)
+                            slot += t.intermediateFloats[i]
+                        }
+                    }
+                } catch {
+                    let e = error as? BLError ?? BLError(.internal, "convChain: \(error)")
+                    failure.withLock { if $0 == nil { $0 = e } }
+                    return
+                }
+            }
+        }
+        context.parallelParts(t.workers, parts: t.workers, work: Int.max) { worker, _, _ in work(worker) }
+        if let e = failure.withLock({ $0 }) { throw e }
+    }
+}
