@@ -163,8 +163,9 @@ package final class Engine: @unchecked Sendable {
         context.activate()
         var captured = [Int: Tensor]()
         for step in plan.steps {
-            if case let .convChain(convs, _, _) = step.kind, timings != nil {
+            if case let .convChain(chain, _, tail, _) = step.kind, timings != nil {
                 // One timing per convolution: the step's wall time split as the workers' time was.
+                let convs = chain + (tail.map { [$0] } ?? [])
                 let split = Locked([Double](repeating: 0, count: convs.count))
                 let seconds = try MonotonicClock.measure { try execute(step, plan: plan, base: base, chainSeconds: split) }.seconds
                 let parts = split.withLock { $0 }, total = parts.reduce(0, +)
@@ -213,8 +214,8 @@ package final class Engine: @unchecked Sendable {
         case let .convRelu(c):
             name = "conv2d+relu"
             nodes = [c, step.node]
-        case let .convChain(convs, _, _):
-            let last = chainConv == convs.last
+        case let .convChain(convs, _, tail, _):
+            let last = chainConv == (tail ?? convs.last)
             name = last ? "conv2d+add (chain)" : "conv2d (chain)"
             nodes = last ? [chainConv ?? step.node, step.node] : [chainConv ?? step.node]
         case let .resizeAdd(z, _, _):
@@ -481,14 +482,14 @@ package final class Engine: @unchecked Sendable {
             try conv(value(xin), dims: d, params: p, weight: w, bias: bias, residual: value(r), relu: relu,
                      output: value(id), plan: plan, base: base)
             return
-        case let .convChain(convs, r, relu):
-            let chain = try convs.map { c -> ChainConv in
-                guard case let .conv(_, .prepared(cw), bias, ownRelu) = bound[c] else { throw mismatch(c) }
-                return ChainConv(weights: cw, bias: bias?.pointer, relu: c == convs.last ? relu : ownRelu)
-            }
-            let xin = graph.nodes[convs[0]].inputs[0], d = plan.dims[xin]
-            try Kernels.convChain(value(xin), frames: d[0], height: d[2], width: d[3], convs: chain,
-                                  residual: value(r), output: value(id), scratch: convScratch,
+        case let .convChain(convs, r, tail, relu):
+            let chain = Fusion.Chain(add: id, convs: convs, residual: r, tail: tail, relu: relu)
+            let steps = try convs.map { try Fusion.chainConv($0, of: chain, bound: bound) }
+            let xin = graph.nodes[convs[0]].inputs[0], d = plan.dims[xin], rd = plan.dims[r]
+            let side = try tail.map { ChainTail(conv: try Fusion.chainConv($0, of: chain, bound: bound), input: try value(r),
+                                                 height: rd[2], width: rd[3]) }
+            try Kernels.convChain(value(xin), frames: d[0], height: d[2], width: d[3], convs: steps,
+                                  residual: tail == nil ? value(r) : nil, tail: side, output: value(id), scratch: convScratch,
                                   scratchCount: plan.convScratchFloats, threadSeconds: chainSeconds, context: context)
             return
         case let .convRelu(c):

@@ -20,9 +20,10 @@ enum StepKind: Equatable {
     /// frames straight into those two nodes' values and the TAM node has no value of its own.
     case tam(source: Int, duplicated: Bool, even: Int?, odd: Int?)
     /// An `add` node computed by the chain of convolutions `convs` run frame by frame, the last
-    /// one adding `residual` (see `Kernels.convChain`); the convolutions get no steps and the
-    /// intermediate values no memory of their own.
-    case convChain(convs: [Int], residual: Int, relu: Bool)
+    /// one adding `residual` (see `Kernels.convChain`); with `tail`, the convolution `tail` of
+    /// `residual` (a downsample) adds the chain's result instead. The convolutions get no steps
+    /// and the intermediate values no memory of their own.
+    case convChain(convs: [Int], residual: Int, tail: Int?, relu: Bool)
     /// A node whose value is the value of `of` (no work): `framesFromChannels`, and `selectFrames`
     /// of a `duplicateFrames` (either parity gives back the frames that were duplicated).
     case view(of: Int)
@@ -47,21 +48,30 @@ struct Fusion {
 
     /// A bottleneck the plan may run frame by frame (`StepKind.convChain`): convolutions
     /// `convs` (each the only reader of the one before, the first two with their ReLU) ending in
-    /// the `add` node with `residual`. Whether it does depends on the input size (see
-    /// `ExecutionPlan`), so it is not applied here.
+    /// the `add` node with `residual`, or with the convolution `tail` of `residual` when the
+    /// `add` had absorbed that one (a downsample). Whether it runs so depends on the input size
+    /// (see `ExecutionPlan`), so it is not applied here.
     struct Chain {
         let add: Int
         let convs: [Int]
         let residual: Int
+        let tail: Int?
         let relu: Bool
     }
     var chains = [Chain]()
 
-    /// Applies `chain`: the `add` step runs it, its convolutions are absorbed, and a convolution
-    /// the `add` had absorbed as its residual (a downsample) gets its own step back.
+    /// Convolution `c` of `chain` as the kernel runs it: the ReLU of the chain's end on the tail
+    /// (or on the last convolution without one), its own otherwise.
+    static func chainConv(_ c: Int, of chain: Chain, bound: [BoundOp]) throws -> ChainConv {
+        guard case let .conv(_, .prepared(cw), bias, relu) = bound[c] else {
+            throw BLError.invariant("chain at node \(chain.add): node \(c) is not a prepared convolution")
+        }
+        return ChainConv(weights: cw, bias: bias?.pointer, relu: c == (chain.tail ?? chain.convs.last) ? chain.relu : relu)
+    }
+
+    /// Applies `chain`: the `add` step runs it and its convolutions (the tail too) are absorbed.
     mutating func apply(_ chain: Chain) {
-        if case let .convAdd(c, _, _)? = kinds[chain.add], !chain.convs.contains(c) { absorbed.remove(c) }
-        kinds[chain.add] = .convChain(convs: chain.convs, residual: chain.residual, relu: chain.relu)
+        kinds[chain.add] = .convChain(convs: chain.convs, residual: chain.residual, tail: chain.tail, relu: chain.relu)
         absorbed.formUnion(chain.convs)
     }
 
@@ -158,7 +168,13 @@ struct Fusion {
                 guard packedConv(c2, relu: true), single(c2) else { continue }
                 let c1 = graph.nodes[c2].inputs[0]
                 guard packedConv(c1, relu: true), single(c1) else { continue }
-                chains.append(Chain(add: node.id, convs: [c1, c2, c3], residual: r, relu: relu))
+                // The other input a convolution the add absorbed (a downsample): the chain's tail.
+                if case let .convAdd(d, _, _)? = kinds[node.id], d == r {
+                    guard packedConv(d, relu: false) else { continue }
+                    chains.append(Chain(add: node.id, convs: [c1, c2, c3], residual: graph.nodes[d].inputs[0], tail: d, relu: relu))
+                } else {
+                    chains.append(Chain(add: node.id, convs: [c1, c2, c3], residual: r, tail: nil, relu: relu))
+                }
                 break
             }
         }
@@ -233,13 +249,13 @@ struct ExecutionPlan {
             let x = dims[graph.nodes[chain.convs[0]].inputs[0]]
             guard x.count == 4, x[0] >= context.threads,
                   chain.convs.allSatisfy({ dims[$0].count == 4 && dims[$0][2] * dims[$0][3] >= context.minChainPlane }) else { continue }
-            let convs = try chain.convs.map { c -> ChainConv in
-                guard case let .conv(_, .prepared(cw), bias, relu) = bound[c] else {
-                    throw BLError.invariant("chain at node \(chain.add): node \(c) is not a prepared convolution")
-                }
-                return ChainConv(weights: cw, bias: bias?.pointer, relu: c == chain.convs.last ? chain.relu : relu)
+            let convs = try chain.convs.map { try Fusion.chainConv($0, of: chain, bound: bound) }
+            let tail = try chain.tail.map { d -> (conv: ChainConv, height: Int, width: Int) in
+                let r = dims[chain.residual]
+                guard r.count == 4 else { throw BLError.invariant("chain at node \(chain.add): the tail's input is not an image") }
+                return (try Fusion.chainConv(d, of: chain, bound: bound), r[2], r[3])
             }
-            let t = try ConvChainTiling(convs, frames: x[0], height: x[2], width: x[3], context: context)
+            let t = try ConvChainTiling(convs, frames: x[0], height: x[2], width: x[3], tail: tail, context: context)
             chainScratch = max(chainScratch, t.scratchCount)
             fusion.apply(chain)
         }
@@ -254,7 +270,7 @@ struct ExecutionPlan {
                 (outputs, reads) = ([node.id], [graph.nodes[c].inputs[0], r])
             case let .convRelu(c):
                 (outputs, reads) = ([node.id], [graph.nodes[c].inputs[0]])
-            case let .convChain(convs, r, _):
+            case let .convChain(convs, r, _, _):
                 (outputs, reads) = ([node.id], [graph.nodes[convs[0]].inputs[0], r])
             case let .resizeAdd(z, a, _):
                 (outputs, reads) = ([node.id], [graph.nodes[z].inputs[0], a])

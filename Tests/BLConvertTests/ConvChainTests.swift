@@ -98,6 +98,61 @@ import BLGraph
         }
     }
 
+    /// A chain with a tail: act(ds(y) + c3(c2(c1(x)))), ds a 3x3 stride-2 convolution of another
+    /// input y (bLVNet's downsample of the block input), against the float64 oracle.
+    @Test(.enabled(if: ownKernel)) func chainWithATailMatchesTheOracle() throws {
+        let c = Case(frames: 3, height: 15, width: 17, c0: 24, c1: 8, c2: 40, stride: 2)
+        let ds = Conv2DParams(inChannels: 12, outChannels: 40, kernel: (3, 3), stride: (2, 2), padding: (1, 1))
+        var rng = SeededRandom(state: 77)
+        let ps = c.params
+        let x = rng.floats(c.frames * c.c0 * c.height * c.width, 0, 1)
+        let y = rng.floats(c.frames * 12 * c.height * c.width, 0, 1)
+        let ws = (ps + [ds]).map { p in rng.floats(p.weightCount, -0.3, 0.3) }
+        let bs = (ps + [ds]).map { rng.floats($0.outChannels, -0.5, 0.5) }
+        var cur = x, h = c.height, w = c.width
+        for (i, p) in ps.enumerated() {
+            let (oh, ow) = try p.outputSize(height: h, width: w)
+            var out = [Float](repeating: .nan, count: c.frames * p.outChannels * oh * ow)
+            try Kernels.conv2dNaive(cur, frames: c.frames, height: h, width: w, weight: ws[i], bias: bs[i], params: p,
+                                    residual: nil, relu: i < ps.count - 1, output: &out)
+            (cur, h, w) = (out, oh, ow)
+        }
+        var oracle = [Float](repeating: .nan, count: cur.count)
+        try Kernels.conv2dNaive(y, frames: c.frames, height: c.height, width: c.width, weight: ws[3], bias: bs[3], params: ds,
+                                residual: cur, relu: true, output: &oracle)
+        for (ci, context) in Self.contexts.enumerated() {
+            let prepared = try (ps + [ds]).enumerated().map { i, p in
+                try ws[i].withUnsafeBufferPointer { try ConvWeights.prepare($0.baseAddress!, owner: nil, params: p, context: context) }
+            }
+            var fast = [Float](repeating: .nan, count: oracle.count)
+            let biases = bs.map { b in UnsafeMutablePointer<Float>.allocate(capacity: b.count) }
+            defer { biases.forEach { $0.deallocate() } }
+            for (i, b) in bs.enumerated() { biases[i].initialize(from: b, count: b.count) }
+            let convs = (0..<3).map { ChainConv(weights: prepared[$0], bias: biases[$0], relu: $0 < 2) }
+            let tailConv = ChainConv(weights: prepared[3], bias: biases[3], relu: true)
+            let t = try ConvChainTiling(convs, frames: c.frames, height: c.height, width: c.width,
+                                        tail: (tailConv, c.height, c.width), context: context)
+            var scratch = [Float](repeating: .nan, count: t.scratchCount)
+            try y.withUnsafeBufferPointer { yp in
+                let tail = ChainTail(conv: tailConv, input: yp.baseAddress!, height: c.height, width: c.width)
+                try Kernels.convChain(x, frames: c.frames, height: c.height, width: c.width, convs: convs, residual: nil,
+                                      tail: tail, output: &fast, scratch: &scratch, scratchCount: t.scratchCount, context: context)
+                // A tail and a residual together are refused.
+                #expect(throws: BLError.self) {
+                    try Kernels.convChain(x, frames: c.frames, height: c.height, width: c.width, convs: convs, residual: yp.baseAddress,
+                                          tail: tail, output: &fast, scratch: &scratch, scratchCount: t.scratchCount, context: context)
+                }
+            }
+            let e = maxRelativeError(fast, oracle)
+            #expect(!fast.contains { $0.isNaN } && e <= 1e-5, "context \(ci): relative error \(e)")
+            // A tail whose output does not match the chain's is refused.
+            #expect(throws: BLError.self) {
+                _ = try ConvChainTiling(convs, frames: c.frames, height: c.height, width: c.width,
+                                        tail: (tailConv, c.height + 4, c.width), context: context)
+            }
+        }
+    }
+
     @Test(.enabled(if: ownKernel)) func mismatchedChainsAreRefused() throws {
         let a = Conv2DParams(inChannels: 8, outChannels: 16, kernel: (1, 1))
         let b = Conv2DParams(inChannels: 12, outChannels: 8, kernel: (1, 1))
@@ -114,8 +169,8 @@ import BLGraph
     }
 
     /// Two bottlenecks, the second with a downsample convolution on its residual (which the add
-    /// would otherwise absorb): with chains on, both run frame by frame and the downsample gets
-    /// its own step; results equal the naive executor's with chains on and off, a captured
+    /// absorbs): with chains on, both run frame by frame, the downsample as the second's tail;
+    /// results equal the naive executor's with chains on and off, a captured
     /// intermediate value turns its chain off, and the plan stays free of overlaps.
     @Test(.enabled(if: ownKernel)) func engineRunsBottlenecksFrameByFrame() throws {
         var g = Graph()
@@ -158,9 +213,9 @@ import BLGraph
             let plan = try engine.plan(batch: 2, height: 17, width: 19, capture: [])
             let kinds = Dictionary(uniqueKeysWithValues: plan.steps.map { ($0.node, $0.kind) })
             if plane == 1 {
-                #expect(kinds[aAdd] == .convChain(convs: [a1, a2, a3], residual: f, relu: true))
-                #expect(kinds[bAdd] == .convChain(convs: [b1, b2, b3], residual: ds, relu: true))
-                #expect(kinds[ds] == .node)
+                #expect(kinds[aAdd] == .convChain(convs: [a1, a2, a3], residual: f, tail: nil, relu: true))
+                #expect(kinds[bAdd] == .convChain(convs: [b1, b2, b3], residual: aAdd, tail: ds, relu: true))
+                #expect(kinds[ds] == nil && plan.offsets[ds] < 0 && plan.offsets[b3] < 0)
                 #expect(plan.offsets[a1] < 0 && plan.offsets[b2] < 0)
                 #expect(try engine.memoryPlan(batch: 2, height: 17, width: 19).convChains == 2)
             } else {
@@ -181,10 +236,10 @@ import BLGraph
             // A profile times each convolution of a chain by itself, with its kind.
             let profile = try engine.profileSteps(x)
             let chained = profile.steps.filter { $0.op.hasSuffix("(chain)") }
-            #expect(chained.map(\.node) == (plane == 1 ? [a1, a2, aAdd, b1, b2, bAdd] : []))
+            #expect(chained.map(\.node) == (plane == 1 ? [a1, a2, aAdd, b1, b2, b3, bAdd] : []))
             // (a.conv1 reads the input frames: the stem by the profile's rule.)
             let profiled = chained.map { ($0.kind ?? "").replacingOccurrences(of: " Winograd", with: "") }
-            #expect(profiled == (plane == 1 ? ["stem", "3x3 s1", "1x1", "1x1", "strided", "1x1"] : []))
+            #expect(profiled == (plane == 1 ? ["stem", "3x3 s1", "1x1", "1x1", "strided", "1x1", "strided"] : []))
             #expect(chained.allSatisfy { $0.seconds > 0 && $0.macs > 0 })
         }
     }
