@@ -32,8 +32,9 @@ struct Bench: ParsableCommand {
         (stride 1 or 2 across) that otherwise read it from zero-padded copies of
         their input rows ("GEMM direct" in --profile); BLCONVERT_CHAIN=off runs
         the bottlenecks (1x1, 3x3, 1x1 and the residual add) layer by layer instead
-        of frame by frame ("chain" in --profile; BLCONVERT_CHAIN=N: only those whose
-        planes have at least N pixels, 784 by default).
+        of frame by frame ("(chain)" steps, "frame by frame" paths in --profile;
+        BLCONVERT_CHAIN=N: only those whose planes have at least N pixels, 784 by
+        default).
 
         Examples:
           blconvert bench r50.blc --input 224x224 --threads 2 --runs 10 --peak

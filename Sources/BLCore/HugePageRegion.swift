@@ -3,7 +3,8 @@
 /// (`MADV_HUGEPAGE`): kernels whose THP mode is `madvise` give 4 KiB pages otherwise, and a large
 /// buffer written through then takes one page fault per 4 KiB instead of per 2 MiB.
 package final class HugePageRegion: @unchecked Sendable {
-    static let hugePage = 2 << 20
+    /// 2 MiB: the size from which a region asks for huge pages.
+    package static let hugePage = 2 << 20
     /// The first byte; 2 MiB aligned when `count >= 2 MiB`, page aligned otherwise.
     package let base: UnsafeMutableRawPointer
     /// Usable bytes from `base`.

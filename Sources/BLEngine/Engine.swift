@@ -30,7 +30,7 @@ package struct MemoryPlanSummary: Sendable, Equatable {
     package var views: Int
     /// Bottlenecks run frame by frame (`Kernels.convChain`; their intermediate values need no
     /// activation memory).
-    package var convChains: Int = 0
+    package var convChains: Int
 
     /// The whole arena: activations and scratch.
     package var totalBytes: Int { activationBytes + scratchBytes }

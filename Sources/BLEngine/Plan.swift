@@ -154,11 +154,8 @@ struct Fusion {
         }
         // Bottlenecks: conv(ReLU) -> conv(ReLU) -> conv -> add, packed weights throughout.
         func packedConv(_ x: Int, relu: Bool) -> Bool {
-            guard case let .conv(p, .prepared(cw), _, r) = bound[x], r == relu, p.groups == 1 else { return false }
-            switch cw.path {
-            case .gemm, .gemmBF16, .winograd: return true
-            case .blas, .grouped: return false
-            }
+            guard case let .conv(_, .prepared(cw), _, r) = bound[x], r == relu else { return false }
+            return cw.runsInChain
         }
         for node in graph.nodes {
             guard case .add(let relu) = node.op, node.inputs[0] != node.inputs[1], !keep.contains(node.id) else { continue }

@@ -15,6 +15,18 @@ package enum ConvChainSwitch {
     }()
 }
 
+extension ConvWeights {
+    /// Whether a chain may run these weights: ungrouped, on a packed kernel (GEMM, bf16 GEMM or
+    /// Winograd), which runs a single frame on one thread.
+    package var runsInChain: Bool {
+        guard params.groups == 1 else { return false }
+        switch path {
+        case .gemm, .gemmBF16, .winograd: return true
+        case .blas, .grouped: return false
+        }
+    }
+}
+
 /// One convolution of a chain run frame by frame (see `Kernels.convChain`).
 package struct ChainConv: @unchecked Sendable {
     package let weights: ConvWeights
@@ -69,10 +81,8 @@ package struct ConvChainTiling: Sendable {
         guard convs.count >= 2 else { throw BLError(.invalidArgument, "convChain: needs two convolutions or more, found \(convs.count)") }
         let serial = context.serialized
         func check(_ c: ChainConv, _ name: String) throws {
-            guard c.weights.params.groups == 1 else { throw BLError(.invalidArgument, "convChain: \(name) is grouped") }
-            switch c.weights.path {
-            case .gemm, .gemmBF16, .winograd: break
-            case .blas, .grouped: throw BLError(.invalidArgument, "convChain: \(name) runs \(c.weights.path), not a packed kernel")
+            guard c.weights.runsInChain else {
+                throw BLError(.invalidArgument, "convChain: \(name) runs \(c.weights.path) with \(c.weights.params.groups) group(s), not an ungrouped packed kernel")
             }
         }
         var planes = [(channels: Int, height: Int, width: Int)]()

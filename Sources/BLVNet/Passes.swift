@@ -200,7 +200,7 @@ final class WeightArena: @unchecked Sendable {
     var capacity: Int { region.count }
 
     init?(capacity: Int) {
-        guard capacity >= 2 << 20, let r = HugePageRegion(count: capacity) else { return nil }
+        guard capacity >= HugePageRegion.hugePage, let r = HugePageRegion(count: capacity) else { return nil }
         region = r
     }
 
