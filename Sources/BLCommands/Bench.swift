@@ -179,7 +179,7 @@ struct Bench: ParsableCommand {
         }
         var pathCounts: [String: Int] = [:]
         for p in r.paths { pathCounts[p.path.description, default: 0] += 1 }
-        let gemm = compute.compute == .bfloat16 ? "AVX512_BF16 (CGemm)" : Kernels.convolutionGemmName(kernels)
+        let gemm = compute.compute == .bfloat16 ? ComputePrecision.bfloat16KernelName : Kernels.convolutionGemmName(kernels)
         if json.json {
             var obj: [(String, JSON)] = [
                 ("model", .string(model.model)), ("config", .string(r.config)),

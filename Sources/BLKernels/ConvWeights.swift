@@ -8,13 +8,21 @@ package enum ComputePrecision: String, Sendable, Equatable, CaseIterable {
     case float32 = "f32"
     /// bfloat16 products, float32 sums: weights rounded to bfloat16 once, each layer's input
     /// rounded to bfloat16 as it is packed (round to nearest even), through AVX512_BF16
-    /// `vdpbf16ps`. Needs a CPU with AVX512_BF16. The convolutions the direct kernel takes (at
-    /// most 64 output channels, rows of at least 28 columns, stride 1 or 2 across) read their
-    /// input as bfloat16 channel pairs from padded row copies instead of packed panels.
+    /// `vdpbf16ps`, or on AMX tiles (`tdpbf16ps`) where the CPU has AMX-BF16 (unless
+    /// `BLCONVERT_AMX=off`). Needs a CPU with AVX512_BF16. Without AMX, the convolutions the
+    /// direct kernel takes (at most 64 output channels, rows of at least 28 columns, stride 1 or
+    /// 2 across) read their input as bfloat16 channel pairs from padded row copies instead of
+    /// packed panels.
     case bfloat16 = "bf16"
 
     /// Whether this CPU runs the bfloat16 kernels (AVX512_BF16, checked once).
     package static let bfloat16Available: Bool = cgemm_bf16_available() != 0
+
+    /// Whether the bfloat16 GEMM runs on AMX tiles (see `cgemm_amx_available`).
+    package static let bfloat16OnTiles: Bool = cgemm_amx_available() != 0
+
+    /// The bfloat16 kernels' name for reports: "AMX (CGemm)" or "AVX512_BF16 (CGemm)".
+    package static var bfloat16KernelName: String { bfloat16OnTiles ? "AMX (CGemm)" : "AVX512_BF16 (CGemm)" }
 
     /// Throws `.unsupported` when this CPU cannot compute in `self`.
     package func checkAvailable() throws {

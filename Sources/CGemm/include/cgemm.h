@@ -25,6 +25,10 @@ enum { CGEMM_MR = 8, CGEMM_NR = 48 };
 int cgemm_available(void);
 /// 1 when this CPU also runs the bfloat16 kernels (AVX512_BF16), 0 otherwise.
 int cgemm_bf16_available(void);
+/// 1 when the bfloat16 GEMM runs on AMX tiles (`tdpbf16ps`): the CPU has AMX-TILE and AMX-BF16,
+/// the kernel granted the tile state, and `BLCONVERT_AMX` is not `off` (read once). Fixed for
+/// the process: `cgemm_pack_a_bf16` packs A in the layout the kernels it selects read.
+int cgemm_amx_available(void);
 
 /// Cache-derived blocking, chosen once (CPUID leaf 0x8000001D / 4; sysconf otherwise).
 typedef struct {
